@@ -1,0 +1,3 @@
+"""jaxfp: JAX/Flax framework for wireless fingerprint positioning research."""
+
+__version__ = "0.1.0"

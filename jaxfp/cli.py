@@ -1,0 +1,94 @@
+"""The `jaxfp` command: thin parsing around data loading and `methods.X.train_and_evaluate`.
+
+    jaxfp data info PATH [--format F] [--json]
+    jaxfp run CONFIG[:ARG] --workdir DIR [--config.key=value ...]
+    jaxfp demo [--workdir DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+
+from jaxfp.eval.report import format_table
+
+
+def _data_info(args: argparse.Namespace) -> int:
+    from jaxfp.data.registry import detect_format, load
+
+    fmt = detect_format(args.path) if args.format == "auto" else args.format
+    parts = load(args.path, fmt)
+    summaries = {name: fs.summary() for name, fs in parts.items()}
+    if args.json:
+        print(json.dumps({"path": args.path, "format": fmt, "parts": summaries}, indent=2))
+        return 0
+    print(f"{args.path}  (format: {fmt}, {len(parts)} part{'s' * (len(parts) != 1)})")
+    columns = ["samples", "aps", "aps_ever_detected", "reference_points", "detected_per_sample_mean"]
+    columns += ["rss_dbm_min", "rss_dbm_max", "floors", "buildings"]
+    rows = {name: {c: s.get(c) for c in columns} for name, s in summaries.items()}
+    print(format_table(rows, columns))
+    total = sum(s["samples"] for s in summaries.values())
+    print(f"total samples: {total}")
+    return 0
+
+
+def _run(config_spec: str, workdir: str, overrides: Sequence[str]) -> int:
+    from jaxfp.config import apply_overrides, load_config
+    from jaxfp.methods import get_method
+
+    config = apply_overrides(load_config(config_spec), overrides)
+    get_method(config.method)(config, workdir)
+    print(f"outputs in {os.path.abspath(workdir)}")
+    return 0
+
+
+def _demo_config() -> str:
+    candidates = [
+        os.path.join(os.getcwd(), "experiments", "demo.py"),
+        os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "experiments", "demo.py"),
+    ]
+    for path in candidates:
+        if os.path.isfile(path):
+            return path
+    raise FileNotFoundError("experiments/demo.py not found; run `jaxfp demo` from the jaxfp checkout")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="jaxfp", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    data = sub.add_parser("data", help="inspect data sets").add_subparsers(dest="data_command", required=True)
+    info = data.add_parser("info", help="load, validate and summarise a data set")
+    info.add_argument("path")
+    info.add_argument("--format", default="auto")
+    info.add_argument("--json", action="store_true", help="print the summary as JSON")
+    run = sub.add_parser("run", help="run an experiment config; --config.key=value overrides")
+    run.add_argument("config", help="path to a config file, optionally CONFIG:ARG")
+    run.add_argument("--workdir", required=True)
+    demo = sub.add_parser("demo", help="kNN/WkNN on the shipped DSI1 set")
+    demo.add_argument("--workdir", default=os.path.join("runs", "demo"))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from jaxfp.data.types import DataFormatError
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    overrides = [a for a in argv if a.startswith("--config.")]
+    args = build_parser().parse_args([a for a in argv if not a.startswith("--config.")])
+    try:
+        if args.command == "data":
+            return _data_info(args)
+        if args.command == "run":
+            return _run(args.config, args.workdir, overrides)
+        return _run(_demo_config(), args.workdir, overrides)
+    except (DataFormatError, FileNotFoundError, KeyError, ValueError) as err:
+        message = err.args[0] if isinstance(err, KeyError) and err.args else err
+        print(f"jaxfp: error: {message}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

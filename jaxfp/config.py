@@ -1,0 +1,67 @@
+"""Experiment configs: load `get_config()` from a file and apply `--config.key=value` overrides.
+
+A config path may carry an argument after a colon (big_vision style): `experiments/knn_dsi1.py:test`.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import os
+from collections.abc import Sequence
+
+import ml_collections
+
+
+def load_config(spec: str) -> ml_collections.ConfigDict:
+    path, _, arg = spec.partition(":")
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path}: no such config file")
+    module_spec = importlib.util.spec_from_file_location(f"jaxfp_config_{abs(hash(path))}", path)
+    assert module_spec is not None and module_spec.loader is not None
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    if not hasattr(module, "get_config"):
+        raise AttributeError(f"{path}: expected a function get_config()")
+    config = module.get_config(arg) if arg else module.get_config()
+    if not isinstance(config, ml_collections.ConfigDict):
+        raise TypeError(f"{path}: get_config() must return an ml_collections.ConfigDict")
+    return config
+
+
+def _parse_value(text: str, current: object, key: str) -> object:
+    if isinstance(current, str):
+        return text
+    try:
+        value = ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        if current is None:
+            return text
+        raise ValueError(f"--config.{key}: could not parse {text!r} as {type(current).__name__}") from None
+    if isinstance(current, bool) and not isinstance(value, bool):
+        raise ValueError(f"--config.{key}: expected True or False, got {text!r}")
+    if isinstance(current, float) and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if isinstance(current, tuple) and isinstance(value, list):
+        value = tuple(value)
+    return value
+
+
+def apply_overrides(config: ml_collections.ConfigDict, overrides: Sequence[str]) -> ml_collections.ConfigDict:
+    """Apply `config.a.b=value` strings (the leading `--` already stripped or not)."""
+    for item in overrides:
+        body = item.removeprefix("--")
+        if not body.startswith("config.") or "=" not in body:
+            raise ValueError(f"{item!r}: expected --config.key=value")
+        key, _, text = body[len("config.") :].partition("=")
+        parent = config
+        *path, leaf = key.split(".")
+        for part in path:
+            if part not in parent:
+                raise KeyError(f"--config.{key}: no field {part!r}")
+            parent = parent[part]
+        if leaf not in parent:
+            raise KeyError(f"--config.{key}: no field {leaf!r}; fields are {sorted(parent.keys())}")
+        parent[leaf] = _parse_value(text, parent[leaf], key)
+    config.lock()
+    return config

@@ -1,0 +1,163 @@
+"""The UJI library long-term Wi-Fi set (Mendoza-Silva et al., Data 2018; doi 10.5281/zenodo.1066041).
+
+Layout (folder or zip): `.../db/MM/{trn,tst}NN{rss,crd,tms,ids}.csv`; row i of the four files is one
+fingerprint: RSS per AP (100 = not detected), x, y, floor, time YYYYMMDDhhmmssfff, sample id. Any
+month present in that layout loads (the full release has 25); nothing lists months by hand.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable
+
+import numpy as np
+
+from jaxfp.data.csv_io import read_numeric_csv, require_finite, require_integral
+from jaxfp.data.files import FileTree
+from jaxfp.data.types import DataFormatError, FingerprintSet, concat, from_raw, locate
+
+NOT_DETECTED = 100.0
+KINDS = ("trn", "tst")
+LONGTERM_MEMBER = re.compile(r"(?:^|/)db/(\d{2})/(trn|tst)(\d{2})(rss|crd|tms|ids)\.csv$")
+
+# The db Readme: most samples were taken with a Samsung Galaxy S3; training set 2 and test sets 6-10
+# of month 25 with a Samsung Galaxy A5 (2017).
+DEFAULT_DEVICE = "Samsung Galaxy S3"
+OTHER_DEVICE = "Samsung Galaxy A5 (2017)"
+
+
+def device_of(month: int, kind: str, number: int) -> str:
+    if month == 25 and ((kind == "trn" and number == 2) or (kind == "tst" and 6 <= number <= 10)):
+        return OTHER_DEVICE
+    return DEFAULT_DEVICE
+
+
+def index_longterm(tree: FileTree) -> dict[tuple[int, str, int], dict[str, str]]:
+    """{(month, kind, number): {'rss'|'crd'|'tms'|'ids': member name}} for every set in the tree."""
+    index: dict[tuple[int, str, int], dict[str, str]] = {}
+    for name in tree.names():
+        match = LONGTERM_MEMBER.search(name)
+        if match:
+            month, kind, number, what = match.groups()
+            index.setdefault((int(month), kind, int(number)), {})[what] = name
+    if not index:
+        raise DataFormatError(
+            f"{tree.path}: expected the long-term layout db/MM/{{trn,tst}}NN{{rss,crd,tms,ids}}.csv, "
+            "found no such files"
+        )
+    for key, files in index.items():
+        missing = sorted({"rss", "crd", "tms", "ids"} - set(files))
+        if missing:
+            month, kind, number = key
+            raise DataFormatError(
+                f"{tree.path}: set db/{month:02d}/{kind}{number:02d} lacks its "
+                f"{', '.join(m + ' file' for m in missing)}; expected rss, crd, tms and ids"
+            )
+    return index
+
+
+def parse_timestamps(text: str, source: str) -> np.ndarray:
+    """YYYYMMDDhhmmssfff lines -> float64 unix seconds (parsed as text: 17 digits exceed float64)."""
+    stamps = [line.strip() for line in text.splitlines() if line.strip()]
+    if not stamps:
+        raise DataFormatError(f"{source}: expected one timestamp per row, found none")
+    for row, stamp in enumerate(stamps, start=1):
+        if len(stamp) != 17 or not stamp.isdigit():
+            raise DataFormatError(
+                f"{locate(source, row)}: expected a timestamp YYYYMMDDhhmmssfff, found {stamp!r}"
+            )
+    digits = np.array([[int(c) for c in s] for s in stamps], np.int64)
+
+    def number(a: int, b: int) -> np.ndarray:
+        return digits[:, a:b] @ (10 ** np.arange(b - a - 1, -1, -1))
+
+    hour, minute, second, milli = number(8, 10), number(10, 12), number(12, 14), number(14, 17)
+    # The recordings contain second == 60 (e.g. month 02, tst03), so the clock part is added as a
+    # number of seconds rather than parsed as a calendar time.
+    bad_clock = (hour > 23) | (minute > 59) | (second > 60)
+    days = []
+    for row, stamp in enumerate(stamps, start=1):
+        try:
+            if bad_clock[row - 1]:
+                raise ValueError
+            days.append(np.datetime64(f"{stamp[:4]}-{stamp[4:6]}-{stamp[6:8]}", "D"))
+        except ValueError:
+            raise DataFormatError(
+                f"{locate(source, row)}: expected a valid date and time, found {stamp!r}"
+            ) from None
+    day_seconds = np.array(days).astype(np.int64).astype(np.float64) * 86400.0
+    return day_seconds + hour * 3600.0 + minute * 60.0 + second + milli / 1000.0
+
+
+def _load_one(tree: FileTree, key: tuple[int, str, int], files: dict[str, str]) -> FingerprintSet:
+    month, kind, number = key
+    src = {what: tree.describe(name) for what, name in files.items()}
+    _, raw = read_numeric_csv(tree.read_text(files["rss"]), src["rss"], header=False)
+    _, crd = read_numeric_csv(tree.read_text(files["crd"]), src["crd"], header=False, columns=3)
+    _, ids = read_numeric_csv(tree.read_text(files["ids"]), src["ids"], header=False, columns=1)
+    tms = parse_timestamps(tree.read_text(files["tms"]), src["tms"])
+    counts = {"rss": len(raw), "crd": len(crd), "tms": len(tms), "ids": len(ids)}
+    if len(set(counts.values())) != 1:
+        listed = ", ".join(f"{src[w]} has {c}" for w, c in counts.items())
+        raise DataFormatError(f"set db/{month:02d}/{kind}{number:02d}: expected equal row counts, {listed}")
+    n = len(raw)
+    return from_raw(
+        raw,
+        NOT_DETECTED,
+        [f"AP{i + 1:03d}" for i in range(raw.shape[1])],
+        xy=require_finite(crd[:, :2], src["crd"], "x, y", 1),
+        source=src["rss"],
+        floor=require_integral(crd[:, 2], src["crd"], "floor", 1),
+        timestamp=tms,
+        device=np.full(n, device_of(month, kind, number)),
+        domain={
+            "month": np.full(n, month, np.int64),
+            "set_kind": np.full(n, KINDS.index(kind), np.int64),
+            "set_number": np.full(n, number, np.int64),
+            "sample_id": require_integral(ids[:, 0], src["ids"], "id", 1),
+        },
+    )
+
+
+def load_longterm(
+    path: str | os.PathLike,
+    months: Iterable[int] | None = None,
+    kinds: Iterable[str] = KINDS,
+    numbers: Iterable[int] | None = None,
+) -> dict[str, FingerprintSet]:
+    """Sets keyed 'MM/trnNN' / 'MM/tstNN', filtered by month, kind and set number (None = all)."""
+    tree = FileTree(path)
+    index = index_longterm(tree)
+    kinds = tuple(kinds)
+    unknown = set(kinds) - set(KINDS)
+    if unknown:
+        raise DataFormatError(f"kinds: expected a subset of {KINDS}, got {sorted(unknown)}")
+    months = None if months is None else {int(m) for m in months}
+    numbers = None if numbers is None else {int(m) for m in numbers}
+    if months is not None:
+        absent = months - {m for m, _, _ in index}
+        if absent:
+            have = sorted({m for m, _, _ in index})
+            raise DataFormatError(f"{path}: months {sorted(absent)} requested, the set holds {have}")
+    selected = {
+        key: files
+        for key, files in sorted(index.items())
+        if (months is None or key[0] in months)
+        and key[1] in kinds
+        and (numbers is None or key[2] in numbers)
+    }
+    if not selected:
+        raise DataFormatError(f"{path}: no long-term sets match months={months} kinds={kinds}")
+    sets = {f"{m:02d}/{k}{n:02d}": _load_one(tree, (m, k, n), f) for (m, k, n), f in selected.items()}
+    widths = {fs.n_aps for fs in sets.values()}
+    if len(widths) > 1:
+        detail = ", ".join(f"{k}: {fs.n_aps}" for k, fs in sets.items() if fs.n_aps != min(widths))
+        raise DataFormatError(f"{path}: expected every set to have the same AP columns, {detail}")
+    return sets
+
+
+def load_longterm_month(path: str | os.PathLike, month: int, kind: str) -> FingerprintSet:
+    """All sets of one kind ('trn' or 'tst') of one month, stacked."""
+    sets = load_longterm(path, months=[month], kinds=[kind])
+    return concat(list(sets.values()), source=f"{path}:db/{month:02d}/{kind}*")

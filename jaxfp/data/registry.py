@@ -1,0 +1,70 @@
+"""One entry point that loads any supported set from a path, guessing the format when asked."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+from collections.abc import Callable
+
+from jaxfp.data.files import FileTree
+from jaxfp.data.longterm import LONGTERM_MEMBER, load_longterm
+from jaxfp.data.mat import load_mat
+from jaxfp.data.tabular import SOD_LABELS, UJI_LABELS, load_sodindoorloc, load_ujiindoorloc
+from jaxfp.data.types import DataFormatError, FingerprintSet, concat
+
+LOADERS: dict[str, Callable[..., dict[str, FingerprintSet]]] = {
+    "mat": load_mat,
+    "ujiindoorloc": load_ujiindoorloc,
+    "sodindoorloc": load_sodindoorloc,
+    "longterm": load_longterm,
+}
+
+
+def detect_format(path: str | os.PathLike) -> str:
+    """The loader name for `path`, from its extension, file names or CSV header."""
+    path = pathlib.Path(path)
+    if path.suffix.lower() == ".mat":
+        return "mat"
+    tree = FileTree(path)
+    names = tree.names()
+    if any(LONGTERM_MEMBER.search(n) for n in names):
+        return "longterm"
+    if any(pathlib.PurePosixPath(n).name == "trainingData.csv" for n in names):
+        return "ujiindoorloc"
+    csvs = [n for n in names if n.lower().endswith(".csv")]
+    if csvs:
+        header = tree.read_text(csvs[0]).split("\n", 1)[0]
+        columns = [c.strip().strip('"') for c in header.split(",")]
+        if tuple(columns[-len(UJI_LABELS) :]) == UJI_LABELS:
+            return "ujiindoorloc"
+        if tuple(columns[-len(SOD_LABELS) :]) == SOD_LABELS:
+            return "sodindoorloc"
+    raise DataFormatError(
+        f"{path}: could not recognise the format; expected a .mat of the Torres-Sospedra "
+        "collection, UJIIndoorLoc or SODIndoorLoc CSV, or the long-term db/MM/ layout"
+    )
+
+
+def load(path: str | os.PathLike, format: str = "auto", **options: object) -> dict[str, FingerprintSet]:
+    """Named parts of a data set (e.g. {'train', 'test'}), each a validated FingerprintSet."""
+    fmt = detect_format(path) if format == "auto" else format
+    if fmt not in LOADERS:
+        raise DataFormatError(f"format: expected one of {sorted(LOADERS)} or 'auto', got {fmt!r}")
+    return LOADERS[fmt](path, **options)
+
+
+def load_parts(
+    path: str | os.PathLike, parts: str | list[str], format: str = "auto", **options: object
+) -> FingerprintSet:
+    """The named parts of a set, stacked; `parts` may use a trailing '*' (e.g. '01/trn*')."""
+    sets = load(path, format, **options)
+    wanted = [parts] if isinstance(parts, str) else list(parts)
+    chosen = []
+    for pattern in wanted:
+        names = [
+            k for k in sets if k == pattern or (pattern.endswith("*") and k.startswith(pattern[:-1]))
+        ]
+        if not names:
+            raise DataFormatError(f"{path}: part {pattern!r} not found; parts are {sorted(sets)}")
+        chosen.extend(sets[k] for k in names)
+    return chosen[0] if len(chosen) == 1 else concat(chosen, source=f"{path}:{'+'.join(wanted)}")
