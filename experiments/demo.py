@@ -1,7 +1,7 @@
 """The demo: kNN and WkNN variants on DSI1, which the repo ships (data/DSI1.mat).
 
-    jaxfp demo --workdir runs/demo
-    jaxfp run experiments/demo.py --workdir runs/demo --config.variants.wknn3_positive.k=5
+jaxfp demo --workdir runs/demo
+jaxfp run experiments/demo.py --workdir runs/demo --config.variants.wknn3_positive.k=5
 """
 
 import os
@@ -17,7 +17,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
     c.method = "knn"
     c.seed = 0
-    c.query_chunk = 256
+    c.query_chunk = 128
     c.data = ml_collections.ConfigDict(
         dict(
             protocol="split",

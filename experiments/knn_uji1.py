@@ -19,7 +19,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
     c.method = "knn"
     c.seed = 0
-    c.query_chunk = 256
+    c.query_chunk = 128
     c.data = ml_collections.ConfigDict(
         dict(
             protocol="split",

@@ -1,8 +1,8 @@
 """The `jaxfp` command: thin parsing around data loading and `methods.X.train_and_evaluate`.
 
-    jaxfp data info PATH [--format F] [--json]
-    jaxfp run CONFIG[:ARG] --workdir DIR [--config.key=value ...]
-    jaxfp demo [--workdir DIR]
+jaxfp data info PATH [--format F] [--json]
+jaxfp run CONFIG[:ARG] --workdir DIR [--config.key=value ...]
+jaxfp demo [--workdir DIR]
 """
 
 from __future__ import annotations
@@ -26,7 +26,13 @@ def _data_info(args: argparse.Namespace) -> int:
         print(json.dumps({"path": args.path, "format": fmt, "parts": summaries}, indent=2))
         return 0
     print(f"{args.path}  (format: {fmt}, {len(parts)} part{'s' * (len(parts) != 1)})")
-    columns = ["samples", "aps", "aps_ever_detected", "reference_points", "detected_per_sample_mean"]
+    columns = [
+        "samples",
+        "aps",
+        "aps_ever_detected",
+        "reference_points",
+        "detected_per_sample_mean",
+    ]
     columns += ["rss_dbm_min", "rss_dbm_max", "floors", "buildings"]
     rows = {name: {c: s.get(c) for c in columns} for name, s in summaries.items()}
     print(format_table(rows, columns))
@@ -48,18 +54,24 @@ def _run(config_spec: str, workdir: str, overrides: Sequence[str]) -> int:
 def _demo_config() -> str:
     candidates = [
         os.path.join(os.getcwd(), "experiments", "demo.py"),
-        os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "experiments", "demo.py"),
+        os.path.join(
+            os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "experiments", "demo.py"
+        ),
     ]
     for path in candidates:
         if os.path.isfile(path):
             return path
-    raise FileNotFoundError("experiments/demo.py not found; run `jaxfp demo` from the jaxfp checkout")
+    raise FileNotFoundError(
+        "experiments/demo.py not found; run `jaxfp demo` from the jaxfp checkout"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="jaxfp", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    data = sub.add_parser("data", help="inspect data sets").add_subparsers(dest="data_command", required=True)
+    data = sub.add_parser("data", help="inspect data sets").add_subparsers(
+        dest="data_command", required=True
+    )
     info = data.add_parser("info", help="load, validate and summarise a data set")
     info.add_argument("path")
     info.add_argument("--format", default="auto")

@@ -37,7 +37,9 @@ def _parse_value(text: str, current: object, key: str) -> object:
     except (ValueError, SyntaxError):
         if current is None:
             return text
-        raise ValueError(f"--config.{key}: could not parse {text!r} as {type(current).__name__}") from None
+        raise ValueError(
+            f"--config.{key}: could not parse {text!r} as {type(current).__name__}"
+        ) from None
     if isinstance(current, bool) and not isinstance(value, bool):
         raise ValueError(f"--config.{key}: expected True or False, got {text!r}")
     if isinstance(current, float) and isinstance(value, int) and not isinstance(value, bool):
@@ -47,7 +49,9 @@ def _parse_value(text: str, current: object, key: str) -> object:
     return value
 
 
-def apply_overrides(config: ml_collections.ConfigDict, overrides: Sequence[str]) -> ml_collections.ConfigDict:
+def apply_overrides(
+    config: ml_collections.ConfigDict, overrides: Sequence[str]
+) -> ml_collections.ConfigDict:
     """Apply `config.a.b=value` strings (the leading `--` already stripped or not)."""
     for item in overrides:
         body = item.removeprefix("--")

@@ -21,7 +21,9 @@ class FileTree:
             try:
                 self._zip = zipfile.ZipFile(self.path)
             except zipfile.BadZipFile as err:
-                raise DataFormatError(f"{self.path}: expected a readable zip archive ({err})") from None
+                raise DataFormatError(
+                    f"{self.path}: expected a readable zip archive ({err})"
+                ) from None
             self._names = sorted(n for n in self._zip.namelist() if not n.endswith("/"))
         elif self.path.is_dir():
             self._names = sorted(

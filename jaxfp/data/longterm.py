@@ -100,7 +100,9 @@ def _load_one(tree: FileTree, key: tuple[int, str, int], files: dict[str, str]) 
     counts = {"rss": len(raw), "crd": len(crd), "tms": len(tms), "ids": len(ids)}
     if len(set(counts.values())) != 1:
         listed = ", ".join(f"{src[w]} has {c}" for w, c in counts.items())
-        raise DataFormatError(f"set db/{month:02d}/{kind}{number:02d}: expected equal row counts, {listed}")
+        raise DataFormatError(
+            f"set db/{month:02d}/{kind}{number:02d}: expected equal row counts, {listed}"
+        )
     n = len(raw)
     return from_raw(
         raw,
@@ -139,7 +141,9 @@ def load_longterm(
         absent = months - {m for m, _, _ in index}
         if absent:
             have = sorted({m for m, _, _ in index})
-            raise DataFormatError(f"{path}: months {sorted(absent)} requested, the set holds {have}")
+            raise DataFormatError(
+                f"{path}: months {sorted(absent)} requested, the set holds {have}"
+            )
     selected = {
         key: files
         for key, files in sorted(index.items())
@@ -149,7 +153,9 @@ def load_longterm(
     }
     if not selected:
         raise DataFormatError(f"{path}: no long-term sets match months={months} kinds={kinds}")
-    sets = {f"{m:02d}/{k}{n:02d}": _load_one(tree, (m, k, n), f) for (m, k, n), f in selected.items()}
+    sets = {
+        f"{m:02d}/{k}{n:02d}": _load_one(tree, (m, k, n), f) for (m, k, n), f in selected.items()
+    }
     widths = {fs.n_aps for fs in sets.values()}
     if len(widths) > 1:
         detail = ", ".join(f"{k}: {fs.n_aps}" for k, fs in sets.items() if fs.n_aps != min(widths))

@@ -45,7 +45,9 @@ def detect_format(path: str | os.PathLike) -> str:
     )
 
 
-def load(path: str | os.PathLike, format: str = "auto", **options: object) -> dict[str, FingerprintSet]:
+def load(
+    path: str | os.PathLike, format: str = "auto", **options: object
+) -> dict[str, FingerprintSet]:
     """Named parts of a data set (e.g. {'train', 'test'}), each a validated FingerprintSet."""
     fmt = detect_format(path) if format == "auto" else format
     if fmt not in LOADERS:
@@ -62,7 +64,9 @@ def load_parts(
     chosen = []
     for pattern in wanted:
         names = [
-            k for k in sets if k == pattern or (pattern.endswith("*") and k.startswith(pattern[:-1]))
+            k
+            for k in sets
+            if k == pattern or (pattern.endswith("*") and k.startswith(pattern[:-1]))
         ]
         if not names:
             raise DataFormatError(f"{path}: part {pattern!r} not found; parts are {sorted(sets)}")

@@ -12,7 +12,9 @@ from jaxfp.data.types import FingerprintSet
 def _check_fractions(fractions: Sequence[float]) -> np.ndarray:
     f = np.asarray(fractions, np.float64)
     if f.ndim != 1 or len(f) < 2 or (f <= 0).any() or not np.isclose(f.sum(), 1.0):
-        raise ValueError(f"fractions: expected two or more positive numbers summing to 1, got {fractions}")
+        raise ValueError(
+            f"fractions: expected two or more positive numbers summing to 1, got {fractions}"
+        )
     return f
 
 

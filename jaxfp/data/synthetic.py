@@ -175,7 +175,12 @@ def survey(world: World, samples_per_rp: int, seed: int, device: int = 0) -> Fin
 
 
 def walk(
-    world: World, n_steps: int, seed: int, speed_mps: float = 1.2, dt_s: float = 1.0, turn_std: float = 0.4
+    world: World,
+    n_steps: int,
+    seed: int,
+    speed_mps: float = 1.2,
+    dt_s: float = 1.0,
+    turn_std: float = 0.4,
 ) -> np.ndarray:
     """A walking trajectory (n_steps, 2) with persistent heading, reflected at the area's walls."""
     p, rng = world.params, np.random.default_rng(seed)
@@ -190,6 +195,10 @@ def walk(
         # Reflect into the area; flip the heading component that hit a wall.
         for axis in range(2):
             if pos[axis] < 0 or pos[axis] > size[axis]:
-                pos[axis] = np.clip(np.abs(pos[axis]) if pos[axis] < 0 else 2 * size[axis] - pos[axis], 0, size[axis])
+                pos[axis] = np.clip(
+                    np.abs(pos[axis]) if pos[axis] < 0 else 2 * size[axis] - pos[axis],
+                    0,
+                    size[axis],
+                )
                 heading = np.pi - heading if axis == 0 else -heading
     return out

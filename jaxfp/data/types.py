@@ -85,7 +85,9 @@ class FingerprintSet:
         fields.update({f"domain.{k}": v for k, v in self.domain.items()})
         return fields
 
-    def subset(self, index: np.ndarray | Sequence[int], source: str | None = None) -> FingerprintSet:
+    def subset(
+        self, index: np.ndarray | Sequence[int], source: str | None = None
+    ) -> FingerprintSet:
         """Rows `index` (integer indices or a boolean mask) as a new set."""
         index = np.asarray(index)
         taken = {
@@ -185,12 +187,18 @@ def validate(fs: FingerprintSet) -> None:
                 fail(name, "reference point ids")
             continue
         if values.shape != (n,) or values.dtype.kind != kind:
-            fail(name, f"an array of kind {kind!r} and shape {(n,)}, got {values.dtype} {values.shape}")
+            fail(
+                name,
+                f"an array of kind {kind!r} and shape {(n,)}, got {values.dtype} {values.shape}",
+            )
         if kind == "f" and not np.isfinite(values).all():
             fail(name, "finite values", int(np.argwhere(~np.isfinite(values))[0, 0]))
     for key, values in fs.domain.items():
         if values.shape != (n,) or values.dtype.kind != "i":
-            fail(f"domain.{key}", f"integer labels of shape {(n,)}, got {values.dtype} {values.shape}")
+            fail(
+                f"domain.{key}",
+                f"integer labels of shape {(n,)}, got {values.dtype} {values.shape}",
+            )
 
 
 def rp_ids_from_positions(*columns: np.ndarray | None) -> np.ndarray:
@@ -247,9 +255,7 @@ def check_raw_rss(
     if raw.ndim != 2 or raw.shape[0] == 0:
         raise DataFormatError(f"{source}: expected at least one fingerprint row, found none")
     if raw.shape[1] != len(ap_ids):
-        raise DataFormatError(
-            f"{source}: expected {len(ap_ids)} AP columns, found {raw.shape[1]}"
-        )
+        raise DataFormatError(f"{source}: expected {len(ap_ids)} AP columns, found {raw.shape[1]}")
     marker = raw == not_detected
     bad = ~np.isfinite(raw) | (~marker & ((raw < RSS_MIN_DBM) | (raw > RSS_MAX_DBM)))
     if bad.any():

@@ -14,7 +14,9 @@ def position_errors(predicted_xy: np.ndarray, true_xy: np.ndarray) -> np.ndarray
     """Euclidean 2-D error per sample (metres)."""
     predicted_xy, true_xy = np.asarray(predicted_xy, np.float64), np.asarray(true_xy, np.float64)
     if predicted_xy.shape != true_xy.shape or predicted_xy.shape[-1] != 2:
-        raise ValueError(f"expected two (n, 2) arrays, got {predicted_xy.shape} and {true_xy.shape}")
+        raise ValueError(
+            f"expected two (n, 2) arrays, got {predicted_xy.shape} and {true_xy.shape}"
+        )
     return np.linalg.norm(predicted_xy - true_xy, axis=-1)
 
 
@@ -39,7 +41,9 @@ def hit_rate(predicted: np.ndarray, true: np.ndarray) -> float:
     return float(np.mean(predicted == true))
 
 
-def region_success_rate(errors: np.ndarray, radius_m: float, floor_hit: np.ndarray | None = None) -> float:
+def region_success_rate(
+    errors: np.ndarray, radius_m: float, floor_hit: np.ndarray | None = None
+) -> float:
     """Share of estimates within `radius_m` of the truth (and on the right floor, if given)."""
     ok = np.asarray(errors) <= radius_m
     if floor_hit is not None:
@@ -107,6 +111,8 @@ def positioning_report(
         out["floor_hit_rate"] = float(floor_hit.mean())
     if predicted_building is not None and true_building is not None:
         out["building_hit_rate"] = hit_rate(predicted_building, true_building)
-    out[f"success_rate_{success_radius_m:g}m"] = region_success_rate(errors, success_radius_m, floor_hit)
+    out[f"success_rate_{success_radius_m:g}m"] = region_success_rate(
+        errors, success_radius_m, floor_hit
+    )
     out["n"] = int(errors.size)
     return out

@@ -41,7 +41,9 @@ def write_json(path: str | os.PathLike, obj: object) -> str:
     return os.fspath(path)
 
 
-def format_table(rows: Mapping[str, Mapping[str, object]], columns: Sequence[str] | None = None) -> str:
+def format_table(
+    rows: Mapping[str, Mapping[str, object]], columns: Sequence[str] | None = None
+) -> str:
     """A fixed-width text table: one row per name, one column per metric."""
     if not rows:
         return "(no results)"
@@ -52,7 +54,10 @@ def format_table(rows: Mapping[str, Mapping[str, object]], columns: Sequence[str
     widths = [max(len(str(x)) for x in col) for col in zip(header, *body, strict=True)]
 
     def line(cells: Sequence[str]) -> str:
-        return "  ".join(str(c).rjust(w) if i else str(c).ljust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True)))
+        return "  ".join(
+            str(c).rjust(w) if i else str(c).ljust(w)
+            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+        )
 
     rule = "-" * (sum(widths) + 2 * (len(widths) - 1))
     return "\n".join([line(header), rule, *(line(b) for b in body)])

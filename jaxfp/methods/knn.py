@@ -33,12 +33,16 @@ class KnnIndex(NamedTuple):
     representation: str
 
 
-def build_index(reference: FingerprintSet, representation: str, min_rss: float | None = None) -> KnnIndex:
+def build_index(
+    reference: FingerprintSet, representation: str, min_rss: float | None = None
+) -> KnnIndex:
     """Reference fingerprints in `representation`, ready for queries."""
     min_rss = fit_min_rss(reference.rss, reference.detected) if min_rss is None else float(min_rss)
     origin = reference.xy.mean(axis=0)
     floor = reference.floor if reference.floor is not None else np.zeros(reference.n, np.int64)
-    building = reference.building if reference.building is not None else np.zeros(reference.n, np.int64)
+    building = (
+        reference.building if reference.building is not None else np.zeros(reference.n, np.int64)
+    )
     floor_values, floor_idx = np.unique(floor, return_inverse=True)
     building_values, building_idx = np.unique(building, return_inverse=True)
     return KnnIndex(
@@ -54,7 +58,9 @@ def build_index(reference: FingerprintSet, representation: str, min_rss: float |
     )
 
 
-def pairwise_distance(queries: jax.Array, refs: jax.Array, metric: str, ref_block: int = 1024) -> jax.Array:
+def pairwise_distance(
+    queries: jax.Array, refs: jax.Array, metric: str, ref_block: int = 1024
+) -> jax.Array:
     """(q, R) distances; manhattan scans reference blocks to bound memory at q x block x d."""
     if metric == "euclidean":
         sq = (
@@ -93,10 +99,7 @@ def query_chunk(
     refs, ref_xy, ref_floor, ref_building = index_arrays
     dist = pairwise_distance(queries, refs, metric)
     neg_dist, nbr = jax.lax.top_k(-dist, k)
-    if weighted:
-        weights = 1.0 / (-neg_dist + 1e-6)
-    else:
-        weights = jnp.ones_like(neg_dist)
+    weights = 1.0 / (-neg_dist + 1e-6) if weighted else jnp.ones_like(neg_dist)
     weights = weights / jnp.sum(weights, -1, keepdims=True)
     xy = jnp.einsum("qk,qkc->qc", weights, ref_xy[nbr])
 
@@ -119,7 +122,7 @@ def predict(
     k: int,
     weighted: bool = True,
     metric: str = "euclidean",
-    chunk: int = 256,
+    chunk: int = 128,
 ) -> dict[str, np.ndarray]:
     """xy (float64, original frame), floor, building, neighbours for every query.
 

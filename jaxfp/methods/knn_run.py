@@ -50,7 +50,9 @@ def run_variant(
     """Fit, predict and score one kNN variant; returns (report, per-query errors)."""
     min_rss = variant.get("min_rss")
     index = build_index(reference, variant.representation, min_rss)
-    kwargs = dict(k=variant.k, weighted=variant.weighted, metric=variant.metric, chunk=config.query_chunk)
+    kwargs = dict(
+        k=variant.k, weighted=variant.weighted, metric=variant.metric, chunk=config.query_chunk
+    )
     predict(index, queries, **kwargs)  # compile outside the clock
     start = time.perf_counter()
     out = predict(index, queries, **kwargs)
@@ -131,7 +133,9 @@ def _longterm_protocol(config, workdir: str) -> dict[str, dict[str, float]]:
     return rows
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, dict[str, float]]:
+def train_and_evaluate(
+    config: ml_collections.ConfigDict, workdir: str
+) -> dict[str, dict[str, float]]:
     """Run the configured protocol, write results.json (and plots) into `workdir`, return the rows."""
     os.makedirs(workdir, exist_ok=True)
     if config.data.protocol == "split":
