@@ -115,6 +115,12 @@ class FingerprintSet:
             self, rss=rss, detected=detected, ap_ids=np.asarray(list(ap_ids), dtype=str)
         )
 
+    def aligned_to(self, reference: FingerprintSet) -> FingerprintSet:
+        """This set with `reference`'s AP columns (itself when they already match)."""
+        if self.n_aps == reference.n_aps and (self.ap_ids == reference.ap_ids).all():
+            return self
+        return self.select_aps(reference.ap_ids.tolist())
+
     def summary(self) -> dict[str, object]:
         """Counts a person checks against the source files."""
         out: dict[str, object] = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 
-METHODS = {"knn": "jaxfp.methods.knn_run"}
+METHODS = {"knn": "jaxfp.methods.knn_run", "mlp": "jaxfp.methods.mlp_regressor"}
 
 
 def get_method(name: str) -> Callable:

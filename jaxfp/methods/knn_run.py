@@ -74,9 +74,7 @@ def run_variant(
 def _split_protocol(config, workdir: str) -> dict[str, dict[str, float]]:
     data = config.data
     reference = load_parts(data.path, list(data.train), data.format)
-    queries = load_parts(data.path, list(data.test), data.format)
-    if queries.n_aps != reference.n_aps or (queries.ap_ids != reference.ap_ids).any():
-        queries = queries.select_aps(reference.ap_ids.tolist())
+    queries = load_parts(data.path, list(data.test), data.format).aligned_to(reference)
     rows, errors = {}, {}
     for name, variant in config.variants.items():
         rows[name], errors[name] = run_variant(reference, queries, variant, config)

@@ -1,0 +1,40 @@
+"""Shared training machinery: states, steps, the loop, checkpoints, logs, many runs at once."""
+
+from jaxfp.train.checkpoint import Checkpointer
+from jaxfp.train.distributed import maybe_initialize_distributed
+from jaxfp.train.logging import MetricWriter, read_metrics
+from jaxfp.train.loop import NonFiniteError, fit
+from jaxfp.train.members import fit_members
+from jaxfp.train.state import TrainState, create_train_state
+from jaxfp.train.steps import apply_gradients, make_eval_step, make_train_step, regression_loss
+from jaxfp.train.whole_run import (
+    WholeRun,
+    data_parallel_step,
+    make_train,
+    member_mesh,
+    train_members,
+)
+from jaxfp.train.workdir import ConfigMismatchError, prepare_workdir
+
+__all__ = [
+    "Checkpointer",
+    "ConfigMismatchError",
+    "MetricWriter",
+    "NonFiniteError",
+    "TrainState",
+    "WholeRun",
+    "apply_gradients",
+    "create_train_state",
+    "data_parallel_step",
+    "fit",
+    "fit_members",
+    "make_eval_step",
+    "make_train",
+    "make_train_step",
+    "maybe_initialize_distributed",
+    "member_mesh",
+    "prepare_workdir",
+    "read_metrics",
+    "regression_loss",
+    "train_members",
+]

@@ -1,0 +1,106 @@
+"""The training loop: resume, steps, logs, periodic evaluation and checkpoints, non-finite stop.
+
+config.train holds num_steps, log_every, eval_every, checkpoint_every, batch_size (for throughput)
+and optionally max_to_keep; config.seed makes the run key. A run restarted in the same workdir
+restores the last checkpoint (state, run key, step) and continues; batches come from `batch_at(step)`
+and per-step keys from folding the step into the run key, so a resumed run repeats an unbroken one.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import ml_collections
+import numpy as np
+from tqdm.auto import tqdm
+
+from jaxfp.train.checkpoint import Checkpointer
+from jaxfp.train.logging import MetricWriter
+from jaxfp.train.steps import Metrics, Step
+from jaxfp.train.workdir import prepare_workdir
+
+
+class NonFiniteError(FloatingPointError):
+    """A loss or gradient became NaN/inf; the message names the step and the last good checkpoint."""
+
+
+def fit(
+    config: ml_collections.ConfigDict,
+    workdir: str,
+    state: Any,
+    train_step: Step,
+    batch_at: Callable[[int], Any],
+    eval_fn: Callable[[Any], Metrics] | None = None,
+    block_each_step: bool = False,
+    desc: str = "train",
+) -> tuple[Any, list[dict[str, float]]]:
+    """Train `state` to config.train.num_steps; returns (state, evaluation history)."""
+    t = config.train
+    prepare_workdir(workdir, config)
+    checkpoints = Checkpointer(os.path.join(workdir, "checkpoints"), t.get("max_to_keep", 3))
+    writer = MetricWriter(workdir)
+    rng = jax.random.key(config.seed)
+    start = 0
+    restored = checkpoints.restore_latest(state)
+    if restored is not None:
+        state, rng, start = restored
+    writer.truncate_after(start)
+    evaluations: list[dict[str, float]] = []
+    pending: list[tuple[int, Metrics]] = []
+    bar = tqdm(total=t.num_steps, initial=start, desc=desc, unit="step", dynamic_ncols=True)
+    clock, clock_steps = time.perf_counter(), 0
+
+    def flush() -> None:
+        nonlocal clock, clock_steps
+        if not pending:
+            return
+        host = jax.device_get([m for _, m in pending])
+        for (step, _), metrics in zip(pending, host, strict=True):
+            if "finite" in metrics and not metrics["finite"]:
+                writer.write_scalars(step, metrics)
+                writer.flush()
+                bar.close()
+                last = checkpoints.latest_step()
+                raise NonFiniteError(
+                    f"step {step}: non-finite training signal (loss={metrics.get('loss')}, "
+                    f"grad_norm={metrics.get('grad_norm')}); training stopped, the state was not "
+                    f"updated; last good checkpoint: "
+                    f"{'step ' + str(last) if last is not None else 'none'} in {checkpoints.directory}"
+                )
+            writer.write_scalars(step, metrics)
+        writer.flush()
+        elapsed = time.perf_counter() - clock
+        rate = clock_steps * t.batch_size / elapsed if elapsed > 0 else float("nan")
+        bar.set_postfix(loss=f"{float(host[-1]['loss']):.4g}", samples_per_s=f"{rate:.0f}")
+        bar.update(len(pending))
+        pending.clear()
+        clock, clock_steps = time.perf_counter(), 0
+
+    try:
+        for step in range(start, t.num_steps):
+            state, metrics = train_step(state, batch_at(step), rng)
+            if block_each_step:
+                jax.block_until_ready(metrics)
+            done = step + 1
+            pending.append((done, metrics))
+            clock_steps += 1
+            last_step = done == t.num_steps
+            save = done % t.checkpoint_every == 0 or last_step
+            if done % t.log_every == 0 or save:
+                flush()
+            if eval_fn is not None and (done % t.eval_every == 0 or last_step):
+                scores = {k: float(np.asarray(v)) for k, v in eval_fn(state).items()}
+                writer.write_scalars(done, {f"eval/{k}": v for k, v in scores.items()})
+                evaluations.append({"step": done, **scores})
+            if save:
+                checkpoints.save(done, state, rng)
+        flush()
+    finally:
+        bar.close()
+        writer.close()
+        checkpoints.close()
+    return state, evaluations

@@ -1,0 +1,115 @@
+"""Many members (seeds or ensemble members) trained as one sharded program, checkpointed per call.
+
+Each call of the compiled program runs config.train.epochs_per_call epochs for every member; the
+stacked carry is saved after each call, so a killed run resumes at the last finished call and ends
+with the same parameters as an unbroken one. Members are sharded over devices (no collectives).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
+from tqdm.auto import tqdm
+
+from jaxfp.train.checkpoint import Checkpointer
+from jaxfp.train.logging import MetricWriter
+from jaxfp.train.loop import NonFiniteError
+from jaxfp.train.whole_run import WholeRun, member_mesh
+from jaxfp.train.workdir import prepare_workdir
+
+
+def fit_members(
+    config: ml_collections.ConfigDict,
+    workdir: str,
+    run: WholeRun,
+    rngs: jax.Array,
+    eval_fn: Callable[[Any], dict[str, jax.Array]] | None = None,
+    desc: str = "members",
+) -> tuple[Any, list[dict[str, object]]]:
+    """Train every member to config.train.num_epochs; returns (stacked final state, evaluations).
+
+    `eval_fn(stacked_state)` returns per-member arrays of shape (members,).
+    """
+    t = config.train
+    n_members = rngs.shape[0]
+    prepare_workdir(workdir, config)
+    mesh = member_mesh(n_members)
+    sharded = NamedSharding(mesh, P("members"))
+    replicated = NamedSharding(mesh, P())
+    init = jax.jit(jax.vmap(run.init), in_shardings=sharded, out_shardings=sharded)
+    run_epochs = jax.jit(
+        jax.vmap(run.run_epochs, in_axes=(0, None)),
+        in_shardings=(sharded, replicated),
+        out_shardings=sharded,
+        donate_argnums=(0,),
+    )
+    checkpoints = Checkpointer(os.path.join(workdir, "checkpoints"), t.get("max_to_keep", 3))
+    writer = MetricWriter(workdir)
+    carry = init(jax.device_put(rngs, sharded))
+    run_key, first_epoch = jax.random.key(config.seed), 0
+    restored = checkpoints.restore_latest(carry)
+    if restored is not None:
+        carry, run_key, first_epoch = restored
+    evaluations: list[dict[str, object]] = []
+    bar = tqdm(total=t.num_epochs, initial=first_epoch, desc=desc, unit="epoch", dynamic_ncols=True)
+    try:
+        steps_done = None
+        for first in range(first_epoch, t.num_epochs, t.epochs_per_call):
+            carry, metrics = run_epochs(carry, jnp.asarray(first, jnp.int32))
+            host = jax.device_get(metrics)  # each (members, steps of this call)
+            steps = next(iter(host.values())).shape[1]
+            steps_per_epoch = steps // t.epochs_per_call
+            if steps_done is None:
+                steps_done = first * steps_per_epoch
+                writer.truncate_after(steps_done)
+            _write_member_steps(writer, host, steps_done, checkpoints)
+            steps_done += steps
+            epochs_done = first + t.epochs_per_call
+            if eval_fn is not None:
+                scores = {k: np.asarray(v) for k, v in jax.device_get(eval_fn(carry[0])).items()}
+                record: dict[str, object] = {"epoch": epochs_done, "step": steps_done}
+                for name, values in scores.items():
+                    record[name] = values.tolist()
+                    writer.write_scalars(steps_done, {f"eval/{name}/mean": values.mean()})
+                    for i, value in enumerate(values):
+                        writer.write_scalars(steps_done, {f"eval/{name}/member_{i}": value})
+                evaluations.append(record)
+            writer.flush()
+            checkpoints.save(epochs_done, carry, run_key)
+            bar.set_postfix(loss=f"{float(host['loss'][:, -1].mean()):.4g}")
+            bar.update(t.epochs_per_call)
+    finally:
+        bar.close()
+        writer.close()
+        checkpoints.close()
+    return carry[0], evaluations
+
+
+def _write_member_steps(
+    writer: MetricWriter, host: dict[str, np.ndarray], steps_done: int, checkpoints: Checkpointer
+) -> None:
+    finite = host.get("finite")
+    if finite is not None and not finite.all():
+        member, step = np.argwhere(finite == 0)[0]
+        last = checkpoints.latest_step()
+        raise NonFiniteError(
+            f"member {member}, step {steps_done + step + 1}: non-finite loss or gradient "
+            f"(loss={host['loss'][member, step]}); stopped; last good checkpoint: "
+            f"{'epoch ' + str(last) if last is not None else 'none'} in {checkpoints.directory}"
+        )
+    steps = next(iter(host.values())).shape[1]
+    for s in range(steps):
+        scalars: dict[str, object] = {}
+        for name, values in host.items():
+            scalars[f"{name}/mean"] = values[:, s].mean()
+            if name == "loss":
+                scalars.update({f"loss/member_{i}": v for i, v in enumerate(values[:, s])})
+        writer.write_scalars(steps_done + s + 1, scalars)

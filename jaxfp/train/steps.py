@@ -1,0 +1,93 @@
+"""Pure train/eval steps: `state, metrics = step(state, batch, rng)`, the step folded into the key.
+
+A loss function has the signature `loss_fn(params, state, batch, key) -> (loss, (metrics, batch_stats))`
+(batch_stats None when the net has none); it receives the per-step key for dropout and noise.
+A step whose loss or gradient is not finite leaves the state unchanged and reports `finite = 0`, so
+the loop can stop with the last good parameters intact.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from jaxfp.train.state import TrainState
+
+Metrics = dict[str, jax.Array]
+LossFn = Callable[[Any, TrainState, Any, jax.Array], tuple[jax.Array, tuple[Metrics, Any]]]
+Step = Callable[[TrainState, Any, jax.Array], tuple[TrainState, Metrics]]
+
+
+def apply_gradients(
+    state: TrainState, grads: Any, loss: jax.Array, batch_stats: Any = None
+) -> tuple[TrainState, Metrics]:
+    """Update `state` unless loss or gradients are non-finite; return norms for the logs."""
+    grad_norm = optax.tree.norm(grads)
+    finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
+    updates, opt_state = state.tx.update(grads, state.opt_state, state.params)
+    updated = state.replace(params=optax.apply_updates(state.params, updates), opt_state=opt_state)
+    if batch_stats is not None:
+        updated = updated.replace(batch_stats=batch_stats)
+    update_norm = optax.tree.norm(updates)
+    # Keep the old state on a bad step; only the step counter moves on.
+    kept = jax.tree.map(lambda new, old: jnp.where(finite, new, old), updated, state)
+    kept = kept.replace(step=state.step + 1)
+    norms = {
+        "grad_norm": grad_norm,
+        "param_norm": optax.tree.norm(kept.params),
+        "update_norm": jnp.where(finite, update_norm, 0.0),
+        "finite": finite.astype(jnp.float32),
+    }
+    return kept, norms
+
+
+def make_train_step(loss_fn: LossFn, jit: bool = True, donate: bool = True) -> Step:
+    """A supervised step around `loss_fn`; jitted with the state donated by default."""
+
+    def train_step(state: TrainState, batch: Any, rng: jax.Array) -> tuple[TrainState, Metrics]:
+        key = jax.random.fold_in(rng, state.step)
+        grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+        (loss, (metrics, batch_stats)), grads = grad_fn(state.params, state, batch, key)
+        state, norms = apply_gradients(state, grads, loss, batch_stats)
+        return state, {"loss": loss, **metrics, **norms}
+
+    if not jit:
+        return train_step
+    return jax.jit(train_step, donate_argnums=(0,) if donate else ())
+
+
+def make_eval_step(
+    metric_fn: Callable[[TrainState, Any], Metrics],
+) -> Callable[[TrainState, Any], Metrics]:
+    """A jitted evaluation step: metrics of one batch (no key: evaluation is deterministic)."""
+    return jax.jit(metric_fn)
+
+
+def regression_loss(predict: Callable[..., jax.Array], l2: float = 0.0) -> LossFn:
+    """Mean squared error of `predict(variables, x, train=True, rngs=..., mutable=...)` on batch['y'].
+
+    Works for nets with and without batch norm; an optional L2 penalty on the parameters.
+    """
+
+    def loss_fn(params: Any, state: TrainState, batch: Any, key: jax.Array):
+        variables = {"params": params}
+        if state.batch_stats is not None:
+            variables["batch_stats"] = state.batch_stats
+            out, updates = predict(
+                variables, batch["x"], train=True, rngs={"dropout": key}, mutable=["batch_stats"]
+            )
+            batch_stats = updates["batch_stats"]
+        else:
+            out, batch_stats = (
+                predict(variables, batch["x"], train=True, rngs={"dropout": key}),
+                None,
+            )
+        mse = jnp.mean(jnp.sum((out - batch["y"]) ** 2, axis=-1))
+        loss = mse + l2 * sum(jnp.sum(p**2) for p in jax.tree.leaves(params))
+        return loss, ({"mse": mse}, batch_stats)
+
+    return loss_fn

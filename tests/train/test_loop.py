@@ -1,0 +1,116 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import chex
+import jax
+import numpy as np
+import pytest
+
+from jaxfp.train import (
+    Checkpointer,
+    ConfigMismatchError,
+    NonFiniteError,
+    make_train_step,
+    prepare_workdir,
+    read_metrics,
+    regression_loss,
+)
+
+from . import small_problem as sp
+
+SCRIPT = os.path.join(os.path.dirname(__file__), "small_problem.py")
+
+
+def test_one_step_no_nan_jit_equals_no_jit_and_compiles_once():
+    data = sp.dataset()
+    batch = sp.batch_at_factory(data, 16, 0)(0)
+    loss = regression_loss(sp.model().apply)
+    rng = jax.random.key(3)
+    plain = make_train_step(loss, jit=False)
+    s1, m1 = plain(sp.initial_state(), batch, rng)
+    traced = jax.jit(
+        chex.assert_max_traces(make_train_step(loss, jit=False), n=1), donate_argnums=(0,)
+    )
+    state = sp.initial_state()
+    for step in range(3):
+        state, m2 = traced(state, sp.batch_at_factory(data, 16, 0)(step), rng)
+        if step == 0:
+            for name in m1:
+                np.testing.assert_allclose(m1[name], m2[name], rtol=2e-5, atol=1e-6)
+            chex.assert_trees_all_close(s1.params, state.params, rtol=2e-5, atol=1e-6)
+            chex.assert_trees_all_close(s1.batch_stats, state.batch_stats, rtol=2e-5, atol=1e-6)
+    assert all(np.isfinite(float(v)) for v in m2.values())
+    assert {"loss", "mse", "grad_norm", "param_norm", "update_norm", "finite"} <= set(m2)
+    assert int(state.step) == 3
+
+
+def test_same_seed_same_run(tmp_path):
+    a, eval_a = sp.run(str(tmp_path / "a"), 12)
+    b, eval_b = sp.run(str(tmp_path / "b"), 12)
+    chex.assert_trees_all_equal(a.params, b.params)
+    assert eval_a == eval_b and len(eval_a) == 3  # steps 5, 10 and the last
+    strip = lambda rows: [r for r in rows]  # noqa: E731
+    assert strip(read_metrics(tmp_path / "a")) == strip(read_metrics(tmp_path / "b"))
+    assert list((tmp_path / "a" / "tensorboard").glob("events.out.tfevents.*"))
+    assert json.loads((tmp_path / "a" / "config.json").read_text())["seed"] == 7
+
+
+def _run_script(workdir, steps, kill_after_lines=None, delay=0.15):
+    proc = subprocess.Popen(
+        [sys.executable, SCRIPT, str(workdir), str(steps), str(delay)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    if kill_after_lines is None:
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err.decode()[-2000:]
+        return
+    metrics = workdir / "metrics.jsonl"
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        lines = metrics.read_text().count("\n") if metrics.exists() else 0
+        if lines >= kill_after_lines or proc.poll() is not None:
+            break
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+
+
+def test_killed_run_resumes_to_the_same_result(tmp_path):
+    """SIGKILL at two points (between checkpoints), restart, compare with an unbroken run."""
+    steps = 20
+    _run_script(tmp_path / "unbroken", steps, delay=0.0)
+    broken = tmp_path / "broken"
+    kill_points = np.random.default_rng(int(time.time())).choice(np.arange(4, 17), 2, replace=False)
+    for kill_at in sorted(kill_points):
+        _run_script(broken, steps, kill_after_lines=int(kill_at))
+    assert not (broken / "final_params.npz").exists()
+    _run_script(broken, steps, delay=0.0)
+    a, b = np.load(tmp_path / "unbroken" / "final_params.npz"), np.load(broken / "final_params.npz")
+    assert sorted(a.files) == sorted(b.files)
+    for name in a.files:
+        np.testing.assert_array_equal(a[name], b[name])
+    rows_a, rows_b = read_metrics(tmp_path / "unbroken"), read_metrics(broken)
+    assert [r["step"] for r in rows_b if "loss" in r] == list(range(1, steps + 1))
+    assert rows_a == rows_b
+
+
+def test_a_different_config_is_refused(tmp_path):
+    prepare_workdir(str(tmp_path), sp.config(10))
+    prepare_workdir(str(tmp_path), sp.config(10))  # same config: fine
+    with pytest.raises(ConfigMismatchError, match=r"train.num_steps: 10 -> 11.*new --workdir"):
+        prepare_workdir(str(tmp_path), sp.config(11))
+
+
+def test_non_finite_loss_stops_with_the_last_good_checkpoint(tmp_path):
+    with pytest.raises(NonFiniteError, match=r"step 8: non-finite.*last good checkpoint: step 6"):
+        sp.run(str(tmp_path), 20, nan_at=7)
+    restored = Checkpointer(str(tmp_path / "checkpoints")).restore_latest(sp.initial_state())
+    state, _, step = restored
+    assert step == 6
+    assert all(np.isfinite(np.asarray(leaf)).all() for leaf in jax.tree.leaves(state.params))
+    assert read_metrics(tmp_path)[-1]["finite"] == 0.0
