@@ -44,7 +44,9 @@ def _data_info(args: argparse.Namespace) -> int:
 def _run(config_spec: str, workdir: str, overrides: Sequence[str]) -> int:
     from jaxfp.config import apply_overrides, load_config
     from jaxfp.methods import get_method
+    from jaxfp.train.distributed import maybe_initialize_distributed
 
+    maybe_initialize_distributed()
     config = apply_overrides(load_config(config_spec), overrides)
     get_method(config.method)(config, workdir)
     print(f"outputs in {os.path.abspath(workdir)}")
@@ -86,6 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     from jaxfp.data.types import DataFormatError
+    from jaxfp.train.workdir import ConfigMismatchError
 
     argv = list(sys.argv[1:] if argv is None else argv)
     overrides = [a for a in argv if a.startswith("--config.")]
@@ -96,7 +99,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "run":
             return _run(args.config, args.workdir, overrides)
         return _run(_demo_config(), args.workdir, overrides)
-    except (DataFormatError, FileNotFoundError, KeyError, ValueError) as err:
+    except (DataFormatError, FileNotFoundError, KeyError, ValueError, ConfigMismatchError) as err:
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"jaxfp: error: {message}", file=sys.stderr)
         return 2

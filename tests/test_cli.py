@@ -66,3 +66,17 @@ def test_missing_data_path_is_a_clear_error(tmp_path, capsys):
         ]
     )
     assert code == 2 and "/nope/UJI1.mat" in capsys.readouterr().err
+
+
+def test_mlp_seeds_run_and_a_changed_config_is_refused(tmp_path, capsys):
+    spec = str(REPO / "experiments" / "mlp_dsi1.py:test")
+    assert cli.main(["run", spec, "--workdir", str(tmp_path)]) == 0
+    results = json.loads((tmp_path / "results.json").read_text())["results"]
+    assert set(results) == {"seed 0", "seed 1", "averaged output", "over seeds"}
+    assert results["over seeds"]["mean_ci_low"] <= results["over seeds"]["mean"]
+    # The same command again resumes from the final checkpoint and reproduces the table.
+    assert cli.main(["run", spec, "--workdir", str(tmp_path)]) == 0
+    again = json.loads((tmp_path / "results.json").read_text())["results"]
+    assert again == results
+    code = cli.main(["run", spec, "--workdir", str(tmp_path), "--config.train.learning_rate=0.1"])
+    assert code == 2 and "different config" in capsys.readouterr().err

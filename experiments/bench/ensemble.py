@@ -1,0 +1,150 @@
+"""Benchmark: an ensemble of 8 MLPs (520 -> 256 -> 256 -> 2, batch 64, 200 steps) trained
+(a) one by one with a jitted step, (b) as one vmapped program, (c) vmapped and sharded over 4 fake
+CPU devices (and over 2, one per core here).
+
+    python experiments/bench/ensemble.py [--members 8] [--steps 200] [--out runs/bench/ensemble.json]
+
+Each mode runs in its own process (fake devices must be set before JAX starts); compile time is
+reported apart from the training time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+BATCH, WIDTH, STEPS_PER_EPOCH = 64, 520, 25
+
+
+def run_mode(mode: str, members: int, steps: int) -> dict[str, float]:
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+    import optax
+
+    from jaxfp.nets import MLP
+    from jaxfp.train import (
+        create_train_state,
+        make_train,
+        make_train_step,
+        member_mesh,
+        regression_loss,
+    )
+
+    rng = np.random.default_rng(0)
+    n = BATCH * STEPS_PER_EPOCH
+    data = {
+        "x": jnp.asarray(rng.random((n, WIDTH), np.float32)),
+        "y": jnp.asarray(rng.normal(size=(n, 2)).astype(np.float32)),
+    }
+    model = MLP(hidden=(256, 256), out=2)
+
+    def init_fn(key):
+        return create_train_state(model, key, jnp.zeros((1, WIDTH)), optax.adam(1e-3))
+
+    loss = regression_loss(model.apply)
+    keys = jax.random.split(jax.random.key(0), members)
+    epochs = steps // STEPS_PER_EPOCH
+    if mode == "one_by_one":
+        step = make_train_step(loss)
+        run = make_train(init_fn, make_train_step(loss, jit=False), data, BATCH, epochs)
+        init = jax.jit(run.init)
+        start = time.perf_counter()
+        state, _, step_key = init(keys[0])
+        jax.block_until_ready(step(state, jax.tree.map(lambda a: a[:BATCH], data), step_key))
+        compile_s = time.perf_counter() - start
+        start = time.perf_counter()
+        for key in keys:
+            state, data_key, step_key = init(key)
+            for epoch in range(epochs):
+                order = jax.random.permutation(jax.random.fold_in(data_key, epoch), n)
+                for i in range(STEPS_PER_EPOCH):
+                    index = order[i * BATCH : (i + 1) * BATCH]
+                    state, metrics = step(
+                        state, jax.tree.map(lambda a, ix=index: a[ix], data), step_key
+                    )
+            jax.block_until_ready(metrics)
+        train_s = time.perf_counter() - start
+    else:
+        from jax.sharding import NamedSharding
+        from jax.sharding import PartitionSpec as P
+
+        run = make_train(init_fn, make_train_step(loss, jit=False), data, BATCH, epochs)
+        program = jax.jit(jax.vmap(run.train))
+        if mode.startswith("sharded"):
+            sharding = NamedSharding(member_mesh(members), P("members"))
+            keys = jax.device_put(keys, sharding)
+            program = jax.jit(jax.vmap(run.train), in_shardings=sharding, out_shardings=sharding)
+        start = time.perf_counter()
+        compiled = program.lower(keys).compile()
+        compile_s = time.perf_counter() - start
+        start = time.perf_counter()
+        jax.block_until_ready(compiled(keys))
+        train_s = time.perf_counter() - start
+    return {
+        "compile_s": compile_s,
+        "train_s": train_s,
+        "members_per_s": members / train_s,
+        "devices": jax.device_count(),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--members", type=int, default=8)
+    parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument("--out", default="runs/bench/ensemble.json")
+    parser.add_argument("--mode", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.mode:
+        print(json.dumps(run_mode(args.mode, args.members, args.steps)))
+        return
+
+    from jaxfp.eval.bench import machine_info
+    from jaxfp.eval.report import format_table, write_json
+
+    modes = {
+        "(a) one by one, jitted step": ("one_by_one", 1),
+        "(b) vmapped program": ("vmapped", 1),
+        "(c) vmapped, sharded over 4 fake devices": ("sharded4", 4),
+        "(c') vmapped, sharded over 2 fake devices": ("sharded2", 2),
+    }
+    rows = {}
+    for name, (mode, devices) in modes.items():
+        env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}")
+        out = subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "--mode",
+                mode,
+                "--members",
+                str(args.members),
+                "--steps",
+                str(args.steps),
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        rows[name] = json.loads(out.stdout.strip().splitlines()[-1])
+    base = rows["(a) one by one, jitted step"]["train_s"]
+    for row in rows.values():
+        row["speedup_vs_a"] = base / row["train_s"]
+    result = {
+        "benchmark": f"{args.members} MLPs 520-256-256-2, batch {BATCH}, {args.steps} steps",
+        "machine": machine_info(),
+        "results": rows,
+    }
+    write_json(args.out, result)
+    print(result["benchmark"], json.dumps(result["machine"]))
+    print(format_table(rows))
+
+
+if __name__ == "__main__":
+    main()
