@@ -1,0 +1,149 @@
+"""Sionna RT: the scene, the arrays, and CSI of a batch of receivers served by one sector.
+
+One transmitter stands at the BS and is turned to the batch's sector (batches never mix sectors), so
+each solve traces one source. The solver keeps at most `max_num_paths_per_src` paths per source over
+all receivers of a call; a batch whose kept paths come within `cap_fraction` of that cap is split in
+two and traced again, so no path is silently dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import numpy as np
+
+LOG = logging.getLogger("datagen")
+DEBIAN_LLVM = "/usr/lib/x86_64-linux-gnu/libLLVM.so.19.1"
+
+
+def _prepare_llvm() -> None:
+    # Dr.Jit's CPU backend aborts with LLVM 15 ("Cannot select ... fminimum"); Debian's LLVM 19 works.
+    if "DRJIT_LIBLLVM_PATH" not in os.environ and os.path.exists(DEBIAN_LLVM):
+        os.environ["DRJIT_LIBLLVM_PATH"] = DEBIAN_LLVM
+
+
+class Tracer:
+    def __init__(self, config) -> None:
+        _prepare_llvm()
+        import mitsuba as mi
+
+        if config.variant != "auto":
+            mi.set_variant(config.variant)
+        import sionna.rt as rt
+
+        self._rt, self._mi, self.config = rt, mi, config
+        self.scene = rt.load_scene(getattr(rt.scene, config.scene))
+        self.scene.frequency = config.frequency_hz
+        self.scene.tx_array = self._array(config.bs_array)
+        self.scene.rx_array = self._array(config.ue_array)
+        self.tx = rt.Transmitter("bs", position=[float(v) for v in config.bs_position])
+        self.scene.add(self.tx)
+        self.solver = rt.PathSolver(deterministic=config.deterministic)
+        spacing = config.subcarrier_spacing_hz * config.srs_comb
+        self.frequencies = rt.subcarrier_frequencies(config.num_subcarriers, spacing)
+        self.max_path_share = 0.0  # largest share of the path cap one call used
+        self.splits = 0
+
+    def _array(self, spec):
+        return self._rt.PlanarArray(
+            num_rows=spec.num_rows,
+            num_cols=spec.num_cols,
+            vertical_spacing=spec.spacing,
+            horizontal_spacing=spec.spacing,
+            pattern=spec.pattern,
+            polarization=spec.polarization,
+        )
+
+    @property
+    def csi_shape(self) -> tuple[int, int, int]:
+        return (
+            self.scene.rx_array.num_ant,
+            self.scene.tx_array.num_ant,
+            self.config.num_subcarriers,
+        )
+
+    def is_outdoor(self, xy: np.ndarray) -> np.ndarray:
+        """True where a ray cast down from high above reaches the ground below the UE height."""
+        mi = self._mi
+        n = len(xy)
+        origin = mi.Point3f(
+            xy[:, 0].astype(np.float32), xy[:, 1].astype(np.float32), np.full(n, 1e4, np.float32)
+        )
+        hit = self.scene.mi_scene.ray_intersect(mi.Ray3f(origin, mi.Vector3f(0, 0, -1)))
+        ground = ~np.asarray(hit.is_valid()) | (np.asarray(hit.p.z) < self.config.ue_height)
+        return ground
+
+    def _solve(self, xy: np.ndarray, max_depth: int, reflections: bool):
+        rt, c = self._rt, self.config
+        names = [f"rx{i}" for i in range(len(xy))]
+        for name, (x, y) in zip(names, xy, strict=True):
+            self.scene.add(rt.Receiver(name, position=[float(x), float(y), float(c.ue_height)]))
+        try:
+            return self.solver(
+                self.scene,
+                max_depth=max_depth,
+                max_num_paths_per_src=c.max_num_paths_per_src,
+                samples_per_src=c.samples_per_src,
+                synthetic_array=True,
+                los=True,
+                specular_reflection=reflections,
+                diffuse_reflection=False,
+                refraction=False,
+                diffraction=False,
+                edge_diffraction=False,
+                seed=c.seed,
+            )
+        finally:
+            for name in names:
+                self.scene.remove(name)
+
+    def point_to(self, sector_azimuth_deg: float) -> None:
+        self.tx.orientation = [
+            float(np.radians(sector_azimuth_deg)),
+            float(np.radians(self.config.downtilt_deg)),
+            0.0,
+        ]
+
+    def trace(self, xy: np.ndarray, sector: int) -> dict[str, np.ndarray]:
+        """csi complex64 (n, ue_ant, bs_ant, subcarriers), los bool (n,), num_paths int32 (n,)."""
+        self.point_to(self.config.sector_azimuths_deg[sector])
+        paths = self._solve(xy, self.config.max_depth, reflections=True)
+        valid = np.asarray(paths.valid.numpy())[:, 0, :]  # (rx, paths), one source
+        share = valid.sum() / self.config.max_num_paths_per_src
+        self.max_path_share = max(self.max_path_share, float(share))
+        if share >= self.config.cap_fraction and len(xy) > 1:
+            self.splits += 1
+            LOG.warning(
+                "batch of %d receivers kept %d paths (%.0f%% of the cap); splitting it",
+                len(xy), valid.sum(), 100 * share,
+            )  # fmt: skip
+            half = len(xy) // 2
+            a, b = self.trace(xy[:half], sector), self.trace(xy[half:], sector)
+            return {k: np.concatenate([a[k], b[k]]) for k in a}
+        if share >= self.config.cap_fraction:
+            raise RuntimeError(
+                f"one receiver at {xy[0]} keeps {valid.sum()} paths, over {self.config.cap_fraction:.0%} "
+                f"of max_num_paths_per_src={self.config.max_num_paths_per_src}; raise the cap"
+            )
+        cfr = paths.cfr(
+            frequencies=self.frequencies,
+            normalize_delays=self.config.normalize_delays,
+            out_type="numpy",
+        )
+        csi = np.asarray(cfr)[:, :, 0, :, 0, :].astype(np.complex64)
+        interactions = np.asarray(paths.interactions.numpy())  # (depth, rx, tx, paths)
+        direct = (
+            (interactions == 0).all(axis=0)[:, 0, :] if interactions.size else np.ones_like(valid)
+        )
+        return {
+            "csi": csi,
+            "los": (valid & direct).any(axis=1),
+            "num_paths": valid.sum(axis=1).astype(np.int32),
+        }
+
+    def los_only(self, xy: np.ndarray, sector: int) -> np.ndarray:
+        """LoS flag from a solve with reflections off (used to check `trace`'s flags)."""
+        self.point_to(self.config.sector_azimuths_deg[sector])
+        paths = self._solve(xy, 0, reflections=False)
+        return np.asarray(paths.valid.numpy())[:, 0, :].any(axis=1)
