@@ -47,7 +47,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     c.batch_size = 100  # receivers per solver call
     c.chunk_size = 1000  # receivers per file chunk
     if arg == "test":
-        c.region = (96.0, 104.0, -90.0, -84.0)
+        c.region = (172.0, 179.0, -150.0, -145.0)  # 48 receivers, two sectors, ~70% LoS
         c.samples_per_src = 2000
         c.batch_size = 8
         c.chunk_size = 10

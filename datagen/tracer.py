@@ -1,31 +1,36 @@
 """Sionna RT: the scene, the arrays, and CSI of a batch of receivers served by one sector.
 
 One transmitter stands at the BS and is turned to the batch's sector (batches never mix sectors), so
-each solve traces one source. The solver keeps at most `max_num_paths_per_src` paths per source over
-all receivers of a call; a batch whose kept paths come within `cap_fraction` of that cap is split in
-two and traced again, so no path is silently dropped.
+each solve traces one source. Sionna's candidate generator stores at most `max_num_paths_per_src`
+candidate paths per source over all receivers of a call and silently drops the rest; the tracer
+counts the candidates of every call (Sionna exposes no public counter, so it wraps the solver's
+candidate generator) and splits a batch whose count reaches `cap_fraction` of the cap, so no path is
+dropped.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 
 import numpy as np
 
 LOG = logging.getLogger("datagen")
-DEBIAN_LLVM = "/usr/lib/x86_64-linux-gnu/libLLVM.so.19.1"
 
 
-def _prepare_llvm() -> None:
-    # Dr.Jit's CPU backend aborts with LLVM 15 ("Cannot select ... fminimum"); Debian's LLVM 19 works.
-    if "DRJIT_LIBLLVM_PATH" not in os.environ and os.path.exists(DEBIAN_LLVM):
-        os.environ["DRJIT_LIBLLVM_PATH"] = DEBIAN_LLVM
+class _CandidateCounter:
+    """Wraps the solver's candidate generator and records how many candidates it stored."""
+
+    def __init__(self, generator) -> None:
+        self.generator, self.count = generator, 0
+
+    def __call__(self, *args, **kwargs):
+        buffer = self.generator(*args, **kwargs)
+        self.count = int(np.asarray(buffer.paths_counter).max())
+        return buffer
 
 
 class Tracer:
     def __init__(self, config) -> None:
-        _prepare_llvm()
         import mitsuba as mi
 
         if config.variant != "auto":
@@ -40,9 +45,11 @@ class Tracer:
         self.tx = rt.Transmitter("bs", position=[float(v) for v in config.bs_position])
         self.scene.add(self.tx)
         self.solver = rt.PathSolver(deterministic=config.deterministic)
+        self.candidates = _CandidateCounter(self.solver._candidate_generator)
+        self.solver._candidate_generator = self.candidates
         spacing = config.subcarrier_spacing_hz * config.srs_comb
         self.frequencies = rt.subcarrier_frequencies(config.num_subcarriers, spacing)
-        self.max_path_share = 0.0  # largest share of the path cap one call used
+        self.max_path_share = 0.0  # largest share of the candidate cap one call used
         self.splits = 0
 
     def _array(self, spec):
@@ -110,22 +117,23 @@ class Tracer:
         self.point_to(self.config.sector_azimuths_deg[sector])
         paths = self._solve(xy, self.config.max_depth, reflections=True)
         valid = np.asarray(paths.valid.numpy())[:, 0, :]  # (rx, paths), one source
-        share = valid.sum() / self.config.max_num_paths_per_src
-        self.max_path_share = max(self.max_path_share, float(share))
-        if share >= self.config.cap_fraction and len(xy) > 1:
+        share = self.candidates.count / self.config.max_num_paths_per_src
+        self.max_path_share = max(self.max_path_share, share)
+        if share >= self.config.cap_fraction:
+            if len(xy) == 1:
+                raise RuntimeError(
+                    f"one receiver at {xy[0]} needs {self.candidates.count} candidate paths, over "
+                    f"{self.config.cap_fraction:.0%} of max_num_paths_per_src="
+                    f"{self.config.max_num_paths_per_src}; raise the cap"
+                )
             self.splits += 1
             LOG.warning(
-                "batch of %d receivers kept %d paths (%.0f%% of the cap); splitting it",
-                len(xy), valid.sum(), 100 * share,
+                "batch of %d receivers stored %d candidate paths (%.0f%% of the cap); splitting it",
+                len(xy), self.candidates.count, 100 * share,
             )  # fmt: skip
             half = len(xy) // 2
             a, b = self.trace(xy[:half], sector), self.trace(xy[half:], sector)
             return {k: np.concatenate([a[k], b[k]]) for k in a}
-        if share >= self.config.cap_fraction:
-            raise RuntimeError(
-                f"one receiver at {xy[0]} keeps {valid.sum()} paths, over {self.config.cap_fraction:.0%} "
-                f"of max_num_paths_per_src={self.config.max_num_paths_per_src}; raise the cap"
-            )
         cfr = paths.cfr(
             frequencies=self.frequencies,
             normalize_delays=self.config.normalize_delays,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
 from collections.abc import Sequence
 
@@ -83,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--workdir", required=True)
     demo = sub.add_parser("demo", help="kNN/WkNN on the shipped DSI1 set")
     demo.add_argument("--workdir", default=os.path.join("runs", "demo"))
+    sub.add_parser("datagen", help="ray-trace a CSI data set (python -m datagen --help)")
     return parser
 
 
@@ -91,6 +93,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from jaxfp.train.workdir import ConfigMismatchError
 
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["datagen"]:
+        return subprocess.call([sys.executable, "-m", "datagen", *argv[1:]])
     overrides = [a for a in argv if a.startswith("--config.")]
     args = build_parser().parse_args([a for a in argv if not a.startswith("--config.")])
     try:

@@ -179,10 +179,10 @@ def finished_chunks(root: str) -> set[int]:
 
 def combine(out: str, parts: Sequence[str]) -> str:
     """Write OUT/dataset.json listing `parts` (relative paths); checks they belong together."""
-    os.makedirs(out, exist_ok=True)
     rel = [os.path.relpath(os.path.abspath(p), os.path.abspath(out)) for p in parts]
+    CsiDataset(out, parts=rel)  # same config, no chunk twice, complete: checked before writing
+    os.makedirs(out, exist_ok=True)
     _write_json_atomic(os.path.join(out, "dataset.json"), {"parts": rel})
-    CsiDataset(out)  # validates: same config, no duplicated chunk
     return out
 
 
@@ -193,15 +193,17 @@ class CsiDataset:
     gathers rows from the memory-mapped chunks. Rows are ordered by receiver index.
     """
 
-    def __init__(self, root: str, require_complete: bool = True) -> None:
+    def __init__(
+        self, root: str, require_complete: bool = True, parts: Sequence[str] | None = None
+    ) -> None:
+        """`parts` (paths relative to `root`) overrides what ROOT/dataset.json lists."""
         self.root = root
-        header = read_header(root)
-        roots = (
-            [os.path.normpath(os.path.join(root, p)) for p in header["parts"]]
-            if "parts" in header
-            else [root]
-        )
-        headers = [read_header(r) if r != root else header for r in roots]
+        header = {"parts": list(parts)} if parts is not None else read_header(root)
+        if "parts" in header:
+            roots = [os.path.normpath(os.path.join(root, p)) for p in header["parts"]]
+        else:
+            roots = [root]
+        headers = [header if r == root else read_header(r) for r in roots]
         first = headers[0]
         for r, h in zip(roots, headers, strict=True):
             if h.get("config_hash") != first.get("config_hash"):

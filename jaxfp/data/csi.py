@@ -1,0 +1,150 @@
+"""The CSI pipeline: angle-delay transform, timing advance and AWGN per batch with explicit keys,
+sector rotation, labelled/unlabelled/test splits, and device-ready batches through grain.
+
+CSI arrays are (..., ue_antennas, bs_antennas, subcarriers) complex64, as `jaxfp.data.csi_store` keeps
+them. Choices where the paper is silent: the angle domain is a DFT over the 32 BS ports (both
+polarisations together, as the paper's 2-D DFT), the delay domain an inverse DFT over subcarriers;
+AWGN's SNR is relative to each sample's mean CSI power; labelled receivers are drawn with a density
+that varies smoothly over space (`unevenness` 0 = uniform) to mimic the paper's uneven anchors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import grain
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
+
+from jaxfp.data.csi_store import CsiDataset
+
+
+def angle_delay(csi: jax.Array, crop_taps: int | None = None) -> jax.Array:
+    """Antenna-frequency -> angle-delay (DFT over BS antennas, inverse DFT over subcarriers)."""
+    out = jnp.fft.ifft(jnp.fft.fft(csi, axis=-2), axis=-1)
+    return out[..., :crop_taps] if crop_taps else out
+
+
+def inverse_angle_delay(x: jax.Array) -> jax.Array:
+    """Angle-delay -> antenna-frequency (uncropped input)."""
+    return jnp.fft.ifft(jnp.fft.fft(x, axis=-1), axis=-2)
+
+
+def timing_advance(
+    csi: jax.Array, key: jax.Array, max_delay_s: float, spacing_hz: float
+) -> jax.Array:
+    """A random delay per sample, U(0, max_delay_s): a linear phase ramp across subcarriers."""
+    delay = jax.random.uniform(key, csi.shape[:1], minval=0.0, maxval=max_delay_s)
+    freq = jnp.arange(csi.shape[-1]) * spacing_hz
+    ramp = jnp.exp(-2j * jnp.pi * delay[:, None] * freq[None, :]).astype(csi.dtype)
+    return csi * ramp.reshape(csi.shape[:1] + (1,) * (csi.ndim - 2) + csi.shape[-1:])
+
+
+def awgn(csi: jax.Array, key: jax.Array, snr_db: float) -> jax.Array:
+    """Complex Gaussian noise at `snr_db` below each sample's mean CSI power."""
+    axes = tuple(range(1, csi.ndim))
+    power = jnp.mean(jnp.abs(csi) ** 2, axis=axes, keepdims=True)
+    std = jnp.sqrt(power / 10 ** (snr_db / 10) / 2)
+    re_key, im_key = jax.random.split(key)
+    noise = jax.random.normal(re_key, csi.shape) + 1j * jax.random.normal(im_key, csi.shape)
+    return csi + (std * noise).astype(csi.dtype)
+
+
+def rotate_xy(xy: jax.Array, angle_rad: float | jax.Array, center: Sequence[float]) -> jax.Array:
+    """Rotate positions about `center` (the BS) by `angle_rad` counter-clockwise."""
+    c, s = jnp.cos(angle_rad), jnp.sin(angle_rad)
+    center = jnp.asarray(center[:2], xy.dtype)
+    d = xy - center
+    return jnp.stack([c * d[..., 0] - s * d[..., 1], s * d[..., 0] + c * d[..., 1]], -1) + center
+
+
+def to_channels(x: jax.Array) -> jax.Array:
+    """complex (B, ue, bs, taps) -> float32 (B, 2 * ue, bs, taps): real parts, then imaginary."""
+    return jnp.concatenate([x.real, x.imag], axis=1).astype(jnp.float32)
+
+
+def preprocess(
+    csi: jax.Array,
+    key: jax.Array,
+    snr_db: float | None,
+    max_ta_s: float,
+    spacing_hz: float,
+    crop_taps: int | None,
+) -> jax.Array:
+    """Training input: TA and AWGN (when enabled), angle-delay, crop, unit RMS, real channels."""
+    ta_key, noise_key = jax.random.split(key)
+    if max_ta_s > 0:
+        csi = timing_advance(csi, ta_key, max_ta_s, spacing_hz)
+    if snr_db is not None:
+        csi = awgn(csi, noise_key, snr_db)
+    x = angle_delay(csi, crop_taps)
+    rms = jnp.sqrt(jnp.mean(jnp.abs(x) ** 2, axis=(1, 2, 3), keepdims=True))
+    return to_channels(x / jnp.maximum(rms, 1e-30))
+
+
+def splits(
+    xy: np.ndarray,
+    labelled_fraction: float = 0.1,
+    test_fraction: float = 0.1,
+    seed: int = 0,
+    unevenness: float = 3.0,
+    blobs: int = 6,
+    blob_radius_m: float = 25.0,
+) -> dict[str, np.ndarray]:
+    """Row indices {'labelled', 'unlabelled', 'test'}; test uniform, labelled with uneven density."""
+    rng = np.random.default_rng(seed)
+    n = len(xy)
+    order = rng.permutation(n)
+    n_test = int(round(test_fraction * n))
+    test, rest = np.sort(order[:n_test]), order[n_test:]
+    centers = xy[rng.choice(n, size=min(blobs, n), replace=False)]
+    d2 = ((xy[rest, None, :] - centers[None]) ** 2).sum(-1)
+    weight = 1.0 + unevenness * np.exp(-d2 / (2 * blob_radius_m**2)).sum(-1)
+    n_lab = max(1, int(round(labelled_fraction * n)))
+    labelled = rng.choice(rest, size=min(n_lab, len(rest)), replace=False, p=weight / weight.sum())
+    return {
+        "labelled": np.sort(labelled),
+        "unlabelled": np.sort(np.setdiff1d(rest, labelled)),
+        "test": test,
+    }
+
+
+def batches(
+    dataset: CsiDataset,
+    rows: np.ndarray,
+    batch_size: int,
+    seed: int,
+    epoch: int = 0,
+    shuffle: bool = True,
+    drop_remainder: bool = True,
+    num_threads: int = 2,
+) -> Iterator[dict[str, np.ndarray]]:
+    """Host batches {'csi', 'xy', 'sector', 'row'} of `rows`, reshuffled per epoch, read ahead by
+    grain's threads from the memory-mapped chunks."""
+    rows = np.asarray(rows)
+    ds = grain.MapDataset.range(len(rows))
+    if shuffle:
+        ds = ds.shuffle(seed=int(np.random.default_rng([seed, epoch]).integers(2**31)))
+    ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+
+    def read(positions: np.ndarray) -> dict[str, np.ndarray]:
+        picked = rows[np.asarray(positions)]
+        return {
+            "csi": dataset.csi(picked),
+            "xy": dataset.xy[picked].astype(np.float32),
+            "sector": dataset.sector[picked].astype(np.int32),
+            "row": picked,
+        }
+
+    read_options = grain.ReadOptions(num_threads=num_threads, prefetch_buffer_size=2 * num_threads)
+    return iter(ds.map(read).to_iter_dataset(read_options))
+
+
+def to_devices(batch: dict[str, np.ndarray], mesh: Mesh | None = None) -> dict[str, jax.Array]:
+    """Place a host batch with its leading axis sharded over `mesh` (default: all devices)."""
+    mesh = Mesh(np.array(jax.devices()), ("data",)) if mesh is None else mesh
+    sharding = NamedSharding(mesh, P(mesh.axis_names[0]))
+    return {k: jax.device_put(v, sharding) for k, v in batch.items()}

@@ -1,0 +1,142 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxfp.data import csi
+from jaxfp.data.csi_store import CsiDataset, create_dataset, write_chunk
+
+
+def random_csi(key, shape=(64, 2, 32, 408)):
+    re, im = jax.random.normal(key, shape), jax.random.normal(jax.random.fold_in(key, 1), shape)
+    return (re + 1j * im).astype(jnp.complex64)
+
+
+def test_angle_delay_round_trip_and_sparsity():
+    x = random_csi(jax.random.key(0), (4, 2, 32, 408))
+    np.testing.assert_allclose(csi.inverse_angle_delay(csi.angle_delay(x)), x, atol=1e-5)
+    assert csi.angle_delay(x, crop_taps=64).shape == (4, 2, 32, 64)
+    # One plane wave: a single delay and a single angle bin.
+    f, a = jnp.arange(408), jnp.arange(32)
+    wave = jnp.exp(-2j * jnp.pi * (5 * f[None, :] / 408 - 3 * a[:, None] / 32))
+    ad = jnp.abs(csi.angle_delay(wave[None, None]))[0, 0]
+    assert tuple(np.unravel_index(int(jnp.argmax(ad)), ad.shape)) == (3, 5)
+    assert float(ad.max() ** 2 / jnp.sum(ad**2)) > 0.99
+
+
+def test_timing_advance_is_a_pure_phase_shift_of_the_delay_profile():
+    x = random_csi(jax.random.key(1), (256, 1, 1, 408))
+    shifted = csi.timing_advance(x, jax.random.key(2), max_delay_s=1e-6, spacing_hz=240e3)
+    np.testing.assert_allclose(jnp.abs(shifted), jnp.abs(x), rtol=1e-5)
+    # A delay of exactly k / (N * spacing) moves the delay profile by k taps.
+    delta = 10 / (408 * 240e3)
+    ramp = jnp.exp(-2j * jnp.pi * jnp.arange(408) * 240e3 * delta)
+    impulse = jnp.zeros(408).at[7].set(1.0)
+    freq = jnp.fft.fft(impulse)
+    assert int(jnp.argmax(jnp.abs(jnp.fft.ifft(freq * ramp)))) == 17
+    # Delays are uniform on [0, max): the phase step between subcarriers covers that range.
+    step = jnp.angle(shifted[:, 0, 0, 1] / x[:, 0, 0, 1]) % (2 * jnp.pi)
+    delays = (2 * jnp.pi - step) / (2 * jnp.pi * 240e3)
+    assert 0.35e-6 < float(jnp.mean(delays)) < 0.65e-6
+
+
+@pytest.mark.parametrize("snr_db", [0.0, 10.0, 20.0])
+def test_awgn_meets_the_snr(snr_db):
+    x = random_csi(jax.random.key(3))
+    noisy = csi.awgn(x, jax.random.key(4), snr_db)
+    noise = noisy - x
+    measured = 10 * np.log10(float(jnp.mean(jnp.abs(x) ** 2) / jnp.mean(jnp.abs(noise) ** 2)))
+    assert abs(measured - snr_db) < 0.1
+    assert abs(float(jnp.mean(noise.real * noise.imag))) < 0.01 * float(
+        jnp.mean(jnp.abs(noise) ** 2)
+    )
+    again = csi.awgn(x, jax.random.key(4), snr_db)
+    np.testing.assert_array_equal(noisy, again)
+
+
+def test_sector_rotation_about_the_bs():
+    bs = (100.0, -100.0, 30.0)
+    xy = jnp.array([[110.0, -100.0], [100.0, -90.0]])
+    rotated = csi.rotate_xy(xy, jnp.pi / 2, bs)
+    np.testing.assert_allclose(rotated, [[100.0, -90.0], [90.0, -100.0]], atol=1e-4)
+    three = csi.rotate_xy(
+        csi.rotate_xy(csi.rotate_xy(xy, 2 * jnp.pi / 3, bs), 2 * jnp.pi / 3, bs), 2 * jnp.pi / 3, bs
+    )
+    np.testing.assert_allclose(three, xy, atol=1e-3)
+    np.testing.assert_allclose(
+        jnp.linalg.norm(rotated - jnp.array(bs[:2]), axis=-1),
+        jnp.linalg.norm(xy - jnp.array(bs[:2]), axis=-1),
+        rtol=1e-6,
+    )
+
+
+def test_splits_are_disjoint_and_uneven():
+    g = np.stack(np.meshgrid(np.arange(100.0), np.arange(100.0)), -1).reshape(-1, 2)
+    parts = csi.splits(g, labelled_fraction=0.1, test_fraction=0.1, seed=0, unevenness=5.0)
+    total = np.concatenate(list(parts.values()))
+    assert len(total) == len(g) == len(np.unique(total))
+    assert len(parts["labelled"]) == 1000 and len(parts["test"]) == 1000
+
+    def spread(unevenness: float) -> float:
+        """Mean coefficient of variation of labelled counts over 5 x 5 cells, over seeds."""
+        cvs = []
+        for seed in range(4):
+            lab = csi.splits(g, seed=seed, unevenness=unevenness)["labelled"]
+            counts, _, _ = np.histogram2d(*g[lab].T, bins=5)
+            cvs.append(counts.std() / counts.mean())
+        return float(np.mean(cvs))
+
+    assert spread(5.0) > 2 * spread(0.0)
+
+
+@pytest.fixture
+def tiny_store(tmp_path):
+    header = create_dataset(str(tmp_path), {"tiny": 1}, 25, 10, (2, 4, 8))
+    rng = np.random.default_rng(0)
+    for chunk in range(3):
+        rows = np.arange(chunk * 10, min(chunk * 10 + 10, 25))
+        write_chunk(
+            str(tmp_path),
+            chunk,
+            {
+                "csi": (
+                    rng.normal(size=(len(rows), 2, 4, 8)) + 1j * rows[:, None, None, None]
+                ).astype(np.complex64),
+                "xy": np.column_stack([rows, -rows]).astype(float),
+                "los": rows % 2 == 0,
+                "sector": rows % 3,
+                "num_paths": np.full(len(rows), 3),
+                "rx_index": rows,
+            },
+            header,
+        )
+    return CsiDataset(str(tmp_path))
+
+
+def test_grain_batches_cover_each_row_once_per_epoch(tiny_store):
+    rows = np.arange(3, 23)
+    seen = []
+    for batch in csi.batches(tiny_store, rows, batch_size=4, seed=1, epoch=0):
+        assert batch["csi"].shape == (4, 2, 4, 8) and batch["xy"].dtype == np.float32
+        np.testing.assert_allclose(batch["csi"].imag.mean(axis=(1, 2, 3)), batch["row"])
+        np.testing.assert_array_equal(batch["xy"][:, 0], batch["row"])
+        seen.extend(batch["row"].tolist())
+    assert sorted(seen) == rows.tolist()
+    again = [b["row"].tolist() for b in csi.batches(tiny_store, rows, 4, seed=1, epoch=0)]
+    other = [b["row"].tolist() for b in csi.batches(tiny_store, rows, 4, seed=1, epoch=1)]
+    assert sum(again, []) == seen and sum(other, []) != seen
+
+
+def test_device_batches_and_preprocess(tiny_store):
+    batch = next(csi.batches(tiny_store, np.arange(25), batch_size=8, seed=0))
+    placed = csi.to_devices(batch)
+    assert len(placed["csi"].sharding.device_set) == jax.device_count()
+    x = csi.preprocess(
+        placed["csi"],
+        jax.random.key(0),
+        snr_db=20.0,
+        max_ta_s=0.5e-6,
+        spacing_hz=240e3,
+        crop_taps=4,
+    )
+    assert x.shape == (8, 4, 4, 4) and x.dtype == jnp.float32 and bool(jnp.isfinite(x).all())
