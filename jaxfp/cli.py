@@ -69,6 +69,31 @@ def _demo_config() -> str:
     )
 
 
+def _demo_datagen(out: str) -> int:
+    """Ray-trace the small etoile set (datagen's test size) and summarise it, if datagen is installed."""
+    import importlib.util
+
+    if importlib.util.find_spec("sionna") is None:
+        print("datagen skipped: sionna-rt is not installed (pip install -e '.[datagen]')")
+        return 0
+    config = os.path.join(os.path.dirname(_demo_config()), "..", "datagen", "config.py")
+    code = subprocess.call(
+        [sys.executable, "-m", "datagen", "generate", "--out", out, "--quiet"]
+        + ["--config", os.path.normpath(config) + ":test"]
+    )
+    if code:
+        return code
+    from jaxfp.data.csi_store import CsiDataset
+
+    data = CsiDataset(out)
+    print(
+        f"CSI set {out}: {len(data)} receivers, CSI {data.csi_shape} complex64, "
+        f"LoS {data.los.mean():.0%}, sectors {sorted(set(data.sector.tolist()))}, "
+        f"mean paths {data.num_paths.mean():.1f}"
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="jaxfp", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -102,7 +127,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _data_info(args)
         if args.command == "run":
             return _run(args.config, args.workdir, overrides)
-        return _run(_demo_config(), args.workdir, overrides)
+        code = _run(_demo_config(), args.workdir, overrides)
+        return code or _demo_datagen(os.path.join(args.workdir, "etoile_small"))
     except (DataFormatError, FileNotFoundError, KeyError, ValueError, ConfigMismatchError) as err:
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"jaxfp: error: {message}", file=sys.stderr)
