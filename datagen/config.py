@@ -1,7 +1,8 @@
 """datagen defaults: the setting of the CSI positioning paper (§II-B, Fig. 1), and a test size.
 
     python -m datagen generate --out data/etoile            # the full set (~41k receivers)
-    python -m datagen generate --out /tmp/small --config datagen/config.py:test
+    python -m datagen generate --out data/etoile_small --config datagen/config.py:small   # ~4k rx
+    python -m datagen generate --out /tmp/tiny --config datagen/config.py:test     # 48 receivers
 
 Choices where the paper is silent or ambiguous:
 - "8x4 cross-polarised" BS array read as 32 ports: 4 rows x 4 columns x 2 polarisations
@@ -46,6 +47,8 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     c.grid_spacing = 1.0
     c.batch_size = 100  # receivers per solver call
     c.chunk_size = 1000  # receivers per file chunk
+    if arg == "small":  # the "small etoile set" the CSI experiments' small sizes use
+        c.region = (60.0, 140.0, -140.0, -60.0)
     if arg == "test":
         c.region = (172.0, 179.0, -150.0, -145.0)  # 48 receivers, two sectors, ~70% LoS
         c.samples_per_src = 2000

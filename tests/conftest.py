@@ -25,3 +25,39 @@ def uji_folder() -> pathlib.Path:
 @pytest.fixture(scope="session")
 def longterm_zip() -> pathlib.Path:
     return FIXTURES / "longterm_mini.zip"
+
+
+def write_synthetic_csi_store(root: str, n: int = 60, subcarriers: int = 16, seed: int = 0) -> str:
+    """A small CSI set in jaxfp's format: one plane wave per receiver, its angle and delay set by the
+    receiver's bearing and distance from the BS at (100, -100). No ray tracing needed."""
+    import numpy as np
+
+    from jaxfp.data.csi_store import create_dataset, write_chunk
+
+    rng = np.random.default_rng(seed)
+    config = {"synthetic": True, "subcarrier_spacing_hz": 30e3, "srs_comb": 8}
+    header = create_dataset(root, config, n, 25, (2, 32, subcarriers))
+    xy = np.column_stack([rng.uniform(60, 140, n), rng.uniform(-140, -60, n)])
+    rel = xy - [100.0, -100.0]
+    bearing = np.arctan2(rel[:, 1], rel[:, 0])
+    delay_taps = np.linalg.norm(rel, axis=1) / 60.0 * subcarriers / 2
+    f, a = np.arange(subcarriers), np.arange(32)
+    phase = -2j * np.pi * (delay_taps[:, None, None] * f[None, None, :] / subcarriers)
+    phase = phase + 1j * np.pi * np.sin(bearing)[:, None, None] * a[None, :, None]
+    wave = np.exp(phase)[:, None, :, :] * np.ones((1, 2, 1, 1))
+    for chunk in range(-(-n // 25)):
+        rows = np.arange(chunk * 25, min(chunk * 25 + 25, n))
+        write_chunk(
+            root,
+            chunk,
+            {
+                "csi": wave[rows].astype(np.complex64),
+                "xy": xy[rows],
+                "los": np.ones(len(rows), bool),
+                "sector": (bearing[rows] > 0).astype(np.int8),
+                "num_paths": np.ones(len(rows), np.int32),
+                "rx_index": rows,
+            },
+            header,
+        )
+    return root

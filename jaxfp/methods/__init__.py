@@ -5,7 +5,11 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 
-METHODS = {"knn": "jaxfp.methods.knn_run", "mlp": "jaxfp.methods.mlp_regressor"}
+METHODS = {
+    "knn": "jaxfp.methods.knn_run",
+    "mlp": "jaxfp.methods.mlp_regressor",
+    "csi_supervised": "jaxfp.methods.csi_supervised",
+}
 
 
 def get_method(name: str) -> Callable:

@@ -1,5 +1,26 @@
 """Flax linen modules only: no losses, no optimizers, no data."""
 
 from jaxfp.nets.mlp import MLP
+from jaxfp.nets.mobile import MobileNetV2, ShuffleNetV2
+from jaxfp.nets.resnet import ResNet, ResNet18, ResNet34, ResNet50, ResNet101
 
-__all__ = ["MLP"]
+BACKBONES = {
+    "shufflenet_v2": ShuffleNetV2,
+    "mobilenet_v2": MobileNetV2,
+    "resnet18": ResNet18,
+    "resnet34": ResNet34,
+    "resnet50": ResNet50,
+    "resnet101": ResNet101,
+}
+
+__all__ = [
+    "BACKBONES",
+    "MLP",
+    "MobileNetV2",
+    "ResNet",
+    "ResNet18",
+    "ResNet34",
+    "ResNet50",
+    "ResNet101",
+    "ShuffleNetV2",
+]
