@@ -56,6 +56,7 @@ def generate(config, out: str, shard: tuple[int, int] = (0, 1), progress: bool =
     total = sum(min(config.chunk_size, len(xy) - c * config.chunk_size) for c in todo)
     bar = tqdm(total=total, desc=f"datagen shard {index}/{count}", unit="rx", disable=not progress)
     trace_start = time.perf_counter()
+    batches_done = 0
     for chunk_id in todo:
         rows = np.arange(
             chunk_id * config.chunk_size, min((chunk_id + 1) * config.chunk_size, len(xy))
@@ -65,7 +66,9 @@ def generate(config, out: str, shard: tuple[int, int] = (0, 1), progress: bool =
             batch = rows[start : start + config.batch_size]
             for s in np.unique(sector[batch]):
                 sel = batch[sector[batch] == s]
-                parts.append((sel, tracer.trace(xy[sel], int(s))))
+                check = config.spot_check_every > 0 and batches_done % config.spot_check_every == 0
+                parts.append((sel, tracer.trace(xy[sel], int(s), spot_check=check)))
+                batches_done += 1
                 bar.update(len(sel))
         order = np.concatenate([sel for sel, _ in parts])
         arrays = {k: np.concatenate([p[k] for _, p in parts]) for k in ("csi", "los", "num_paths")}
@@ -99,6 +102,8 @@ def generate(config, out: str, shard: tuple[int, int] = (0, 1), progress: bool =
         "total_seconds": time.perf_counter() - started,
         "largest_share_of_path_cap": tracer.max_path_share,
         "batches_split": tracer.splits,
+        "spot_checks": tracer.spot_checks,
+        "spot_checks_with_dropped_paths": tracer.spot_check_mismatches,
     }
     with open(os.path.join(out, f"summary_shard{index}of{count}.json"), "w") as f:
         json.dump(summary, f, indent=1)

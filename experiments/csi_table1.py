@@ -30,6 +30,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
             labelled_fraction=0.1,
             test_fraction=0.1,
             split_seed=0,
+            drop_pathless=True,
         )
     )
     c.preprocess = ml_collections.ConfigDict(dict(snr_db=20.0, max_ta_s=0.1e-6, crop_taps=64))

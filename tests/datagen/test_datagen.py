@@ -158,3 +158,30 @@ def test_cli_rejects_a_bad_shard(tmp_path):
     from datagen.cli import main
 
     assert main(["generate", "--out", str(tmp_path), "--shard", "3/2", "--config", CONFIG]) == 2
+
+
+def test_spot_check_detects_paths_dropped_by_sionnas_hash_table():
+    """The paper setting with a 1e6-slot table and 100-receiver batches drops a few paths; the spot
+    check catches it and returns the complete result."""
+    from datagen.grid import receivers
+    from datagen.tracer import Tracer
+
+    base = load_config(str(REPO / "datagen" / "config.py"))
+    cfg = apply_overrides(
+        base, ["--config.max_num_paths_per_src=1000000", "--config.spot_check_batch=10"]
+    )
+    tracer = Tracer(cfg)
+    xy, sector = receivers(
+        cfg.region, 1.0, cfg.bs_position[:2], cfg.sector_azimuths_deg, tracer.is_outdoor
+    )
+    batch = xy[sector == 0][:200]
+    checked = np.concatenate(
+        [tracer.trace(batch[i : i + 100], 0, spot_check=True)["num_paths"] for i in (0, 100)]
+    )
+    plain = np.concatenate([tracer.trace(batch[i : i + 100], 0)["num_paths"] for i in (0, 100)])
+    assert tracer.spot_checks == 2 and tracer.spot_check_mismatches >= 1
+    assert checked.sum() > plain.sum()
+    small = np.concatenate(
+        [tracer.trace(batch[i : i + 10], 0)["num_paths"] for i in range(0, 200, 10)]
+    )
+    np.testing.assert_array_equal(checked, small)
