@@ -3,6 +3,7 @@
 jaxfp data info PATH [--format F] [--json]
 jaxfp run CONFIG[:ARG] --workdir DIR [--config.key=value ...]
 jaxfp demo [--workdir DIR]
+jaxfp datagen ...           (runs `python -m datagen ...`; jaxfp never imports datagen)
 """
 
 from __future__ import annotations
@@ -14,11 +15,32 @@ import subprocess
 import sys
 from collections.abc import Sequence
 
+import numpy as np
+
 from jaxfp.eval.report import format_table
+
+
+def _csi_info(path: str) -> int:
+    from jaxfp.data.csi_store import CsiDataset
+
+    data = CsiDataset(path, require_complete=False)
+    sectors = {
+        int(s): int(n) for s, n in zip(*np.unique(data.sector, return_counts=True), strict=True)
+    }
+    print(
+        f"{path}  (format: jaxfp-csi, {data.header['num_receivers']} receivers planned, "
+        f"{len(data)} on disk)\n"
+        f"CSI {data.csi_shape} complex64; LoS {data.los.mean():.1%}; receivers per sector {sectors}; "
+        f"mean paths {data.num_paths.mean():.2f}; without a path {int((data.num_paths == 0).sum())}"
+    )
+    return 0
 
 
 def _data_info(args: argparse.Namespace) -> int:
     from jaxfp.data.registry import detect_format, load
+
+    if os.path.isfile(os.path.join(args.path, "dataset.json")):
+        return _csi_info(args.path)
 
     fmt = detect_format(args.path) if args.format == "auto" else args.format
     parts = load(args.path, fmt)

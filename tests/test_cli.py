@@ -80,3 +80,12 @@ def test_mlp_seeds_run_and_a_changed_config_is_refused(tmp_path, capsys):
     assert again == results
     code = cli.main(["run", spec, "--workdir", str(tmp_path), "--config.train.learning_rate=0.1"])
     assert code == 2 and "different config" in capsys.readouterr().err
+
+
+def test_data_info_on_a_csi_set(tmp_path, capsys):
+    from .conftest import write_synthetic_csi_store
+
+    store = write_synthetic_csi_store(str(tmp_path / "csi"), n=30)
+    assert cli.main(["data", "info", store]) == 0
+    out = capsys.readouterr().out
+    assert "jaxfp-csi" in out and "30 on disk" in out and "(2, 32, 16)" in out
