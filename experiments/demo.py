@@ -8,6 +8,7 @@ import os
 
 import ml_collections
 
+from jaxfp.config import split_data
 from jaxfp.methods.knn_run import variant_config as variant
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -18,15 +19,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     c.method = "knn"
     c.seed = 0
     c.query_chunk = 128
-    c.data = ml_collections.ConfigDict(
-        dict(
-            protocol="split",
-            path=os.path.join(REPO, "data", "DSI1.mat"),
-            format="auto",
-            train=("train",),
-            test=("test",),
-        )
-    )
+    c.data = split_data(os.path.join(REPO, "data", "DSI1.mat"))
     c.variants = ml_collections.ConfigDict(
         {
             "nn1_dbm": variant(1, False, "dbm"),

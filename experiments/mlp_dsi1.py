@@ -10,6 +10,8 @@ import os
 
 import ml_collections
 
+from jaxfp.config import split_data
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -19,15 +21,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     c.seed = 0
     c.seeds = (0, 1, 2, 3)
     c.representation = "gufu"
-    c.data = ml_collections.ConfigDict(
-        dict(
-            protocol="split",
-            path=os.path.join(REPO, "data", "DSI1.mat"),
-            format="auto",
-            train=("train",),
-            test=("test",),
-        )
-    )
+    c.data = split_data(os.path.join(REPO, "data", "DSI1.mat"))
     c.model = ml_collections.ConfigDict(dict(hidden=(256, 256), dropout=0.1))
     c.train = ml_collections.ConfigDict(
         dict(

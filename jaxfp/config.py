@@ -69,3 +69,10 @@ def apply_overrides(
         parent[leaf] = _parse_value(text, parent[leaf], key)
     config.lock()
     return config
+
+
+def split_data(path: str, train: tuple[str, ...] = ("train",), test: tuple[str, ...] = ("test",)):
+    """`config.data` for a train/test protocol over the named parts of one data set."""
+    return ml_collections.ConfigDict(
+        dict(protocol="split", path=path, format="auto", train=train, test=test)
+    )
