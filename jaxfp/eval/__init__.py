@@ -11,7 +11,7 @@ from jaxfp.eval.metrics import (
     rss_nrmse,
     rss_rmse,
 )
-from jaxfp.eval.plots import cdf_plot, radio_map_plot
+from jaxfp.eval.plots import cdf_plot, percentile_bar_plot, radio_map_plot
 from jaxfp.eval.report import atomic_path, format_table, write_json
 
 __all__ = [
@@ -21,6 +21,7 @@ __all__ = [
     "cdf_plot",
     "error_summary",
     "format_table",
+    "percentile_bar_plot",
     "hit_rate",
     "position_errors",
     "positioning_report",

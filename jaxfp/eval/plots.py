@@ -59,3 +59,25 @@ def _save(fig: plt.Figure, path: str | os.PathLike) -> str:
         fig.savefig(tmp, format="png")
     plt.close(fig)
     return os.fspath(path)
+
+
+def percentile_bar_plot(
+    errors: Mapping[str, np.ndarray],
+    path: str | os.PathLike,
+    percentiles: tuple[int, ...] = (50, 67, 80, 90),
+    title: str = "",
+) -> str:
+    """Grouped bars of error percentiles per method (3GPP TR 38.843's {50, 67, 80, 90}%; Fig. 4b)."""
+    fig, ax = plt.subplots(figsize=(7, 4), dpi=120)
+    width = 0.8 / max(len(errors), 1)
+    positions = np.arange(len(percentiles))
+    for i, (name, err) in enumerate(errors.items()):
+        values = np.percentile(np.asarray(err, np.float64), percentiles)
+        ax.bar(positions + i * width, values, width, label=name)
+    ax.set_xticks(positions + width * (len(errors) - 1) / 2, [f"{q}%" for q in percentiles])
+    ax.set_ylabel("positioning error (m)")
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title)
+    return _save(fig, path)

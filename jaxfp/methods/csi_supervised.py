@@ -21,7 +21,7 @@ import optax
 from jaxfp.data.csi import preprocess, splits
 from jaxfp.data.csi_store import CsiDataset
 from jaxfp.eval.metrics import PERCENTILES, position_errors, positioning_report
-from jaxfp.eval.plots import cdf_plot
+from jaxfp.eval.plots import cdf_plot, percentile_bar_plot
 from jaxfp.eval.report import format_table, write_json
 from jaxfp.nets import BACKBONES
 from jaxfp.train.loop import fit
@@ -164,6 +164,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         rows[name] = {**model_cost(model, state, input_shape), **report, "train_s": seconds}
         errors[name] = position_errors(xy, dataset.xy[parts["test"]])
     cdf_plot(errors, os.path.join(workdir, "cdf.png"), title="CSI positioning, supervised")
+    percentile_bar_plot(errors, os.path.join(workdir, "percentiles.png"), title="error percentiles")
     write_json(
         os.path.join(workdir, "results.json"),
         {

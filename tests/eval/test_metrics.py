@@ -67,3 +67,12 @@ def test_atomic_path_leaves_nothing_on_failure(tmp_path):
             f.write("half")
         raise RuntimeError("killed")
     assert not target.exists() and not list(tmp_path.iterdir())
+
+
+def test_percentile_bar_plot(tmp_path):
+    rng = np.random.default_rng(1)
+    path = ev.percentile_bar_plot(
+        {"a": rng.random(50), "b": 2 * rng.random(50)}, tmp_path / "bars.png"
+    )
+    with open(path, "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
