@@ -53,4 +53,6 @@ def test_table1_test_config_runs_end_to_end(tmp_path, capsys):
     ]
     assert [m["step"] for m in metrics] == [1, 2, 3] and all(m["finite"] == 1.0 for m in metrics)
     assert "resnet18" in capsys.readouterr().out
-    assert (tmp_path / "run" / "cdf.png").exists() and (tmp_path / "run" / "percentiles.png").exists()
+    assert (tmp_path / "run" / "cdf.png").exists() and (
+        tmp_path / "run" / "percentiles.png"
+    ).exists()
