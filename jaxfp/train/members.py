@@ -76,11 +76,12 @@ def fit_members(
             if eval_fn is not None:
                 scores = {k: np.asarray(v) for k, v in jax.device_get(eval_fn(carry[0])).items()}
                 record: dict[str, object] = {"epoch": epochs_done, "step": steps_done}
+                scalars: dict[str, object] = {}
                 for name, values in scores.items():
                     record[name] = values.tolist()
-                    writer.write_scalars(steps_done, {f"eval/{name}/mean": values.mean()})
-                    for i, value in enumerate(values):
-                        writer.write_scalars(steps_done, {f"eval/{name}/member_{i}": value})
+                    scalars[f"eval/{name}/mean"] = values.mean()
+                    scalars.update({f"eval/{name}/member_{i}": v for i, v in enumerate(values)})
+                writer.write_scalars(steps_done, scalars)  # one metrics.jsonl line per evaluation
                 evaluations.append(record)
             writer.flush()
             checkpoints.save(epochs_done, carry, run_key)
