@@ -23,9 +23,21 @@ from jaxfp.data.csi_store import CsiDataset
 
 
 def angle_delay(csi: jax.Array, crop_taps: int | None = None) -> jax.Array:
-    """Antenna-frequency -> angle-delay (DFT over BS antennas, inverse DFT over subcarriers)."""
-    out = jnp.fft.ifft(jnp.fft.fft(csi, axis=-2), axis=-1)
-    return out[..., :crop_taps] if crop_taps else out
+    """Antenna-frequency -> angle-delay (DFT over BS antennas, inverse DFT over subcarriers).
+
+    With a crop, the kept taps come from a matrix product with the first `crop_taps` columns of
+    the inverse DFT: the same numbers as the FFT then the crop, several times faster on CPU for
+    the paper's 408 subcarriers cropped to tens of taps.
+    """
+    subcarriers = csi.shape[-1]
+    if not crop_taps or crop_taps >= subcarriers:
+        return jnp.fft.ifft(jnp.fft.fft(csi, axis=-2), axis=-1)
+    # Integer phase indices modulo N keep the float32 twiddles exact to rounding.
+    f = (np.arange(subcarriers)[:, None] * np.arange(crop_taps)[None, :]) % subcarriers
+    inverse_dft = (np.exp(2j * np.pi * f / subcarriers) / subcarriers).astype(csi.dtype)
+    # The two transforms commute; cropping first leaves the antenna FFT a fraction of the data.
+    out = jnp.einsum("...f,ft->...t", csi, inverse_dft, precision=jax.lax.Precision.HIGHEST)
+    return jnp.fft.fft(out, axis=-2)
 
 
 def inverse_angle_delay(x: jax.Array) -> jax.Array:
@@ -53,6 +65,20 @@ def awgn(csi: jax.Array, key: jax.Array, snr_db: float) -> jax.Array:
     return csi + (std * noise).astype(csi.dtype)
 
 
+def awgn_angle_delay(x: jax.Array, csi: jax.Array, key: jax.Array, snr_db: float) -> jax.Array:
+    """`awgn(csi)` seen in the angle-delay domain, drawn on the taps of `x = angle_delay(csi, crop)`.
+
+    White noise stays white under the two DFTs, its variance scaled by antennas / subcarriers,
+    so only the random numbers that survive the crop are drawn.
+    """
+    power = jnp.mean(jnp.abs(csi) ** 2, axis=tuple(range(1, csi.ndim)), keepdims=True)
+    scale = csi.shape[-2] / csi.shape[-1]
+    std = jnp.sqrt(power / 10 ** (snr_db / 10) / 2 * scale)
+    re_key, im_key = jax.random.split(key)
+    noise = jax.random.normal(re_key, x.shape) + 1j * jax.random.normal(im_key, x.shape)
+    return x + (std * noise).astype(x.dtype)
+
+
 def rotate_xy(xy: jax.Array, angle_rad: float | jax.Array, center: Sequence[float]) -> jax.Array:
     """Rotate positions about `center` (the BS) by `angle_rad` counter-clockwise."""
     c, s = jnp.cos(angle_rad), jnp.sin(angle_rad)
@@ -74,13 +100,17 @@ def preprocess(
     spacing_hz: float,
     crop_taps: int | None,
 ) -> jax.Array:
-    """Training input: TA and AWGN (when enabled), angle-delay, crop, unit RMS, real channels."""
+    """Training input: TA and AWGN (when enabled), angle-delay, crop, unit RMS, real channels.
+
+    The AWGN is drawn on the kept angle-delay taps (`awgn_angle_delay`), the same distribution
+    as `awgn` before the transform.
+    """
     ta_key, noise_key = jax.random.split(key)
     if max_ta_s > 0:
         csi = timing_advance(csi, ta_key, max_ta_s, spacing_hz)
-    if snr_db is not None:
-        csi = awgn(csi, noise_key, snr_db)
     x = angle_delay(csi, crop_taps)
+    if snr_db is not None:
+        x = awgn_angle_delay(x, csi, noise_key, snr_db)
     rms = jnp.sqrt(jnp.mean(jnp.abs(x) ** 2, axis=(1, 2, 3), keepdims=True))
     return to_channels(x / jnp.maximum(rms, 1e-30))
 

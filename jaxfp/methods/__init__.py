@@ -9,6 +9,7 @@ METHODS = {
     "knn": "jaxfp.methods.knn_run",
     "mlp": "jaxfp.methods.mlp_regressor",
     "csi_supervised": "jaxfp.methods.csi_supervised",
+    "csi_suite": "jaxfp.methods.csi_suite",
 }
 
 

@@ -1,8 +1,9 @@
 """Flax linen modules only: no losses, no optimizers, no data."""
 
+from jaxfp.nets.heads import PositionHeads
 from jaxfp.nets.mlp import MLP
 from jaxfp.nets.mobile import MobileNetV2, ShuffleNetV2
-from jaxfp.nets.resnet import ResNet, ResNet18, ResNet34, ResNet50, ResNet101
+from jaxfp.nets.resnet import ResNet, ResNet18, ResNet34, ResNet50, ResNet101, ResNetTiny
 
 BACKBONES = {
     "shufflenet_v2": ShuffleNetV2,
@@ -11,16 +12,19 @@ BACKBONES = {
     "resnet34": ResNet34,
     "resnet50": ResNet50,
     "resnet101": ResNet101,
+    "resnet_tiny": ResNetTiny,  # small experiment sizes only
 }
 
 __all__ = [
     "BACKBONES",
     "MLP",
     "MobileNetV2",
+    "PositionHeads",
     "ResNet",
     "ResNet18",
     "ResNet34",
     "ResNet50",
     "ResNet101",
+    "ResNetTiny",
     "ShuffleNetV2",
 ]

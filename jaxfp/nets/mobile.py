@@ -12,6 +12,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxfp.nets.heads import head
+
 # (expansion t, channels c, repeats n, stride s) of MobileNetV2.
 MOBILENET_V2_SETTINGS = (
     (1, 16, 1, 1),
@@ -64,7 +66,7 @@ class InvertedResidual(nn.Module):
 
 
 class MobileNetV2(nn.Module):
-    outputs: int = 2
+    outputs: int | None = 2  # None: the pooled features
     dropout: float = 0.2
 
     @nn.compact
@@ -77,7 +79,7 @@ class MobileNetV2(nn.Module):
         x = ConvBN(1280, 1)(x, train)
         x = jnp.mean(x, axis=(1, 2))
         x = nn.Dropout(self.dropout, deterministic=not train)(x)
-        return nn.Dense(self.outputs, name="head")(x)
+        return head(self.outputs, x)
 
 
 def channel_shuffle(x: jax.Array, groups: int = 2) -> jax.Array:
@@ -106,7 +108,7 @@ class ShuffleUnit(nn.Module):
 
 
 class ShuffleNetV2(nn.Module):
-    outputs: int = 2
+    outputs: int | None = 2  # None: the pooled features
     repeats: tuple[int, ...] = (4, 8, 4)
     channels: tuple[int, ...] = (24, 116, 232, 464, 1024)
 
@@ -119,4 +121,4 @@ class ShuffleNetV2(nn.Module):
             for i in range(repeats):
                 x = ShuffleUnit(features, 2 if i == 0 else 1)(x, train)
         x = ConvBN(self.channels[-1], 1, activation="relu")(x, train)
-        return nn.Dense(self.outputs, name="head")(jnp.mean(x, axis=(1, 2)))
+        return head(self.outputs, jnp.mean(x, axis=(1, 2)))

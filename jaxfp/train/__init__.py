@@ -4,8 +4,8 @@ from jaxfp.train.checkpoint import Checkpointer
 from jaxfp.train.distributed import maybe_initialize_distributed
 from jaxfp.train.logging import MetricWriter, read_metrics
 from jaxfp.train.loop import NonFiniteError, fit
-from jaxfp.train.members import fit_members
-from jaxfp.train.state import TrainState, create_train_state
+from jaxfp.train.members import fit_members, init_members, member_step
+from jaxfp.train.state import TeacherState, TrainState, create_train_state
 from jaxfp.train.steps import apply_gradients, make_eval_step, make_train_step, regression_loss
 from jaxfp.train.whole_run import (
     WholeRun,
@@ -21,6 +21,7 @@ __all__ = [
     "ConfigMismatchError",
     "MetricWriter",
     "NonFiniteError",
+    "TeacherState",
     "TrainState",
     "WholeRun",
     "apply_gradients",
@@ -28,11 +29,13 @@ __all__ = [
     "data_parallel_step",
     "fit",
     "fit_members",
+    "init_members",
     "make_eval_step",
     "make_train",
     "make_train_step",
     "maybe_initialize_distributed",
     "member_mesh",
+    "member_step",
     "prepare_workdir",
     "read_metrics",
     "regression_loss",

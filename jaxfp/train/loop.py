@@ -58,7 +58,11 @@ def fit(
         nonlocal clock, clock_steps
         if not pending:
             return
-        host = jax.device_get([m for _, m in pending])
+        # Stacked members report one value each: log the mean, and `finite` only when all are.
+        host = [
+            {k: np.min(v) if k == "finite" else np.mean(v) for k, v in m.items()}
+            for m in jax.device_get([m for _, m in pending])
+        ]
         for (step, _), metrics in zip(pending, host, strict=True):
             if "finite" in metrics and not metrics["finite"]:
                 writer.write_scalars(step, metrics)

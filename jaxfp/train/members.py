@@ -15,13 +15,14 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-from jax.sharding import NamedSharding
+from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 from tqdm.auto import tqdm
 
 from jaxfp.train.checkpoint import Checkpointer
 from jaxfp.train.logging import MetricWriter
 from jaxfp.train.loop import NonFiniteError
+from jaxfp.train.steps import Step
 from jaxfp.train.whole_run import WholeRun, member_mesh
 from jaxfp.train.workdir import prepare_workdir
 
@@ -114,3 +115,38 @@ def _write_member_steps(
             if name == "loss":
                 scalars.update({f"loss/member_{i}": v for i, v in enumerate(values[:, s])})
         writer.write_scalars(steps_done + s + 1, scalars)
+
+
+def init_members(
+    init_fn: Callable[[jax.Array], Any], rngs: jax.Array, mesh: Mesh | None = None
+) -> Any:
+    """`init_fn(key)` for every key, stacked on a leading member axis sharded over `mesh`."""
+    mesh = member_mesh(rngs.shape[0]) if mesh is None else mesh
+    sharding = NamedSharding(mesh, P("members"))
+    return jax.jit(jax.vmap(init_fn), out_shardings=sharding)(jax.device_put(rngs, sharding))
+
+
+def member_step(step_fn: Step, n_members: int, mesh: Mesh | None = None) -> Step:
+    """A jitted step for stacked members: `step_fn` (un-jitted) vmapped over the leading axis of
+    the state and the batch (each member its own data), sharded over `mesh`, no collective.
+
+    Each member gets its own key (the run key split n ways); metrics come back per member and
+    `fit` logs their mean (and stops when any member's step was not finite).
+    """
+    mesh = member_mesh(n_members) if mesh is None else mesh
+    sharded, replicated = NamedSharding(mesh, P("members")), NamedSharding(mesh, P())
+
+    def step(state: Any, batch: Any, rng: jax.Array) -> tuple[Any, Any]:
+        return jax.vmap(step_fn)(state, batch, jax.random.split(rng, n_members))
+
+    jitted = jax.jit(
+        step,
+        in_shardings=(sharded, sharded, replicated),
+        out_shardings=sharded,
+        donate_argnums=(0,),
+    )
+
+    def placed(state: Any, batch: Any, rng: jax.Array) -> tuple[Any, Any]:
+        return jitted(state, jax.device_put(batch, sharded), rng)
+
+    return placed

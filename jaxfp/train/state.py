@@ -30,3 +30,11 @@ def create_train_state(
         tx=tx,
         batch_stats=variables.get("batch_stats"),
     )
+
+
+class TeacherState(TrainState):
+    """A student with an exponential-moving-average teacher (Mean Teacher): the teacher's
+    parameters and batch statistics follow the student's after every step."""
+
+    teacher_params: Any = None
+    teacher_batch_stats: Any = None

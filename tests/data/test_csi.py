@@ -24,6 +24,24 @@ def test_angle_delay_round_trip_and_sparsity():
     assert float(ad.max() ** 2 / jnp.sum(ad**2)) > 0.99
 
 
+def test_cropped_angle_delay_equals_the_fft_then_the_crop():
+    x = random_csi(jax.random.key(5), (3, 2, 32, 408))
+    full = jnp.fft.ifft(jnp.fft.fft(x, axis=-2), axis=-1)
+    for taps in (8, 64):
+        np.testing.assert_allclose(csi.angle_delay(x, taps), full[..., :taps], atol=2e-6)
+
+
+def test_noise_on_the_kept_taps_matches_awgn_before_the_transform():
+    """Same noise power per angle-delay tap as AWGN added per subcarrier, then transformed."""
+    x = random_csi(jax.random.key(6), (256, 2, 32, 408))
+    snr_db, taps = 10.0, 16
+    clean = csi.angle_delay(x, taps)
+    reference = jnp.var(csi.angle_delay(csi.awgn(x, jax.random.key(7), snr_db), taps) - clean)
+    noise = csi.awgn_angle_delay(clean, x, jax.random.key(8), snr_db) - clean
+    np.testing.assert_allclose(jnp.var(noise), reference, rtol=0.03)
+    assert abs(float(jnp.mean(noise.real * noise.imag))) < 0.01 * float(jnp.var(noise))
+
+
 def test_timing_advance_is_a_pure_phase_shift_of_the_delay_profile():
     x = random_csi(jax.random.key(1), (256, 1, 1, 408))
     shifted = csi.timing_advance(x, jax.random.key(2), max_delay_s=1e-6, spacing_hz=240e3)

@@ -18,6 +18,7 @@ TABLE_I_PARAMS = {
     "resnet34": 21.29,
     "resnet50": 23.52,
     "resnet101": 42.51,
+    "resnet_tiny": 0.31,  # ours, for the small sizes
 }
 
 
@@ -32,6 +33,8 @@ def test_backbone_shapes_and_parameter_counts(name):
     assert round(count, 2) == TABLE_I_PARAMS[name]
     out = jax.eval_shape(lambda v: model.apply(v, x), variables)
     assert out.shape == (3, 2)
+    features = jax.eval_shape(lambda v: model.clone(outputs=None).apply(v, x), variables)
+    assert features.ndim == 2 and features.shape[0] == 3
 
 
 def test_table1_test_config_runs_end_to_end(tmp_path, capsys):

@@ -17,9 +17,11 @@ from jaxfp.train import (
     create_train_state,
     data_parallel_step,
     fit_members,
+    init_members,
     make_train,
     make_train_step,
     member_mesh,
+    member_step,
     read_metrics,
     regression_loss,
     train_members,
@@ -129,3 +131,36 @@ def test_fit_members_resumes_after_a_lost_tail(tmp_path):
     steps = [r["step"] for r in rows if "loss/mean" in r]
     assert steps == list(range(1, 6 * (sp.N // 16) + 1))
     assert rows == read_metrics(tmp_path / "a")
+
+
+def test_member_step_matches_one_by_one_and_shards_over_four_devices():
+    """`member_step` (stacked states, per-member batches and keys) == each member stepped alone."""
+    data = sp.dataset()
+    model = MLP(hidden=(16,), out=2, dropout=0.1, batch_norm=True)
+    step_fn = make_train_step(regression_loss(model.apply), jit=False)
+
+    def init(key):
+        return create_train_state(model, key, jnp.zeros((1, sp.D)), optax.adam(1e-2))
+
+    keys = jax.random.split(jax.random.key(3), 4)
+    stacked = init_members(init, keys)
+    assert len(jax.tree.leaves(stacked.params)[0].sharding.device_set) == 4
+    singles = [init(k) for k in keys]
+    rng = jax.random.key(9)
+    step = member_step(step_fn, 4)
+    one = jax.jit(step_fn)
+    for s in range(3):
+        idx = np.stack([np.arange(16) + 16 * ((s + m) % 6) for m in range(4)])
+        batch = {"x": data["x"][idx], "y": data["y"][idx]}
+        stacked, metrics = step(stacked, batch, rng)
+        jax.block_until_ready(metrics)
+        member_keys = jax.random.split(rng, 4)
+        for m in range(4):
+            singles[m], single_metrics = one(
+                singles[m], {"x": batch["x"][m], "y": batch["y"][m]}, member_keys[m]
+            )
+            np.testing.assert_allclose(metrics["loss"][m], single_metrics["loss"], rtol=1e-5)
+    for m in range(4):
+        member = jax.tree.map(lambda x, m=m: x[m], stacked.params)
+        chex.assert_trees_all_close(singles[m].params, member, rtol=1e-5, atol=1e-6)
+    assert metrics["loss"].shape == (4,) and len(metrics["loss"].sharding.device_set) == 4

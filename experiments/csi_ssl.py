@@ -1,0 +1,127 @@
+"""CSI positioning with few labels: supervised, Mean Teacher, FixMatch (confidence and distance),
+the consistency framework (one round and iterative), the ensemble and the sector heads, for all
+seeds at once (the CSI paper's Table II and Fig. 4).
+
+Paper scale (full etoile set, ResNet34 as the paper's §IV-B, hours on a GPU):
+    python -m datagen generate --out data/etoile
+    jaxfp run experiments/csi_ssl.py --workdir runs/csi_ssl --config.data.path=data/etoile
+Small size (the small etoile set, a tiny ResNet, 3 seeds; ~25 min on 2 CPU cores):
+    python -m datagen generate --out data/etoile_small --config datagen/config.py:small
+    jaxfp run experiments/csi_ssl.py:small --workdir runs/csi_ssl_small
+Test size: experiments/csi_ssl.py:test (with --config.data.path of a tiny set).
+"""
+
+import os
+
+import ml_collections
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def get_config(arg: str = "") -> ml_collections.ConfigDict:
+    c = ml_collections.ConfigDict()
+    c.method = "csi_suite"
+    c.seed = 0
+    c.seeds = (0, 1, 2)
+    c.methods = (
+        "supervised",
+        "mean_teacher",
+        "fixmatch",
+        "fixmatch_distance",
+        "consistency",
+        "ensemble",
+        "sector_heads",
+    )
+    c.backbone = "resnet34"
+    c.width = 0  # 0: the backbone's own width
+    c.bs_xy = (100.0, -100.0)
+    c.target_scale_m = 100.0
+    c.eval_batch = 64
+    c.data = ml_collections.ConfigDict(
+        dict(
+            path=os.path.join(REPO, "data", "etoile"),
+            labelled_fraction=0.1,
+            test_fraction=0.1,
+            split_seed=0,
+            drop_pathless=True,
+        )
+    )
+    c.preprocess = ml_collections.ConfigDict(
+        dict(
+            snr_db=20.0,
+            max_ta_s=0.1e-6,
+            crop_taps=64,
+            strong_snr_drop_db=10.0,
+            strong_ta_factor=2.0,
+        )
+    )
+    c.model = ml_collections.ConfigDict(dict(dropout=0.2))
+    c.train = ml_collections.ConfigDict(
+        dict(
+            batch_size=32,
+            unlabelled_batch_size=32,
+            num_steps=20_000,
+            learning_rate=1e-3,
+            weight_decay=1e-4,
+            log_every=100,
+            eval_every=10**9,
+            checkpoint_every=2_000,
+            max_to_keep=2,
+        )
+    )
+    c.finetune = ml_collections.ConfigDict(dict(num_steps=5_000, learning_rate=3e-4))
+    c.mean_teacher = ml_collections.ConfigDict(
+        dict(ema_decay=0.99, weight=1.0, rampup_fraction=0.4)
+    )
+    c.fixmatch = ml_collections.ConfigDict(
+        dict(threshold=0.95, cell_m=10.0, distance_threshold_m=5.0, weight=1.0)
+    )
+    c.consistency = ml_collections.ConfigDict(
+        dict(k=5, agreement_radius_m=5.0, rounds=3, pseudo_weight=1.0)
+    )
+    c.ensemble = ml_collections.ConfigDict(
+        dict(
+            bootstrap=True,
+            consensus_radius_m=10.0,
+            groups=dict(
+                resnet34=dict(backbone="resnet34", learning_rate=1e-3),
+                resnet34_lr3e4=dict(backbone="resnet34", learning_rate=3e-4),
+                resnet18=dict(backbone="resnet18", learning_rate=1e-3),
+                mobilenet_v2=dict(backbone="mobilenet_v2", learning_rate=1e-3),
+            ),
+        )
+    )
+    c.sector = ml_collections.ConfigDict(dict(rotated_weight=0.5, consistency_weight=0.5))
+    if arg == "small":
+        c.data.path = os.path.join(REPO, "data", "etoile_small")
+        c.backbone = "resnet_tiny"
+        c.preprocess.crop_taps = 32
+        c.train.num_steps = 1_200
+        c.train.unlabelled_batch_size = 16
+        c.train.log_every = 50
+        c.train.checkpoint_every = 400
+        c.finetune.num_steps = 400
+        c.ensemble.groups = dict(
+            tiny=dict(backbone="resnet_tiny", learning_rate=1e-3),
+            tiny_lr3e3=dict(backbone="resnet_tiny", learning_rate=3e-3),
+            tiny_wide=dict(backbone="resnet_tiny", learning_rate=1e-3, width=24),
+        )
+    if arg == "test":
+        c.seeds = (0, 1)
+        c.backbone = "resnet_tiny"
+        c.preprocess.crop_taps = 8
+        c.eval_batch = 8
+        c.train.batch_size = 4
+        c.train.unlabelled_batch_size = 4
+        c.train.num_steps = 3
+        c.train.checkpoint_every = 2
+        c.train.log_every = 1
+        c.finetune.num_steps = 2
+        c.consistency.rounds = 2
+        c.consistency.k = 3
+        c.consistency.agreement_radius_m = 1e6  # keep every label, so each stage has data
+        c.ensemble.groups = dict(
+            tiny=dict(backbone="resnet_tiny", learning_rate=1e-3),
+            tiny_wide=dict(backbone="resnet_tiny", learning_rate=1e-3, width=8),
+        )
+    return c
