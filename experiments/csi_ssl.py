@@ -15,60 +15,24 @@ import os
 
 import ml_collections
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from jaxfp.config import load_config
+from jaxfp.methods.csi_suite import METHOD_NAMES
+
+HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def get_config(arg: str = "") -> ml_collections.ConfigDict:
-    c = ml_collections.ConfigDict()
+    # Data, split, preprocessing and training settings are Table I's (experiments/csi_table1.py).
+    c = load_config(os.path.join(HERE, "csi_table1.py"))
     c.method = "csi_suite"
-    c.seed = 0
+    del c.backbones
     c.seeds = (0, 1, 2)
-    c.methods = (
-        "supervised",
-        "mean_teacher",
-        "fixmatch",
-        "fixmatch_distance",
-        "consistency",
-        "ensemble",
-        "sector_heads",
-    )
+    c.methods = METHOD_NAMES
     c.backbone = "resnet34"
     c.width = 0  # 0: the backbone's own width
-    c.bs_xy = (100.0, -100.0)
-    c.target_scale_m = 100.0
-    c.eval_batch = 64
-    c.data = ml_collections.ConfigDict(
-        dict(
-            path=os.path.join(REPO, "data", "etoile"),
-            labelled_fraction=0.1,
-            test_fraction=0.1,
-            split_seed=0,
-            drop_pathless=True,
-        )
-    )
-    c.preprocess = ml_collections.ConfigDict(
-        dict(
-            snr_db=20.0,
-            max_ta_s=0.1e-6,
-            crop_taps=64,
-            strong_snr_drop_db=10.0,
-            strong_ta_factor=2.0,
-        )
-    )
-    c.model = ml_collections.ConfigDict(dict(dropout=0.2))
-    c.train = ml_collections.ConfigDict(
-        dict(
-            batch_size=32,
-            unlabelled_batch_size=32,
-            num_steps=20_000,
-            learning_rate=1e-3,
-            weight_decay=1e-4,
-            log_every=100,
-            eval_every=10**9,
-            checkpoint_every=2_000,
-            max_to_keep=2,
-        )
-    )
+    c.preprocess.strong_snr_drop_db = 10.0
+    c.preprocess.strong_ta_factor = 2.0
+    c.train.unlabelled_batch_size = 32
     c.finetune = ml_collections.ConfigDict(dict(num_steps=5_000, learning_rate=3e-4))
     c.mean_teacher = ml_collections.ConfigDict(
         dict(ema_decay=0.99, weight=1.0, rampup_fraction=0.4)
@@ -93,7 +57,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     )
     c.sector = ml_collections.ConfigDict(dict(rotated_weight=0.5, consistency_weight=0.5))
     if arg == "small":
-        c.data.path = os.path.join(REPO, "data", "etoile_small")
+        c.data.path = os.path.join(os.path.dirname(HERE), "data", "etoile_small")
         c.backbone = "resnet_tiny"
         c.preprocess.crop_taps = 32
         c.train.num_steps = 1_200

@@ -9,7 +9,7 @@ import optax
 
 from jaxfp.methods import csi_ssl
 from jaxfp.nets import MLP, PositionHeads
-from jaxfp.train.state import TeacherState
+from jaxfp.train.state import TeacherState, TrainState
 
 AZIMUTHS = jnp.asarray([0.0, 2 * math.pi / 3, 4 * math.pi / 3])
 
@@ -90,6 +90,18 @@ def tiny_model():
     return PositionHeads(MLP(hidden=(8,), out=4, batch_norm=True), num_heads=1, num_cells=3)
 
 
+def random_batch(seed):
+    """4 labelled and 6 unlabelled rows of 5 features, one sector."""
+    rng = np.random.default_rng(seed)
+    return {
+        "csi": jnp.asarray(rng.normal(size=(4, 5)), jnp.float32),
+        "xy": jnp.asarray(rng.normal(size=(4, 2)), jnp.float32),
+        "weight": jnp.ones(4),
+        "sector": jnp.zeros(4, jnp.int32),
+        "ucsi": jnp.asarray(rng.normal(size=(6, 5)), jnp.float32),
+    }
+
+
 def identity_prep(csi, key):
     return csi + 0.01 * jax.random.normal(key, csi.shape)
 
@@ -108,14 +120,7 @@ def test_mean_teacher_step_moves_the_teacher_by_ema():
     geometry = csi_ssl.Geometry((0.0, 0.0), 1.0, (0.0,))
     loss = csi_ssl.make_mean_teacher_loss(model, identity_prep, geometry, 1.0, 10)
     step = jax.jit(csi_ssl.make_mean_teacher_step(loss, decay=0.9))
-    rng = np.random.default_rng(0)
-    batch = {
-        "csi": jnp.asarray(rng.normal(size=(4, 5)), jnp.float32),
-        "xy": jnp.asarray(rng.normal(size=(4, 2)), jnp.float32),
-        "weight": jnp.ones(4),
-        "sector": jnp.zeros(4, jnp.int32),
-        "ucsi": jnp.asarray(rng.normal(size=(6, 5)), jnp.float32),
-    }
+    batch = random_batch(0)
     new, metrics = step(state, batch, jax.random.key(1))
     assert np.isfinite(metrics["consistency"]) and metrics["finite"] == 1
     expected = jax.tree.map(lambda t, s: 0.9 * t + 0.1 * s, state.teacher_params, new.params)
@@ -130,16 +135,7 @@ def test_fixmatch_rules_mask_and_train():
     assert cells.count == 4
     model = PositionHeads(MLP(hidden=(8,), out=4, batch_norm=True), num_cells=cells.count)
     variables = model.init(jax.random.key(0), jnp.zeros((1, 5)))
-    rng = np.random.default_rng(1)
-    batch = {
-        "csi": jnp.asarray(rng.normal(size=(4, 5)), jnp.float32),
-        "xy": jnp.asarray(rng.normal(size=(4, 2)), jnp.float32),
-        "weight": jnp.ones(4),
-        "sector": jnp.zeros(4, jnp.int32),
-        "ucsi": jnp.asarray(rng.normal(size=(6, 5)), jnp.float32),
-    }
-    from jaxfp.train.state import TrainState
-
+    batch = random_batch(1)
     state = TrainState.create(
         apply_fn=model.apply,
         params=variables["params"],
