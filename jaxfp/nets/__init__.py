@@ -1,9 +1,11 @@
 """Flax linen modules only: no losses, no optimizers, no data."""
 
+from jaxfp.nets.autoencoder import Autoencoder
 from jaxfp.nets.heads import PositionHeads
 from jaxfp.nets.mlp import MLP
 from jaxfp.nets.mobile import MobileNetV2, ShuffleNetV2
 from jaxfp.nets.resnet import ResNet, ResNet18, ResNet34, ResNet50, ResNet101, ResNetTiny
+from jaxfp.nets.sage import EdgeSAGE, EdgeSAGELayer
 
 BACKBONES = {
     "shufflenet_v2": ShuffleNetV2,
@@ -16,6 +18,9 @@ BACKBONES = {
 }
 
 __all__ = [
+    "Autoencoder",
+    "EdgeSAGE",
+    "EdgeSAGELayer",
     "BACKBONES",
     "MLP",
     "MobileNetV2",

@@ -1,0 +1,165 @@
+"""GUFU's site graph (§4.2): sample nodes and AP nodes, edges where an AP is detected, virtual edges
+between similar samples, and its padded `jraph.GraphsTuple` form.
+
+Choices where the paper's symbols were lost, one line each:
+- edge weight = RSS (dBm) + 120, so every detected AP gives a positive weight.
+- an AP node's feature = the edge-weighted mean of its sample neighbours' features.
+- virtual edges join sample pairs whose feature cosine similarity exceeds `threshold` (both
+  directions in the GraphsTuple); `max_per_node` optionally keeps each sample's most similar ones.
+- node order in the GraphsTuple: samples, then APs, then padding; every sample-AP edge appears in
+  both directions; edge features start as the mean of their end nodes' features.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jraph
+import numpy as np
+
+ALPHA_DB = 120.0
+
+
+class SiteGraph(NamedTuple):
+    """A host-side site graph: `num_samples` sample nodes, then one AP node per entry of ap_ids."""
+
+    sample_features: np.ndarray  # (S, F) float32
+    ap_ids: np.ndarray  # (A,)
+    edge_sample: np.ndarray  # (E,) int64, sample node of each edge
+    edge_ap: np.ndarray  # (E,) int64, AP index (0..A-1) of each edge
+    edge_weight: np.ndarray  # (E,) float32, RSS + 120
+    virtual: np.ndarray  # (V, 2) int64 sample pairs, i < j
+
+    @property
+    def num_samples(self) -> int:
+        return int(self.sample_features.shape[0])
+
+    @property
+    def num_aps(self) -> int:
+        return int(len(self.ap_ids))
+
+    def ap_features(self) -> np.ndarray:
+        """(A, F): the edge-weighted mean of each AP's sample neighbours (zeros if it has none)."""
+        features = self.sample_features
+        out = np.zeros((self.num_aps, features.shape[1]), np.float64)
+        np.add.at(out, self.edge_ap, self.edge_weight[:, None] * features[self.edge_sample])
+        total = np.bincount(self.edge_ap, self.edge_weight, minlength=self.num_aps)
+        return (out / np.maximum(total, 1e-12)[:, None]).astype(np.float32)
+
+    def rss(self) -> np.ndarray:
+        """(S, A) RSS in dBm, NaN where a sample has no edge to the AP."""
+        out = np.full((self.num_samples, self.num_aps), np.nan, np.float32)
+        out[self.edge_sample, self.edge_ap] = self.edge_weight - ALPHA_DB
+        return out
+
+
+def build_site_graph(rss_dbm: np.ndarray, ap_ids: np.ndarray, features: np.ndarray) -> SiteGraph:
+    """Edges where rss_dbm (samples, APs; NaN = not detected) is finite; no virtual edges yet."""
+    rss_dbm = np.asarray(rss_dbm, np.float32)
+    if rss_dbm.ndim != 2 or rss_dbm.shape[1] != len(ap_ids):
+        raise ValueError(
+            f"rss_dbm: expected (samples, {len(ap_ids)} APs), got shape {rss_dbm.shape}"
+        )
+    if len(features) != len(rss_dbm):
+        raise ValueError(
+            f"features: expected {len(rss_dbm)} rows (one per sample), got {len(features)}"
+        )
+    detected = np.isfinite(rss_dbm)
+    too_weak = detected & (rss_dbm <= -ALPHA_DB)
+    if too_weak.any():
+        s, a = np.argwhere(too_weak)[0]
+        raise ValueError(
+            f"rss_dbm[{s}, {a}] = {rss_dbm[s, a]} dBm: detected values must exceed {-ALPHA_DB} dBm "
+            "(not detected is NaN)"
+        )
+    edge_sample, edge_ap = np.nonzero(detected)
+    return SiteGraph(
+        np.asarray(features, np.float32),
+        np.asarray(ap_ids),
+        edge_sample.astype(np.int64),
+        edge_ap.astype(np.int64),
+        (rss_dbm[edge_sample, edge_ap] + ALPHA_DB).astype(np.float32),
+        np.zeros((0, 2), np.int64),
+    )
+
+
+def similar_pairs(
+    features: np.ndarray, threshold: float, max_per_node: int | None = None, block: int = 2048
+) -> np.ndarray:
+    """(V, 2) sample pairs i < j with cosine similarity > threshold, computed block by block."""
+    unit = features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
+    pairs = []
+    for start in range(0, len(unit), block):
+        sim = unit[start : start + block] @ unit.T
+        rows = np.arange(start, start + len(sim))
+        sim[np.arange(len(sim)), rows] = -np.inf  # no self loops
+        if max_per_node is not None and max_per_node < sim.shape[1]:
+            cut = -np.partition(-sim, max_per_node - 1, axis=1)[:, max_per_node - 1 : max_per_node]
+            sim = np.where(sim >= cut, sim, -np.inf)
+        i, j = np.nonzero(sim > threshold)
+        pairs.append(np.column_stack([rows[i], j]))
+    found = np.concatenate(pairs) if pairs else np.zeros((0, 2), np.int64)
+    found = np.sort(found, axis=1)
+    return np.unique(found, axis=0).astype(np.int64).reshape(-1, 2)
+
+
+def with_virtual_edges(
+    graph: SiteGraph, threshold: float, max_per_node: int | None = None
+) -> SiteGraph:
+    """The graph with virtual edges between its similar sample nodes."""
+    return graph._replace(virtual=similar_pairs(graph.sample_features, threshold, max_per_node))
+
+
+class Padded(NamedTuple):
+    """A padded GraphsTuple and its masks; edges = {'features', 'weight', 'virtual'}."""
+
+    graph: jraph.GraphsTuple
+    node_mask: np.ndarray
+    edge_mask: np.ndarray
+
+
+def to_graphs_tuple(graph: SiteGraph, node_budget: int, edge_budget: int) -> Padded:
+    """One GraphsTuple padded to `node_budget` nodes and `edge_budget` edges (plus one padding graph).
+
+    The budgets include the padding graph's node (at least one node is needed for it).
+    """
+    s, a = graph.num_samples, graph.num_aps
+    n_nodes = s + a
+    nodes = np.concatenate([graph.sample_features, graph.ap_features()])
+    ap_node = s + graph.edge_ap
+    senders = np.concatenate([graph.edge_sample, ap_node, graph.virtual[:, 0], graph.virtual[:, 1]])
+    receivers = np.concatenate(
+        [ap_node, graph.edge_sample, graph.virtual[:, 1], graph.virtual[:, 0]]
+    )
+    n_virtual = len(graph.virtual)
+    weight = np.concatenate(
+        [graph.edge_weight, graph.edge_weight, np.zeros(2 * n_virtual, np.float32)]
+    )
+    virtual = np.concatenate(
+        [np.zeros(2 * len(graph.edge_weight), bool), np.ones(2 * n_virtual, bool)]
+    )
+    n_edges = len(senders)
+    if n_nodes + 1 > node_budget or n_edges > edge_budget:
+        raise ValueError(
+            f"graph of {n_nodes} nodes and {n_edges} directed edges exceeds the budgets "
+            f"({node_budget} nodes incl. 1 of padding, {edge_budget} edges)"
+        )
+    tuple_graph = jraph.GraphsTuple(
+        nodes=nodes.astype(np.float32),
+        edges={
+            "features": (0.5 * (nodes[senders] + nodes[receivers])).astype(np.float32),
+            "weight": weight.astype(np.float32),
+            "virtual": virtual,
+        },
+        senders=senders.astype(np.int32),
+        receivers=receivers.astype(np.int32),
+        n_node=np.array([n_nodes], np.int32),
+        n_edge=np.array([n_edges], np.int32),
+        globals=None,
+    )
+    padded = jraph.pad_with_graphs(tuple_graph, node_budget, edge_budget, n_graph=2)
+    return Padded(
+        padded,
+        np.asarray(jraph.get_node_padding_mask(padded)),
+        np.asarray(jraph.get_edge_padding_mask(padded)),
+    )

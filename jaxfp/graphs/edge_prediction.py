@@ -1,0 +1,143 @@
+"""GUFU's edge prediction with goodness and fairness (§6, eq. 11-12, Algorithm 2) and forgetting.
+
+Choices where the paper's symbols were lost, one line each:
+- weights are normalised by the graph's largest weight: w~ = w / max(w) (Line 1).
+- the graph is undirected: every node has a goodness and a fairness over all its neighbours.
+- goodness, per feature dimension d: g_v[d] = mean over neighbours u of f_u[d] * w~_uv (eq. 11).
+- fairness: f_u[d] = 1 - mean over neighbours v of |w~_uv - g_v[d]| / 2 (eq. 12).
+- both start from the node features (Line 2) and iterate until the largest change < `tol`.
+- predicted weight of (sample s, AP a) = mean over d of f_s[d] * g_a[d] (Kumar et al.: the rater's
+  fairness times the ratee's goodness), a normalised weight.
+- candidates: (s, a) not joined, where s has a virtual edge to a sample joined to a (Fig. 6).
+- one threshold on the normalised weight adds candidates above it and removes edges below it; the
+  paper's value was lost, so it is a parameter (GUFU uses the weight of a -100 dBm reading).
+- an AP node left without edges is deleted (forgetting, §6.2).
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import scipy.sparse
+
+from jaxfp.graphs.bipartite import ALPHA_DB, SiteGraph
+
+
+class GoodnessFairness(NamedTuple):
+    goodness: np.ndarray  # (S + A, F): samples first, then APs
+    fairness: np.ndarray
+    iterations: int
+
+
+def goodness_fairness(
+    graph: SiteGraph,
+    ap_features: np.ndarray | None = None,
+    tol: float = 1e-6,
+    max_iterations: int = 200,
+) -> GoodnessFairness:
+    """Iterate eq. 11-12 on the sample-AP edges (virtual edges carry no weight) to convergence."""
+    s = graph.num_samples
+    nodes = np.concatenate(
+        [graph.sample_features, graph.ap_features() if ap_features is None else ap_features]
+    )
+    ends_a = np.concatenate([graph.edge_sample, s + graph.edge_ap])
+    ends_b = np.concatenate([s + graph.edge_ap, graph.edge_sample])
+    w = graph.edge_weight / max(float(graph.edge_weight.max(initial=0.0)), 1e-12)
+    g, f, n = _iterate(
+        jnp.asarray(nodes, jnp.float32),
+        jnp.asarray(ends_a, jnp.int32),
+        jnp.asarray(ends_b, jnp.int32),
+        jnp.asarray(np.concatenate([w, w]), jnp.float32),
+        tol,
+        max_iterations,
+    )
+    return GoodnessFairness(np.asarray(g), np.asarray(f), int(n))
+
+
+@functools.partial(jax.jit, static_argnames=("max_iterations",))
+def _iterate(nodes, receivers, senders, weight, tol, max_iterations):
+    num_nodes = nodes.shape[0]
+    degree = jax.ops.segment_sum(jnp.ones_like(weight), receivers, num_nodes)
+    degree = jnp.maximum(degree, 1.0)[:, None]
+
+    def update(carry):
+        g, f, _, i = carry
+        new_g = jax.ops.segment_sum(f[senders] * weight[:, None], receivers, num_nodes) / degree
+        gap = jnp.abs(weight[:, None] - new_g[senders])
+        new_f = 1.0 - jax.ops.segment_sum(gap, receivers, num_nodes) / (2.0 * degree)
+        change = jnp.maximum(jnp.max(jnp.abs(new_g - g)), jnp.max(jnp.abs(new_f - f)))
+        return new_g, new_f, change, i + 1
+
+    def running(carry):
+        return (carry[2] >= tol) & (carry[3] < max_iterations)
+
+    g, f, _, i = jax.lax.while_loop(
+        running, update, (nodes, nodes, jnp.float32(jnp.inf), jnp.int32(0))
+    )
+    return g, f, i
+
+
+def candidate_pairs(graph: SiteGraph) -> np.ndarray:
+    """(C, 2) (sample, AP) pairs not joined, where a virtually linked sample is joined to the AP."""
+    s, a = graph.num_samples, graph.num_aps
+    joined = scipy.sparse.csr_matrix(
+        (np.ones(len(graph.edge_sample)), (graph.edge_sample, graph.edge_ap)), shape=(s, a)
+    )
+    v = graph.virtual
+    linked = scipy.sparse.csr_matrix(
+        (np.ones(2 * len(v)), (np.r_[v[:, 0], v[:, 1]], np.r_[v[:, 1], v[:, 0]])), shape=(s, s)
+    )
+    reach = (linked @ joined).tocoo()
+    pairs = np.column_stack([reach.row, reach.col]).astype(np.int64)
+    keep = np.asarray(joined[pairs[:, 0], pairs[:, 1]]).ravel() == 0 if len(pairs) else []
+    return np.unique(pairs[keep], axis=0).reshape(-1, 2)
+
+
+def predicted_weights(scores: GoodnessFairness, s: int, pairs: np.ndarray) -> np.ndarray:
+    """Normalised weights of (sample, AP) pairs: mean over dimensions of fairness x goodness."""
+    return np.mean(scores.fairness[pairs[:, 0]] * scores.goodness[s + pairs[:, 1]], axis=1)
+
+
+class EdgeUpdate(NamedTuple):
+    graph: SiteGraph
+    added: int
+    removed: int
+    deleted_aps: np.ndarray  # ids of the AP nodes left without edges
+
+
+def default_threshold(graph: SiteGraph, floor_dbm: float = -100.0) -> float:
+    """The normalised weight of a `floor_dbm` reading in this graph."""
+    return (floor_dbm + ALPHA_DB) / max(float(graph.edge_weight.max(initial=0.0)), 1e-12)
+
+
+def update_edges(
+    graph: SiteGraph, threshold: float, scores: GoodnessFairness | None = None
+) -> EdgeUpdate:
+    """Algorithm 2: add candidates predicted above `threshold`, remove edges predicted below it,
+    delete AP nodes left without edges. New edges get weight = prediction x max weight."""
+    scores = goodness_fairness(graph) if scores is None else scores
+    s = graph.num_samples
+    w_max = float(graph.edge_weight.max(initial=0.0))
+    existing = np.column_stack([graph.edge_sample, graph.edge_ap])
+    kept = predicted_weights(scores, s, existing) >= threshold
+    candidates = candidate_pairs(graph)
+    predicted = predicted_weights(scores, s, candidates)
+    new = candidates[predicted > threshold]
+    edge_sample = np.concatenate([graph.edge_sample[kept], new[:, 0]])
+    edge_ap = np.concatenate([graph.edge_ap[kept], new[:, 1]])
+    weight = np.concatenate(
+        [graph.edge_weight[kept], (predicted[predicted > threshold] * w_max).astype(np.float32)]
+    )
+    alive = np.bincount(edge_ap, minlength=graph.num_aps) > 0
+    remap = np.cumsum(alive) - 1
+    updated = graph._replace(
+        ap_ids=graph.ap_ids[alive],
+        edge_sample=edge_sample.astype(np.int64),
+        edge_ap=remap[edge_ap].astype(np.int64),
+        edge_weight=weight.astype(np.float32),
+    )
+    return EdgeUpdate(updated, int(len(new)), int((~kept).sum()), graph.ap_ids[~alive])

@@ -1,0 +1,130 @@
+"""GUFU's site graph, padding, goodness/fairness and edge updates on hand-made cases."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxfp.graphs import bipartite, edge_prediction
+from jaxfp.nets import EdgeSAGE
+
+NAN = np.nan
+RSS = np.array(
+    [
+        [-50.0, NAN, -70.0],
+        [NAN, -60.0, -80.0],
+        [-55.0, NAN, NAN],
+    ],
+    np.float32,
+)
+FEATURES = np.array([[1.0, 0.0], [0.0, 1.0], [0.9, 0.1]], np.float32)
+
+
+def hand_graph():
+    return bipartite.build_site_graph(RSS, np.array(["a", "b", "c"]), FEATURES)
+
+
+def test_edges_weights_ap_features_and_virtual_edges():
+    g = hand_graph()
+    np.testing.assert_array_equal(g.edge_sample, [0, 0, 1, 1, 2])
+    np.testing.assert_array_equal(g.edge_ap, [0, 2, 1, 2, 0])
+    np.testing.assert_allclose(g.edge_weight, [70, 50, 60, 40, 65])
+    # AP a: samples 0 (w 70) and 2 (w 65); AP c: samples 0 (w 50) and 1 (w 40).
+    expected_a = (70 * FEATURES[0] + 65 * FEATURES[2]) / 135
+    expected_c = (50 * FEATURES[0] + 40 * FEATURES[1]) / 90
+    np.testing.assert_allclose(g.ap_features(), [expected_a, FEATURES[1], expected_c], rtol=1e-6)
+    np.testing.assert_array_equal(np.isnan(g.rss()), np.isnan(RSS))
+    # cos(0, 2) = 0.994, cos(1, 2) = 0.110, cos(0, 1) = 0.
+    np.testing.assert_array_equal(bipartite.with_virtual_edges(g, 0.5).virtual, [[0, 2]])
+    np.testing.assert_array_equal(bipartite.with_virtual_edges(g, 0.05).virtual, [[0, 2], [1, 2]])
+    np.testing.assert_array_equal(
+        bipartite.with_virtual_edges(g, -1.0, max_per_node=1).virtual, [[0, 2], [1, 2]]
+    )
+
+
+def test_bad_rss_is_named():
+    with pytest.raises(ValueError, match=r"rss_dbm\[1, 0\] = -130"):
+        bipartite.build_site_graph(
+            np.array([[-50.0], [-130.0]], np.float32), np.array(["a"]), np.ones((2, 2))
+        )
+    with pytest.raises(ValueError, match="features: expected 3 rows"):
+        bipartite.build_site_graph(RSS, np.array(["a", "b", "c"]), np.ones((2, 2)))
+
+
+def test_padding_masks_and_padding_does_not_change_the_embeddings():
+    g = bipartite.with_virtual_edges(hand_graph(), 0.5)
+    small = bipartite.to_graphs_tuple(g, 8, 16)
+    large = bipartite.to_graphs_tuple(g, 16, 40)
+    # 3 samples + 3 APs; 5 sample-AP edges both ways + 1 virtual edge both ways.
+    assert small.node_mask.sum() == 6 and small.edge_mask.sum() == 12
+    assert small.graph.edges["virtual"][small.edge_mask].sum() == 2
+    with pytest.raises(ValueError, match="exceeds the budgets"):
+        bipartite.to_graphs_tuple(g, 6, 16)
+    model = EdgeSAGE(features=8, num_layers=2)
+    params = model.init(jax.random.key(0), small.graph, jnp.asarray(small.edge_mask))
+    nodes_s, edges_s = model.apply(params, small.graph, jnp.asarray(small.edge_mask))
+    nodes_l, edges_l = model.apply(params, large.graph, jnp.asarray(large.edge_mask))
+    np.testing.assert_allclose(nodes_s[:6], nodes_l[:6], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(edges_s[:12], edges_l[:12], rtol=1e-5, atol=1e-6)
+    assert np.all(np.asarray(edges_l)[~large.edge_mask] == 0)
+    norms = np.linalg.norm(np.asarray(nodes_s[:6]), axis=1)
+    assert np.all((np.abs(norms - 1) < 1e-5) | (norms == 0))
+
+
+def goodness_fairness_numpy(graph, tol=1e-6, max_iterations=200):
+    """Eq. 11-12 written node by node, straight from the definitions."""
+    s = graph.num_samples
+    nodes = np.concatenate([graph.sample_features, graph.ap_features()]).astype(np.float64)
+    w = graph.edge_weight / graph.edge_weight.max()
+    neighbours = {v: [] for v in range(len(nodes))}
+    for e, (i, a) in enumerate(zip(graph.edge_sample, graph.edge_ap, strict=True)):
+        neighbours[i].append((s + a, w[e]))
+        neighbours[s + a].append((i, w[e]))
+    g, f = nodes.copy(), nodes.copy()
+    for iteration in range(1, max_iterations + 1):
+        new_g, new_f = np.zeros_like(g), np.zeros_like(f)
+        for v, nbrs in neighbours.items():
+            new_g[v] = sum(f[u] * wt for u, wt in nbrs) / max(len(nbrs), 1)
+        for u, nbrs in neighbours.items():
+            new_f[u] = 1 - sum(np.abs(wt - new_g[v]) for v, wt in nbrs) / (2 * max(len(nbrs), 1))
+        change = max(np.abs(new_g - g).max(), np.abs(new_f - f).max())
+        g, f = new_g, new_f
+        if change < tol:
+            return g, f, iteration
+    return g, f, max_iterations
+
+
+def test_goodness_and_fairness_match_a_direct_computation():
+    rng = np.random.default_rng(0)
+    rss = np.where(rng.random((12, 7)) < 0.5, rng.uniform(-95, -40, (12, 7)), np.nan)
+    rss[:, 0] = -60.0  # every sample has an edge
+    g = bipartite.build_site_graph(rss, np.arange(7), rng.normal(size=(12, 3)))
+    scores = edge_prediction.goodness_fairness(g)
+    good, fair, iterations = goodness_fairness_numpy(g)
+    np.testing.assert_allclose(scores.goodness, good, atol=1e-5)
+    np.testing.assert_allclose(scores.fairness, fair, atol=1e-5)
+    assert abs(scores.iterations - iterations) <= 1
+
+
+def test_candidates_an_ap_appearing_and_one_disappearing():
+    g = hand_graph()._replace(virtual=np.array([[0, 2], [1, 2]]))
+    # Sample 2 reaches AP c through 0 and 1, AP b through 1; sample 0 reaches nothing new.
+    np.testing.assert_array_equal(edge_prediction.candidate_pairs(g), [[1, 0], [2, 1], [2, 2]])
+    scores = edge_prediction.goodness_fairness(g)
+    added = edge_prediction.update_edges(g, threshold=0.0, scores=scores)
+    assert added.added == 3 and added.removed == 0 and len(added.deleted_aps) == 0
+    predicted = edge_prediction.predicted_weights(scores, 3, np.array([[2, 1]]))
+    new_rss = added.graph.rss()
+    np.testing.assert_allclose(new_rss[2, 1], predicted[0] * 70 - 120, rtol=1e-5)
+    # A threshold above every prediction removes every edge: all AP nodes are forgotten.
+    gone = edge_prediction.update_edges(g, threshold=2.0, scores=scores)
+    assert gone.added == 0 and gone.removed == 5 and list(gone.deleted_aps) == ["a", "b", "c"]
+    # An AP whose only reading is weak disappears while the others stay.
+    weak = bipartite.build_site_graph(
+        np.array([[-40.0, -40.0, -115.0], [-42.0, -45.0, NAN]], np.float32),
+        np.array(["x", "y", "old"]),
+        np.ones((2, 2), np.float32),
+    )
+    update = edge_prediction.update_edges(weak, edge_prediction.default_threshold(weak))
+    assert list(update.deleted_aps) == ["old"] and list(update.graph.ap_ids) == ["x", "y"]
+    assert update.graph.edge_ap.max() == 1
