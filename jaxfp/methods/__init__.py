@@ -10,6 +10,7 @@ METHODS = {
     "mlp": "jaxfp.methods.mlp_regressor",
     "csi_supervised": "jaxfp.methods.csi_supervised",
     "csi_suite": "jaxfp.methods.csi_suite",
+    "gufu": "jaxfp.methods.gufu",
 }
 
 

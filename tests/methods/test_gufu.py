@@ -1,0 +1,87 @@
+"""GUFU: a batch update keeps the graph size, APs appear and disappear; the protocol end to end."""
+
+import json
+
+import jax
+import numpy as np
+
+from jaxfp import cli
+from jaxfp.config import load_config
+from jaxfp.data.types import FingerprintSet, rp_ids_from_positions
+from jaxfp.methods import gufu
+from jaxfp.methods.gufu_model import Gufu
+
+from ..conftest import REPO
+
+SPEC = str(REPO / "experiments" / "gufu_longterm.py:test")
+
+
+def small_site(seed=0):
+    """12 records at 3 points over APs a, b (strong) and c (barely heard)."""
+    rng = np.random.default_rng(seed)
+    xy = np.repeat(np.array([[0.0, 0.0], [5.0, 0.0], [0.0, 5.0]]), 4, axis=0)
+    a = -40 - 3 * np.linalg.norm(xy - [0, 0], axis=1)
+    b = -40 - 3 * np.linalg.norm(xy - [5, 5], axis=1)
+    c = np.full(12, -116.0)
+    rss = np.column_stack([a, b, c]) + rng.normal(0, 1, (12, 3))
+    return rss.astype(np.float32), xy
+
+
+def test_an_update_keeps_the_graph_size_adds_a_new_ap_and_forgets_a_gone_one():
+    config = load_config(SPEC)
+    config.gufu.virtual_threshold = 0.5
+    config.gufu.update(dict(ae_steps=300, gnn_steps=20, update_steps=300, retrain_steps=20))
+    rss, xy = small_site()
+    model = Gufu(config, np.array(["a", "b", "c"]), rss, xy, jax.random.key(0))
+    model.offline()
+    # The batch hears a and b as before, c no longer, and a new AP d loudly.
+    batch_rss, batch_xy = small_site(1)
+    batch = np.column_stack([batch_rss[:, :2], np.full(12, -45.0)]).astype(np.float32)
+    result = model.update(batch, np.array(["a", "b", "d"]))
+    assert result["xy"].shape == (12, 2) and np.isfinite(result["xy"]).all()
+    assert model.rss.shape[0] == 12  # the database does not grow
+    assert list(model.ap_ids) == ["a", "b", "d"]
+    assert result["aps_added"] == 1 and result["aps_removed"] == 1
+    d = model.rss[:, 2]
+    assert np.isfinite(d).any() and np.nanmax(d) <= -120 + 120  # predicted weights are RSS + 120
+    assert np.isfinite(model.rss[:, :2]).all()
+
+
+def test_rss_error_counts_points_and_missing_aps():
+    rss, xy = small_site()
+    measured = rss.copy()
+    measured[:, 2] = np.nan  # c unheard this month: not scored
+    fs = FingerprintSet(
+        rss=measured + 2.0,
+        detected=np.isfinite(measured),
+        ap_ids=np.array(["a", "b", "c"]),
+        xy=xy,
+        rp_id=rp_ids_from_positions(xy),
+    )
+    np.testing.assert_allclose(gufu.rss_error(rss, fs.ap_ids, xy, fs, -100.0), 2.0, rtol=1e-5)
+    # A database without AP b: b's readings are compared with the -100 dBm fill.
+    only_a = gufu.rss_error(rss[:, :1], fs.ap_ids[:1], xy, fs, -100.0)
+    b_means = gufu.point_means(rss[:, 1:2] + 2, xy)[1][:, 0]  # one per point
+    expected = np.mean([2.0, 2.0, 2.0, *np.abs(-100.0 - b_means)])
+    np.testing.assert_allclose(only_a, expected, rtol=1e-5)
+
+
+def test_longterm_protocol_end_to_end_and_resume(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert cli.main(["run", SPEC, "--workdir", str(run)]) == 0
+    results = json.loads((run / "results.json").read_text())
+    assert results["months"] == [2, 3]
+    assert set(results["summary"]) == {*gufu.ABLATIONS, *gufu.BASELINES}
+    for variant, row in results["summary"].items():
+        assert np.isfinite(row["rss_error_db"]) and np.isfinite(row["location_error_m"]), variant
+        assert row["rss_error_db_ci_low"] <= row["rss_error_db"] <= row["rss_error_db_ci_high"]
+    gufu_rows = results["runs"]["gufu"]["0"]
+    assert "offline_seconds" in gufu_rows[0] and [r["month"] for r in gufu_rows[1:]] == [2, 3]
+    assert "wknn_average" in capsys.readouterr().out
+    # A rerun reuses finished (variant, seed) runs and redoes a lost one to the same numbers.
+    lost = run / "static" / "seed1.json"
+    before = json.loads(lost.read_text())
+    lost.unlink()
+    assert cli.main(["run", SPEC, "--workdir", str(run)]) == 0
+    assert json.loads(lost.read_text())[0]["rss_error_db"] == before[0]["rss_error_db"]
+    assert "gufu, seed 0" not in capsys.readouterr().out
