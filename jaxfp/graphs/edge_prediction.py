@@ -8,7 +8,8 @@ Choices where the paper's symbols were lost, one line each:
 - both start from the node features (Line 2) and iterate until the largest change < `tol`.
 - predicted weight of (sample s, AP a) = mean over d of f_s[d] * g_a[d] (Kumar et al.: the rater's
   fairness times the ratee's goodness), a normalised weight.
-- candidates: (s, a) not joined, where s has a virtual edge to a sample joined to a (Fig. 6).
+- candidates: (s, a) not joined, where s has a virtual edge to a sample joined to a (Fig. 6);
+  GUFU lets only the batch's new APs gain edges (§6.1 predicts edges for new APs).
 - one threshold on the normalised weight adds candidates above it and removes edges below it; the
   paper's value was lost, so it is a parameter (GUFU uses the weight of a -100 dBm reading).
 - an AP node left without edges is deleted (forgetting, §6.2).
@@ -115,16 +116,25 @@ def default_threshold(graph: SiteGraph, floor_dbm: float = -100.0) -> float:
 
 
 def update_edges(
-    graph: SiteGraph, threshold: float, scores: GoodnessFairness | None = None
+    graph: SiteGraph,
+    threshold: float,
+    scores: GoodnessFairness | None = None,
+    addable_aps: np.ndarray | None = None,
 ) -> EdgeUpdate:
     """Algorithm 2: add candidates predicted above `threshold`, remove edges predicted below it,
-    delete AP nodes left without edges. New edges get weight = prediction x max weight."""
+    delete AP nodes left without edges. New edges get weight = prediction x max weight.
+
+    `addable_aps` (AP indices) limits additions to those APs, e.g. the batch's new APs (§6.1);
+    None lets any AP gain edges.
+    """
     scores = goodness_fairness(graph) if scores is None else scores
     s = graph.num_samples
     w_max = float(graph.edge_weight.max(initial=0.0))
     existing = np.column_stack([graph.edge_sample, graph.edge_ap])
     kept = predicted_weights(scores, s, existing) >= threshold
     candidates = candidate_pairs(graph)
+    if addable_aps is not None:
+        candidates = candidates[np.isin(candidates[:, 1], addable_aps)]
     predicted = predicted_weights(scores, s, candidates)
     new = candidates[predicted > threshold]
     edge_sample = np.concatenate([graph.edge_sample[kept], new[:, 0]])

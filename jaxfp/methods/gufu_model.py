@@ -289,7 +289,8 @@ class Gufu:
             np.concatenate([old_rss, batch_rss]), all_ids, graph.sample_features
         )._replace(virtual=graph.virtual)
         threshold = edge_prediction.default_threshold(full, self.g.edge_floor_dbm)
-        result = edge_prediction.update_edges(full, threshold)
+        new_aps = np.arange(len(self.ap_ids), len(all_ids))
+        result = edge_prediction.update_edges(full, threshold, addable_aps=new_aps)
         rss = result.graph.rss()[:s]  # the batch's sample nodes leave the graph
         alive = np.isfinite(rss).any(0)
         self.ap_ids, self.rss = result.graph.ap_ids[alive], rss[:, alive]

@@ -116,6 +116,8 @@ def test_candidates_an_ap_appearing_and_one_disappearing():
     predicted = edge_prediction.predicted_weights(scores, 3, np.array([[2, 1]]))
     new_rss = added.graph.rss()
     np.testing.assert_allclose(new_rss[2, 1], predicted[0] * 70 - 120, rtol=1e-5)
+    only_c = edge_prediction.update_edges(g, 0.0, scores, addable_aps=np.array([2]))
+    assert only_c.added == 1 and np.isfinite(only_c.graph.rss()[2, 2])
     # A threshold above every prediction removes every edge: all AP nodes are forgotten.
     gone = edge_prediction.update_edges(g, threshold=2.0, scores=scores)
     assert gone.added == 0 and gone.removed == 5 and list(gone.deleted_aps) == ["a", "b", "c"]
