@@ -1,0 +1,66 @@
+"""Benchmark: GUFU's offline stage and seconds per online update on a synthetic site of ~10,000
+sample nodes and ~400 AP nodes (the issue's target: 5 s or less per update on 2 CPU cores).
+
+    python experiments/bench/gufu_update.py [--aps 400] [--rps-side 50] [--samples-per-rp 4]
+
+The site is `jaxfp.data.synthetic` (ComGAN's propagation model, shadowing, fading); the batch is
+one scan at 1,000 random points after a period of AP churn at GUFU's Table 5 rates. The first
+update includes compilation; the second is the steady state.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+
+import jax
+import numpy as np
+
+from jaxfp.config import load_config
+from jaxfp.data.synthetic import WorldParams, evolve, make_world, measure, survey
+from jaxfp.eval.bench import machine_info, peak_rss_mib
+from jaxfp.methods.gufu_model import Gufu
+
+HERE = os.path.abspath(__file__)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--aps", type=int, default=400)
+    parser.add_argument("--rps-side", type=int, default=50)
+    parser.add_argument("--samples-per-rp", type=int, default=4)
+    parser.add_argument("--batch", type=int, default=1000)
+    args = parser.parse_args()
+    config = load_config(HERE.replace("bench/gufu_update.py", "gufu_longterm.py"))
+    side = 2.0 * args.rps_side
+    params = dataclasses.replace(
+        WorldParams(), width_m=side, height_m=side, n_aps=args.aps, sensitivity_dbm=-90.0
+    )
+    world = make_world(params, seed=0)
+    db = survey(world, args.samples_per_rp, seed=1)
+    db = db.select_aps(db.ap_ids[db.detected.any(0)].tolist())
+    print(machine_info())
+    print(
+        f"site: {len(db.rss)} sample nodes, {len(db.ap_ids)} AP nodes, "
+        f"{int(db.detected.sum())} sample-AP edges"
+    )
+    model = Gufu(config, db.ap_ids, db.rss.copy(), db.xy, jax.random.key(0))
+    offline = model.offline()
+    print(f"offline stage: {offline['seconds']:.1f} s")
+    later = world
+    for update in range(2):
+        later = evolve(later, seed=10 + update)
+        xy = np.random.default_rng(update).uniform(0, side, (args.batch, 2))
+        batch = measure(later, xy, np.zeros(args.batch, int), seed=100 + update)
+        result = model.update(batch.rss, batch.ap_ids)
+        error = np.linalg.norm(result["xy"] - xy, axis=1).mean()
+        print(
+            f"update {update + 1}: {result['seconds']:.1f} s, batch location error {error:.2f} m, "
+            f"APs +{result['aps_added']} -{result['aps_removed']}, now {len(model.ap_ids)}"
+        )
+    print(f"peak RSS {peak_rss_mib():.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()
