@@ -35,7 +35,12 @@ def main() -> None:
     config = load_config(HERE.replace("bench/gufu_update.py", "gufu_longterm.py"))
     side = 2.0 * args.rps_side
     params = dataclasses.replace(
-        WorldParams(), width_m=side, height_m=side, n_aps=args.aps, sensitivity_dbm=-90.0
+        WorldParams(),
+        width_m=side,
+        height_m=side,
+        n_aps=args.aps,
+        path_loss_exponent=4.0,  # ~40 APs heard per scan, as in real buildings
+        sensitivity_dbm=-80.0,
     )
     world = make_world(params, seed=0)
     db = survey(world, args.samples_per_rp, seed=1)

@@ -43,21 +43,26 @@ def denormalise(x: np.ndarray, floor_dbm: float) -> np.ndarray:
     return np.where(dbm > floor_dbm, dbm, np.nan).astype(np.float32)
 
 
-def _fit(loss_fn, params, steps: int, learning_rate: float, key: jax.Array):
-    """Full-batch Adam on `loss_fn(params, key)`, jitted, for `steps` steps."""
+def _fit(loss_fn, params, data, steps: int, learning_rate: float, key: jax.Array):
+    """Full-batch Adam on `loss_fn(params, data, key)`, jitted, for `steps` steps.
+
+    `data` (arrays: the graph, the RSS) is an argument of the compiled step, not a constant baked
+    into it: XLA would otherwise constant-fold the graph's scatters for seconds per compile.
+    """
     tx = optax.adam(learning_rate)
 
     @jax.jit
-    def step(carry, i):
+    def step(carry, data, i):
         params, opt_state = carry
-        loss, grads = jax.value_and_grad(loss_fn)(params, jax.random.fold_in(key, i))
+        loss, grads = jax.value_and_grad(loss_fn)(params, data, jax.random.fold_in(key, i))
         updates, opt_state = tx.update(grads, opt_state, params)
         return (optax.apply_updates(params, updates), opt_state), loss
 
     carry = (params, tx.init(params))
+    data = jax.device_put(data)
     losses = []
     for i in range(steps):
-        carry, loss = step(carry, i)
+        carry, loss = step(carry, data, i)
         losses.append(loss)
     final = float(losses[-1]) if losses else float("nan")
     if not np.isfinite(final):
@@ -94,12 +99,12 @@ class Gufu:
         if self.ae_params is None or self._ae_width() != x.shape[1]:
             self.ae_params = model.init(self._next_key(), x[:1])
 
-        def loss_fn(params, key):
+        def loss_fn(params, x, key):
             out, _ = model.apply(params, x, train=True, rngs={"dropout": key})
             return jnp.mean((out - x) ** 2)
 
         self.ae_params, loss = _fit(
-            loss_fn, self.ae_params, steps, self.g.learning_rate, self._next_key()
+            loss_fn, self.ae_params, x, steps, self.g.learning_rate, self._next_key()
         )
         return loss
 
@@ -156,24 +161,24 @@ class Gufu:
         if self.gnn_params is None or width != self.gnn_width:  # the ablation's width follows APs
             self.gnn_params = model.init(self._next_key(), padded.graph, edge_mask)
             self.gnn_width = width
-        senders, receivers = jnp.asarray(padded.graph.senders), jnp.asarray(padded.graph.receivers)
-        weight = edge_mask.astype(jnp.float32)
+        data = {"graph": jax.tree.map(jnp.asarray, padded.graph), "edge_mask": edge_mask}
 
-        def loss_fn(params, key):
+        def loss_fn(params, data, key):
+            graph, mask = data["graph"], data["edge_mask"]
             dropout_key, negative_key = jax.random.split(key)
-            z, _ = model.apply(
-                params, padded.graph, edge_mask, train=True, rngs={"dropout": dropout_key}
-            )
+            z, _ = model.apply(params, graph, mask, train=True, rngs={"dropout": dropout_key})
+            senders, receivers = graph.senders, graph.receivers
             positive = jax.nn.log_sigmoid(jnp.sum(z[senders] * z[receivers], -1))
             negatives = jax.random.randint(
                 negative_key, (self.g.negatives, senders.shape[0]), 0, real_nodes
             )
             negative = jax.nn.log_sigmoid(-jnp.sum(z[senders][None] * z[negatives], -1)).mean(0)
             per_edge = -(positive + self.g.negatives * negative)
+            weight = mask.astype(jnp.float32)
             return jnp.sum(per_edge * weight) / jnp.maximum(jnp.sum(weight), 1.0)
 
         self.gnn_params, loss = _fit(
-            loss_fn, self.gnn_params, steps, self.g.learning_rate, self._next_key()
+            loss_fn, self.gnn_params, data, steps, self.g.learning_rate, self._next_key()
         )
         return loss
 
@@ -251,19 +256,29 @@ class Gufu:
         params = {"mlp1": mlp1.init(k1, z[:1]), "mlp2": mlp2.init(k2, loc[:1])}
         lam = self.g.consistency_weight
 
-        def loss_fn(params, key):
-            located = mlp1.apply(params["mlp1"], z)
-            features = mlp2.apply(params["mlp2"], loc)
-            loss = jnp.mean(jnp.sum((located[:s] - loc) ** 2, -1))  # eq. 5
-            loss += jnp.mean(jnp.sum((features - codes_old) ** 2, -1))  # eq. 6
+        data = {
+            "z": z,
+            "loc": loc,
+            "codes_old": codes_old,
+            "codes_new": codes_new,
+            "old_end": old_end,
+            "new_end": new_end,
+        }
+
+        def loss_fn(params, d, key):
+            located = mlp1.apply(params["mlp1"], d["z"])
+            features = mlp2.apply(params["mlp2"], d["loc"])
+            loss = jnp.mean(jnp.sum((located[:s] - d["loc"]) ** 2, -1))  # eq. 5
+            loss += jnp.mean(jnp.sum((features - d["codes_old"]) ** 2, -1))  # eq. 6
             if has_cross:
-                eq7 = jnp.mean(jnp.sum((located[s + new_end] - loc[old_end]) ** 2, -1))
-                eq8 = jnp.mean(jnp.sum((features[old_end] - codes_new[new_end]) ** 2, -1))
+                new_at, old_at = s + d["new_end"], d["old_end"]
+                eq7 = jnp.mean(jnp.sum((located[new_at] - d["loc"][old_at]) ** 2, -1))
+                eq8 = jnp.mean(jnp.sum((features[old_at] - d["codes_new"][d["new_end"]]) ** 2, -1))
                 loss += lam * (eq7 + eq8)
             return loss
 
         params, _ = _fit(
-            loss_fn, params, self.g.update_steps, self.g.learning_rate, self._next_key()
+            loss_fn, params, data, self.g.update_steps, self.g.learning_rate, self._next_key()
         )
         located = np.asarray(mlp1.apply(params["mlp1"], z[s:]))
         centre, spread = self.xy.mean(0), max(float(self.xy.std()), 1e-6)
