@@ -98,16 +98,6 @@ def wknn_locations(
     return np.einsum("qk,qkc->qc", w, db_xy[nearest]) / w.sum(1)[:, None]
 
 
-def aligned(fs: FingerprintSet, ap_ids: np.ndarray) -> np.ndarray:
-    """fs.rss over `ap_ids` (NaN for APs fs does not have)."""
-    column = {ap: i for i, ap in enumerate(fs.ap_ids.tolist())}
-    out = np.full((len(fs.rss), len(ap_ids)), np.nan, np.float32)
-    for j, ap in enumerate(ap_ids.tolist()):
-        if ap in column:
-            out[:, j] = fs.rss[:, column[ap]]
-    return out
-
-
 def location_then_average(
     db_rss: np.ndarray,
     db_xy: np.ndarray,
@@ -167,15 +157,21 @@ def run_variant(
             row.update({k: v for k, v in result.items() if k != "seconds"})
             ap_ids, rss = model.ap_ids, model.rss
         else:
-            on_db = aligned(batch, ap_ids)
+            on_db = batch.select_aps(ap_ids.tolist()).rss
             located = wknn_locations(rss, xy, on_db)
             if variant == "wknn_average":
-                fresh = [ap for ap in batch.ap_ids[batch.detected.any(0)] if ap not in set(ap_ids)]
-                ap_ids = np.concatenate([ap_ids, np.asarray(fresh, ap_ids.dtype)])
+                known = set(ap_ids.tolist())
+                fresh = [ap for ap in batch.ap_ids[batch.detected.any(0)] if ap not in known]
+                ap_ids = np.concatenate([ap_ids, np.asarray(fresh, str)])
                 rss = np.concatenate([rss, np.full((len(rss), len(fresh)), np.nan, np.float32)], 1)
                 e = config.eval
                 rss = location_then_average(
-                    rss, xy, aligned(batch, ap_ids), located, e.average_radius_m, e.average_blend
+                    rss,
+                    xy,
+                    batch.select_aps(ap_ids.tolist()).rss,
+                    located,
+                    e.average_radius_m,
+                    e.average_blend,
                 )
         row["seconds_per_update"] = time.perf_counter() - start
         row["location_error_m"] = float(np.linalg.norm(located - batch.xy, axis=1).mean())
