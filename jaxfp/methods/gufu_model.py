@@ -43,6 +43,14 @@ def denormalise(x: np.ndarray, floor_dbm: float) -> np.ndarray:
     return np.where(dbm > floor_dbm, dbm, np.nan).astype(np.float32)
 
 
+def align_columns(rss: np.ndarray, ap_ids: np.ndarray, target_ids: np.ndarray) -> np.ndarray:
+    """`rss` (rows over `ap_ids`) over `target_ids`; NaN for the APs `ap_ids` lacks."""
+    column = {ap: i for i, ap in enumerate(ap_ids.tolist())}
+    index = np.array([column.get(ap, -1) for ap in target_ids.tolist()], np.int64)
+    picked = rss[:, np.maximum(index, 0)] if len(index) else rss[:, :0]
+    return np.where(index[None] >= 0, picked, np.nan).astype(np.float32)
+
+
 def _fit(loss_fn, params, data, steps: int, learning_rate: float, key: jax.Array):
     """Full-batch Adam on `loss_fn(params, data, key)`, jitted, for `steps` steps.
 
@@ -128,8 +136,12 @@ class Gufu:
         out = self._autoencoder().apply(self.ae_params, jnp.asarray(codes), method="decode")
         return denormalise(np.asarray(out), self.g.detect_floor_dbm)
 
+    def _location_scale(self) -> tuple[np.ndarray, float]:
+        """Centre and spread of the database's locations (fixed: records keep their places)."""
+        return self.xy.mean(0), max(float(self.xy.std()), 1e-6)
+
     def _location_features(self, xy: np.ndarray) -> np.ndarray:
-        centre, spread = self.xy.mean(0), max(float(self.xy.std()), 1e-6)
+        centre, spread = self._location_scale()
         return ((xy - centre) / spread).astype(np.float32)
 
     def _graph(self, rss: np.ndarray, codes: np.ndarray, xy: np.ndarray) -> bipartite.SiteGraph:
@@ -191,10 +203,14 @@ class Gufu:
     # --- stages -------------------------------------------------------------------------------
     def offline(self) -> dict[str, float]:
         start = time.perf_counter()
-        ae_loss = self.train_autoencoder(self.g.ae_steps) if self.g.feature_extractor else 0.0
+        losses = self._train_on_database(self.g.ae_steps, self.g.gnn_steps)
+        return {**losses, "seconds": time.perf_counter() - start}
+
+    def _train_on_database(self, ae_steps: int, gnn_steps: int) -> dict[str, float]:
+        """Autoencoder (eq. 2/10, unless ablated), then the GNN (eq. 4) on the database's graph."""
+        ae_loss = self.train_autoencoder(ae_steps) if self.g.feature_extractor else 0.0
         graph = self._graph(self.rss, self.encode(self.rss), self.xy)
-        gnn_loss = self.train_gnn(graph, self.g.gnn_steps)
-        return {"ae_loss": ae_loss, "gnn_loss": gnn_loss, "seconds": time.perf_counter() - start}
+        return {"ae_loss": ae_loss, "gnn_loss": self.train_gnn(graph, gnn_steps)}
 
     def update(self, new_rss: np.ndarray, new_ap_ids: np.ndarray) -> dict[str, Any]:
         """One unlabelled batch (rows of `new_rss` over `new_ap_ids`, dBm with NaN).
@@ -203,9 +219,7 @@ class Gufu:
         """
         start = time.perf_counter()
         s = len(self.rss)
-        column = {ap: i for i, ap in enumerate(new_ap_ids.tolist())}
-        shared = np.array([column.get(ap, -1) for ap in self.ap_ids.tolist()])
-        on_known = np.where(shared[None] >= 0, new_rss[:, np.maximum(shared, 0)], np.nan)
+        on_known = align_columns(new_rss, new_ap_ids, self.ap_ids)
         rng = np.random.default_rng(np.asarray(jax.random.key_data(self._next_key())).ravel())
         new_xy = self.xy[rng.integers(0, s, len(new_rss))]
         codes_old, codes_new = self.encode(self.rss), self.encode(on_known)
@@ -225,14 +239,11 @@ class Gufu:
         changes = {"aps_added": 0, "aps_removed": 0, "edges_added": 0, "edges_removed": 0}
         if self.g.edge_prediction:
             changes = self._ap_changes(new_rss, new_ap_ids, graph)
-        ae_loss = self.train_autoencoder(self.g.retrain_steps) if self.g.feature_extractor else 0.0
-        graph = self._graph(self.rss, self.encode(self.rss), self.xy)
-        gnn_loss = self.train_gnn(graph, self.g.retrain_steps)
+        losses = self._train_on_database(self.g.retrain_steps, self.g.retrain_steps)
         return {
             "xy": predicted_xy,
             **changes,
-            "ae_loss": ae_loss,
-            "gnn_loss": gnn_loss,
+            **losses,
             "seconds": time.perf_counter() - start,
         }
 
@@ -281,7 +292,7 @@ class Gufu:
             loss_fn, params, data, self.g.update_steps, self.g.learning_rate, self._next_key()
         )
         located = np.asarray(mlp1.apply(params["mlp1"], z[s:]))
-        centre, spread = self.xy.mean(0), max(float(self.xy.std()), 1e-6)
+        centre, spread = self._location_scale()
         updated = np.asarray(mlp2.apply(params["mlp2"], loc))
         return located * spread + centre, updated
 
@@ -294,11 +305,7 @@ class Gufu:
         fresh = [i for i, ap in enumerate(new_ap_ids.tolist()) if ap not in known]
         fresh = [i for i in fresh if np.isfinite(new_rss[:, i]).any()]
         all_ids = np.concatenate([self.ap_ids, new_ap_ids[fresh]])
-        batch_rss = np.full((len(new_rss), len(all_ids)), np.nan, np.float32)
-        column = {ap: i for i, ap in enumerate(new_ap_ids.tolist())}
-        for j, ap in enumerate(all_ids.tolist()):
-            if ap in column:
-                batch_rss[:, j] = new_rss[:, column[ap]]
+        batch_rss = align_columns(new_rss, new_ap_ids, all_ids)
         old_rss = np.concatenate([self.rss, np.full((s, len(fresh)), np.nan, np.float32)], 1)
         full = bipartite.build_site_graph(
             np.concatenate([old_rss, batch_rss]), all_ids, graph.sample_features
