@@ -2,6 +2,7 @@
 sample nodes and ~400 AP nodes (the issue's target: 5 s or less per update on 2 CPU cores).
 
     python experiments/bench/gufu_update.py [--aps 400] [--rps-side 50] [--samples-per-rp 4]
+        [--variant gufu|gufu_residual|...]
 
 The site is `jaxfp.data.synthetic` (ComGAN's propagation model, shadowing, fading); the batch is
 one scan at 1,000 random points after a period of AP churn at GUFU's Table 5 rates. The first
@@ -20,6 +21,7 @@ import numpy as np
 from jaxfp.config import load_config
 from jaxfp.data.synthetic import WorldParams, evolve, make_world, measure, survey
 from jaxfp.eval.bench import machine_info, peak_rss_mib
+from jaxfp.methods.gufu import VARIANTS
 from jaxfp.methods.gufu_model import Gufu
 
 HERE = os.path.abspath(__file__)
@@ -31,8 +33,10 @@ def main() -> None:
     parser.add_argument("--rps-side", type=int, default=50)
     parser.add_argument("--samples-per-rp", type=int, default=4)
     parser.add_argument("--batch", type=int, default=1000)
+    parser.add_argument("--variant", default="gufu", choices=sorted(VARIANTS))
     args = parser.parse_args()
     config = load_config(HERE.replace("bench/gufu_update.py", "gufu_longterm.py"))
+    config.gufu.update(VARIANTS[args.variant])
     side = 2.0 * args.rps_side
     params = dataclasses.replace(
         WorldParams(),
@@ -46,6 +50,7 @@ def main() -> None:
     db = survey(world, args.samples_per_rp, seed=1)
     db = db.select_aps(db.ap_ids[db.detected.any(0)].tolist())
     print(machine_info())
+    print(f"variant {args.variant}: {dict(config.gufu)}")
     print(
         f"site: {len(db.rss)} sample nodes, {len(db.ap_ids)} AP nodes, "
         f"{int(db.detected.sum())} sample-AP edges"
@@ -62,7 +67,9 @@ def main() -> None:
         error = np.linalg.norm(result["xy"] - xy, axis=1).mean()
         print(
             f"update {update + 1}: {result['seconds']:.1f} s, batch location error {error:.2f} m, "
-            f"APs +{result['aps_added']} -{result['aps_removed']}, now {len(model.ap_ids)}"
+            f"APs +{result['aps_added']} -{result['aps_removed']}, now {len(model.ap_ids)}; "
+            f"update module {result['seconds_update_module']:.1f} s, edge prediction "
+            f"{result['seconds_edge_prediction']:.1f} s, retraining {result['seconds_retraining']:.1f} s"
         )
     print(f"peak RSS {peak_rss_mib():.0f} MiB")
 

@@ -35,6 +35,7 @@ import numpy as np
 import optax
 
 from jaxfp.data.csi import rotate_xy
+from jaxfp.methods.knn import idw_average
 from jaxfp.train.state import TeacherState, TrainState
 from jaxfp.train.steps import LossFn, Step, make_train_step
 
@@ -293,7 +294,7 @@ def feature_knn_labels(
     """Pseudo labels A: inverse-distance WkNN over L2-normalised features of the labelled rows."""
     fu = features_u / np.maximum(np.linalg.norm(features_u, axis=-1, keepdims=True), 1e-12)
     fl = features_l / np.maximum(np.linalg.norm(features_l, axis=-1, keepdims=True), 1e-12)
-    return _idw(fu, fl, xy_l, k)
+    return idw_average(fu, fl, xy_l, k)
 
 
 def spatial_residual_labels(
@@ -301,22 +302,7 @@ def spatial_residual_labels(
 ) -> np.ndarray:
     """Pseudo labels B: the model's position corrected by the IDW-interpolated residuals of the
     k labelled anchors nearest (in space) to that position."""
-    return predicted_u + _idw(predicted_u, xy_l, xy_l - predicted_l, k)
-
-
-def _idw(queries: np.ndarray, refs: np.ndarray, values: np.ndarray, k: int) -> np.ndarray:
-    k = min(k, len(refs))
-    out = np.empty((len(queries), values.shape[-1]), np.float64)
-    for start in range(0, len(queries), 1024):  # bounds the (queries x refs) block
-        q = queries[start : start + 1024]
-        d = np.sqrt(np.maximum(((q[:, None, :] - refs[None]) ** 2).sum(-1), 0.0))
-        nearest = np.argpartition(d, k - 1, axis=1)[:, :k]
-        dk = np.take_along_axis(d, nearest, 1)
-        w = 1.0 / (dk + 1e-6)
-        out[start : start + len(q)] = (
-            np.einsum("qk,qkc->qc", w, values[nearest]) / w.sum(1)[:, None]
-        )
-    return out
+    return predicted_u + idw_average(predicted_u, xy_l, xy_l - predicted_l, k)
 
 
 def agreeing_labels(

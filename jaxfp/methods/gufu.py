@@ -1,11 +1,13 @@
-"""GUFU on real drift: the UJI long-term library set, month by month (GUFU paper §7 protocol).
+"""GUFU on drift, period by period (GUFU paper §7 protocol), on real months or a synthetic site.
 
-Initial database = the reference month's training sets (optionally `records_per_rp` records per
-reference point); each later month's test samples arrive as one unlabelled batch (their coordinates
-only score the predicted locations). Per month and variant: location error of the batch, RSS error
-of the database against that month's training fingerprints at the same points, AP changes, seconds
-per update. Variants: GUFU, its ablations (no feature extractor / no virtual edges / no edge
-prediction), the database never updated, and location-then-average.
+Real: the UJI long-term library set; initial database = the reference month's training sets
+(optionally `records_per_rp` records per reference point); each later month's test samples arrive
+as one unlabelled batch (their coordinates only score the predicted locations) and its training
+sets are the measurement. Synthetic: weekly AP churn at GUFU's Table 5 rates (`jaxfp.data.synthetic`).
+Per period and variant: location error of the batch, RSS error of the database against the
+period's measurement at the same points, APs added/removed (and the churn in the data), seconds
+per update. Variants: GUFU, ours with a residual rewrite, GUFU's ablations (no feature extractor /
+no virtual edges / no edge prediction), the database never updated, and location-then-average.
 
 Choices, one line each:
 - RSS error: per reference point, the mean dBm of the records (database) and of the month's
@@ -16,29 +18,34 @@ Choices, one line each:
 - location-then-average: every database record within `radius_m` of a batch sample's estimate
   moves towards that sample's RSS by `blend / (1 + distance)` on the APs both detect; APs only the
   sample detects are added to the records at the same blend.
-- resume: each finished (variant, seed) writes its months to the workdir and is reused by a rerun;
-  an unfinished one restarts from the reference month.
+- resume: each finished (variant, seed) writes its periods to the workdir and is reused by a
+  rerun; an unfinished one restarts from the initial database.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import ml_collections
 import numpy as np
 
 from jaxfp.data.longterm import load_longterm, load_longterm_month
+from jaxfp.data.synthetic import WorldParams, evolve, make_world, measure, survey
 from jaxfp.data.types import FingerprintSet
 from jaxfp.eval.metrics import bootstrap_ci
 from jaxfp.eval.report import atomic_path, format_table, write_json
 from jaxfp.methods.gufu_model import Gufu, normalise
+from jaxfp.methods.knn import idw_average
 
-ABLATIONS = {
+# GUFU variants: config.gufu overrides. gufu_residual is ours (see gufu_model's docstring).
+VARIANTS = {
     "gufu": {},
+    "gufu_residual": {"rewrite": "residual", "update_rounds": 2, "initial_location": "code_knn"},
     "no_feature_extractor": {"feature_extractor": False},
     "no_virtual_edges": {"virtual_edges": False},
     "no_edge_prediction": {"edge_prediction": False},
@@ -89,13 +96,7 @@ def rss_error(
 def wknn_locations(
     db_rss: np.ndarray, db_xy: np.ndarray, rss: np.ndarray, k: int = 3
 ) -> np.ndarray:
-    refs, queries = normalise(db_rss), normalise(rss)
-    d = np.sqrt(
-        np.maximum((queries**2).sum(1)[:, None] - 2 * queries @ refs.T + (refs**2).sum(1)[None], 0)
-    )
-    nearest = np.argpartition(d, k - 1, axis=1)[:, :k]
-    w = 1.0 / (np.take_along_axis(d, nearest, 1) + 1e-6)
-    return np.einsum("qk,qkc->qc", w, db_xy[nearest]) / w.sum(1)[:, None]
+    return idw_average(normalise(rss), normalise(db_rss), db_xy, k)
 
 
 def location_then_average(
@@ -119,8 +120,33 @@ def location_then_average(
     return out
 
 
-def initial_database(config: ml_collections.ConfigDict) -> FingerprintSet:
-    db = load_longterm_month(config.data.path, config.data.reference_month, "trn")
+class Period(NamedTuple):
+    """One update: its number (month or week), the unlabelled batch, the fingerprints measured at the
+    database's points in that period (scoring only)."""
+
+    number: int
+    batch: FingerprintSet
+    measured: FingerprintSet
+
+
+def load_periods(config: ml_collections.ConfigDict) -> tuple[FingerprintSet, list[Period]]:
+    """The initial database (its AP set = the APs it detects) and the later periods."""
+    if config.data.source == "longterm":
+        db, periods = _longterm_periods(config)
+    elif config.data.source == "synthetic":
+        db, periods = _synthetic_periods(config.synthetic)
+    else:
+        raise ValueError(
+            f"config.data.source: expected 'longterm' or 'synthetic', got {config.data.source!r}"
+        )
+    return db.select_aps(db.ap_ids[db.detected.any(0)].tolist()), periods
+
+
+def _longterm_periods(config: ml_collections.ConfigDict) -> tuple[FingerprintSet, list[Period]]:
+    """Month 1's training sets (optionally `records_per_rp` per point); later months' test sets
+    as batches, their training sets as the measurement."""
+    path, reference = config.data.path, config.data.reference_month
+    db = load_longterm_month(path, reference, "trn")
     keep = config.data.records_per_rp
     if keep:
         rng = np.random.default_rng(config.data.subsample_seed)
@@ -128,29 +154,74 @@ def initial_database(config: ml_collections.ConfigDict) -> FingerprintSet:
             [rng.permutation(np.flatnonzero(db.rp_id == rp))[:keep] for rp in np.unique(db.rp_id)]
         )
         db = db.subset(np.sort(rows))
-    used = db.detected.any(0)  # the initial AP set: the APs the database detects
-    return db.select_aps(db.ap_ids[used].tolist())
+    available = sorted({int(k[:2]) for k in load_longterm(path, kinds=["trn"])})
+    wanted = list(config.data.months) or [m for m in available if m > reference]
+    periods = [
+        Period(m, load_longterm_month(path, m, "tst"), load_longterm_month(path, m, "trn"))
+        for m in wanted
+    ]
+    return db, periods
+
+
+def _synthetic_periods(s: ml_collections.ConfigDict) -> tuple[FingerprintSet, list[Period]]:
+    """A synthetic site with weekly AP churn at GUFU's Table 5 rates: week 0's survey is the
+    database; each week one scan at `batch` random places is the batch, a fresh survey the
+    measurement."""
+    params = dataclasses.replace(
+        WorldParams(),
+        width_m=s.width_m,
+        height_m=s.height_m,
+        n_aps=s.n_aps,
+        path_loss_exponent=s.path_loss_exponent,
+        sensitivity_dbm=s.sensitivity_dbm,
+    )
+    world = make_world(params, s.seed)
+    db = survey(world, s.samples_per_rp, seed=s.seed + 1)
+    periods = []
+    rng = np.random.default_rng(s.seed + 2)
+    for week in range(1, s.weeks + 1):
+        world = evolve(world, seed=s.seed + 3)
+        xy = rng.uniform(0, [s.width_m, s.height_m], (s.batch, 2))
+        batch = measure(world, xy, np.zeros(s.batch, np.int64), seed=1000 * week + s.seed)
+        measured = survey(world, s.samples_per_rp, seed=1000 * week + s.seed + 1)
+        periods.append(Period(week, batch, measured))
+    return db, periods
+
+
+def ap_churn(db: FingerprintSet, periods: list[Period]) -> dict[int, dict[str, int]]:
+    """Table 5 from the data: per period, APs the batch detects that no earlier period (or the
+    database) did, and APs the previous period detected that this batch does not."""
+    seen = set(db.ap_ids[db.detected.any(0)].tolist())
+    previous = set(seen)
+    out = {}
+    for period in periods:
+        heard = set(period.batch.ap_ids[period.batch.detected.any(0)].tolist())
+        out[period.number] = {"new_aps": len(heard - seen), "gone_aps": len(previous - heard)}
+        seen |= heard
+        previous = heard
+    return out
 
 
 def run_variant(
     config: ml_collections.ConfigDict,
     variant: str,
     seed: int,
-    months: list[tuple[int, FingerprintSet, FingerprintSet]],
+    db: FingerprintSet,
+    periods: list[Period],
 ) -> list[dict[str, Any]]:
-    db = initial_database(config)
     ap_ids, rss, xy = db.ap_ids, db.rss.copy(), db.xy
     out: list[dict[str, Any]] = []
     model = None
-    if variant in ABLATIONS:
+    if variant in VARIANTS:
         c = config.copy_and_resolve_references()
-        c.gufu.update(ABLATIONS[variant])
+        c.gufu.update(VARIANTS[variant])
         model = Gufu(c, ap_ids, rss, xy, jax.random.key(seed))
         offline = model.offline()
-        out.append({"month": config.data.reference_month, "offline_seconds": offline["seconds"]})
-    for month, batch, measured in months:
+        out.append({"period": 0, "offline_seconds": offline["seconds"]})
+    for period in periods:
+        batch = period.batch
         start = time.perf_counter()
-        row: dict[str, Any] = {"month": month}
+        row: dict[str, Any] = {"period": period.number, "aps_added": 0, "aps_removed": 0}
         if model is not None:
             result = model.update(batch.rss, batch.ap_ids)
             located = result.pop("xy")
@@ -162,6 +233,7 @@ def run_variant(
             if variant == "wknn_average":
                 known = set(ap_ids.tolist())
                 fresh = [ap for ap in batch.ap_ids[batch.detected.any(0)] if ap not in known]
+                row["aps_added"] = len(fresh)
                 ap_ids = np.concatenate([ap_ids, np.asarray(fresh, str)])
                 rss = np.concatenate([rss, np.full((len(rss), len(fresh)), np.nan, np.float32)], 1)
                 e = config.eval
@@ -175,29 +247,26 @@ def run_variant(
                 )
         row["seconds_per_update"] = time.perf_counter() - start
         row["location_error_m"] = float(np.linalg.norm(located - batch.xy, axis=1).mean())
-        row["rss_error_db"] = rss_error(rss, ap_ids, xy, measured, config.eval.missing_dbm)
+        row["rss_error_db"] = rss_error(rss, ap_ids, xy, period.measured, config.eval.missing_dbm)
         row["aps"] = int(len(ap_ids))
         out.append(row)
     return out
 
 
+PER_PERIOD = ("rss_error_db", "location_error_m", "aps", "aps_added", "aps_removed")
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     os.makedirs(workdir, exist_ok=True)
-    available = sorted({int(k[:2]) for k in load_longterm(config.data.path, kinds=["trn"])})
-    wanted = list(config.data.months) or [m for m in available if m > config.data.reference_month]
-    months = [
-        (
-            m,
-            load_longterm_month(config.data.path, m, "tst"),
-            load_longterm_month(config.data.path, m, "trn"),
-        )
-        for m in wanted
-    ]
-    unknown = set(config.variants) - set(ABLATIONS) - set(BASELINES)
+    unknown = set(config.variants) - set(VARIANTS) - set(BASELINES)
     if unknown:
         raise ValueError(
-            f"variants: unknown {sorted(unknown)}; expected {sorted([*ABLATIONS, *BASELINES])}"
+            f"config.variants: unknown {sorted(unknown)}; expected some of "
+            f"{sorted([*VARIANTS, *BASELINES])}"
         )
+    db, periods = load_periods(config)
+    numbers = [p.number for p in periods]
+    unit = "month" if config.data.source == "longterm" else "week"
     runs: dict[str, dict[int, list]] = {}
     for variant in config.variants:
         runs[variant] = {}
@@ -207,13 +276,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
                 with open(path) as f:
                     runs[variant][seed] = json.load(f)
                 continue
-            print(f"{variant}, seed {seed}: months {wanted}")
-            rows = run_variant(config, variant, seed, months)
+            print(f"{variant}, seed {seed}: {unit}s {numbers}", flush=True)
+            rows = run_variant(config, variant, seed, db, periods)
             os.makedirs(os.path.dirname(path), exist_ok=True)
             with atomic_path(path) as tmp, open(tmp, "w") as f:
                 json.dump(rows, f, indent=1)
             runs[variant][seed] = rows
-    table, by_month = {}, {}
+    table, by_period = {}, {}
     for variant, per_seed in runs.items():
         summary: dict[str, float] = {}
         for metric in ("rss_error_db", "location_error_m", "seconds_per_update"):
@@ -223,31 +292,34 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
             summary[metric] = float(values.mean())
             if metric != "seconds_per_update":
                 summary[f"{metric}_ci_low"], summary[f"{metric}_ci_high"] = bootstrap_ci(values)
+        offline = [r.get("offline_seconds", 0.0) for rows in per_seed.values() for r in rows[:1]]
+        summary["offline_seconds"] = float(np.mean(offline))
         table[variant] = summary
-        by_month[variant] = {
-            str(m): {
+        by_period[variant] = {
+            str(n): {
                 metric: float(
                     np.mean(
-                        [r[metric] for rows in per_seed.values() for r in rows if r["month"] == m]
+                        [r[metric] for rows in per_seed.values() for r in rows if r["period"] == n]
                     )
                 )
-                for metric in ("rss_error_db", "location_error_m", "aps", "seconds_per_update")
+                for metric in (*PER_PERIOD, "seconds_per_update")
             }
-            for m in wanted
+            for n in numbers
         }
+    churn = ap_churn(db, periods)
     write_json(
         os.path.join(workdir, "results.json"),
         {
             "config": config.to_dict(),
-            "months": wanted,
+            "unit": unit,
+            "periods": numbers,
             "summary": table,
-            "by_month": by_month,
+            "by_period": by_period,
+            "ap_churn": {str(n): c for n, c in churn.items()},
             "runs": runs,
         },
     )
-    print(
-        f"{config.data.path}: months {wanted} after month {config.data.reference_month}; seeds {list(config.seeds)}"
-    )
+    print(f"{db.source}: {unit}s {numbers}; seeds {list(config.seeds)}")
     print(
         format_table(
             table,
@@ -257,7 +329,24 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
                 "rss_error_db_ci_high",
                 "location_error_m",
                 "seconds_per_update",
+                "offline_seconds",
             ],
         )
     )
+    for metric in ("rss_error_db", "location_error_m", "seconds_per_update"):
+        print(f"\n{metric} by {unit}")
+        print(format_table(_by_period_table(by_period, metric), [str(n) for n in numbers]))
+    print(f"\nAP changes by {unit} (Table 5): in the data, and added/removed by each variant")
+    changes = {
+        "data: new/gone": {str(n): f"{c['new_aps']}/{c['gone_aps']}" for n, c in churn.items()}
+    }
+    for variant, rows in by_period.items():
+        changes[variant] = {
+            n: f"{r['aps_added']:.0f}/{r['aps_removed']:.0f}" for n, r in rows.items()
+        }
+    print(format_table(changes, [str(n) for n in numbers]))
     return table
+
+
+def _by_period_table(by_period: dict, metric: str) -> dict[str, dict[str, float]]:
+    return {v: {n: r[metric] for n, r in rows.items()} for v, rows in by_period.items()}

@@ -5,7 +5,14 @@ Choices where the paper's symbols were lost or it is silent, one line each:
 - RSS normalisation: (dBm + 120) / 120, not detected -> 0; decoded values below
   `detect_floor_dbm` count as not detected.
 - sample node features = 32-d code ⊕ location scaled by the database's centre and spread; new
-  samples get a random location drawn from the database's locations (§5.1: "randomly assigned").
+  samples get a random location drawn from the database's locations (§5.1: "randomly assigned");
+  `initial_location="code_knn"` (ours) starts them at a cosine WkNN estimate over the codes instead.
+- §5.2 "iteratively predict": `update_rounds` passes; after each, the new samples' location
+  features become their predicted locations and the virtual edges, embeddings and update module
+  are recomputed (1 = one pass from the random locations).
+- rewrite: "replace" (the paper: decoded updated features replace the records) or "residual" (ours:
+  records move by decode(MLP2(loc)) - decode(MLP2'(loc)), MLP2' being the same fit without the
+  batch, so only what the batch changed reaches them and the decoder's own error cancels).
 - eq. 4: GraphSAGE's unsupervised loss, -log σ(z_u·z_v) over real and virtual edges minus
   `negatives` x log σ(-z_u·z_n) for random nodes n.
 - update module: MLP1 embedding -> location, MLP2 location -> feature (code); eq. 5 and 6 are MSE on
@@ -14,6 +21,8 @@ Choices where the paper's symbols were lost or it is silent, one line each:
   features; eq. 9 = eq. 5 + eq. 6 + λ (eq. 7 + eq. 8).
 - the database is rewritten with the decoded updated features of the old samples (same locations).
 - virtual edges: cosine similarity > threshold, at most `max_virtual_per_node` per sample (memory).
+- GNN training samples `fanout` incoming edges per node each step (GraphSAGE's sampling; 0 = the
+  whole graph); eq. 4's positive pairs are the sampled edges; inference uses every edge.
 """
 
 from __future__ import annotations
@@ -28,7 +37,8 @@ import ml_collections
 import numpy as np
 import optax
 
-from jaxfp.graphs import bipartite, edge_prediction
+from jaxfp.graphs import bipartite, edge_prediction, sampling
+from jaxfp.methods.knn import idw_average
 from jaxfp.nets import MLP, Autoencoder, EdgeSAGE
 
 ALPHA = bipartite.ALPHA_DB
@@ -51,33 +61,6 @@ def align_columns(rss: np.ndarray, ap_ids: np.ndarray, target_ids: np.ndarray) -
     return np.where(index[None] >= 0, picked, np.nan).astype(np.float32)
 
 
-def _fit(loss_fn, params, data, steps: int, learning_rate: float, key: jax.Array):
-    """Full-batch Adam on `loss_fn(params, data, key)`, jitted, for `steps` steps.
-
-    `data` (arrays: the graph, the RSS) is an argument of the compiled step, not a constant baked
-    into it: XLA would otherwise constant-fold the graph's scatters for seconds per compile.
-    """
-    tx = optax.adam(learning_rate)
-
-    @jax.jit
-    def step(carry, data, i):
-        params, opt_state = carry
-        loss, grads = jax.value_and_grad(loss_fn)(params, data, jax.random.fold_in(key, i))
-        updates, opt_state = tx.update(grads, opt_state, params)
-        return (optax.apply_updates(params, updates), opt_state), loss
-
-    carry = (params, tx.init(params))
-    data = jax.device_put(data)
-    losses = []
-    for i in range(steps):
-        carry, loss = step(carry, data, i)
-        losses.append(loss)
-    final = float(losses[-1]) if losses else float("nan")
-    if not np.isfinite(final):
-        raise FloatingPointError(f"GUFU training diverged: loss {final} after {steps} steps")
-    return carry[0], final
-
-
 @dataclasses.dataclass
 class Gufu:
     """The updated fingerprint database (rss dBm with NaN, fixed locations) and GUFU's state."""
@@ -91,9 +74,40 @@ class Gufu:
     gnn_params: Any = None
     gnn_width: int = 0
 
+    _compiled: dict = dataclasses.field(default_factory=dict, repr=False)
+
     @property
     def g(self) -> ml_collections.ConfigDict:
         return self.config.gufu
+
+    def _fit(self, name: tuple, loss_fn, params, data, steps: int) -> tuple[Any, float]:
+        """Full-batch Adam on `loss_fn(params, data, key)` for `steps` jitted steps.
+
+        The compiled step is kept under `name`, which must capture everything `loss_fn` closes
+        over, so later updates reuse it; `data` (the graph, the RSS) is an argument, not a constant
+        baked in: XLA would otherwise constant-fold the graph's scatters for seconds per compile.
+        """
+        if name not in self._compiled:
+            tx = optax.adam(self.g.learning_rate)
+
+            @jax.jit
+            def step(params, opt_state, data, key):
+                loss, grads = jax.value_and_grad(loss_fn)(params, data, key)
+                updates, opt_state = tx.update(grads, opt_state, params)
+                return optax.apply_updates(params, updates), opt_state, loss
+
+            self._compiled[name] = (tx, step)
+        tx, step = self._compiled[name]
+        opt_state, data = tx.init(params), jax.device_put(data)
+        loss = jnp.float32(jnp.nan)
+        for key in jax.random.split(self._next_key(), steps):
+            params, opt_state, loss = step(params, opt_state, data, key)
+        final = float(loss)
+        if not np.isfinite(final):
+            raise FloatingPointError(
+                f"GUFU {name[0]} training diverged: loss {final} after {steps} steps"
+            )
+        return params, final
 
     def _next_key(self) -> jax.Array:
         self.key, out = jax.random.split(self.key)
@@ -107,12 +121,17 @@ class Gufu:
         if self.ae_params is None or self._ae_width() != x.shape[1]:
             self.ae_params = model.init(self._next_key(), x[:1])
 
+        batch = self.g.ae_batch
+
         def loss_fn(params, x, key):
+            if batch and batch < x.shape[0]:  # mini-batches of records: steps cost O(batch)
+                key, rows = jax.random.split(key)
+                x = x[jax.random.randint(rows, (batch,), 0, x.shape[0])]
             out, _ = model.apply(params, x, train=True, rngs={"dropout": key})
             return jnp.mean((out - x) ** 2)
 
-        self.ae_params, loss = _fit(
-            loss_fn, self.ae_params, x, steps, self.g.learning_rate, self._next_key()
+        self.ae_params, loss = self._fit(
+            ("autoencoder", x.shape[1]), loss_fn, self.ae_params, x, steps
         )
         return loss
 
@@ -131,10 +150,29 @@ class Gufu:
         )
 
     def decode(self, codes: np.ndarray) -> np.ndarray:
+        return denormalise(self._decode_normalised(codes), self.g.detect_floor_dbm)
+
+    def _decode_normalised(self, codes: np.ndarray) -> np.ndarray:
         if not self.g.feature_extractor:
-            return denormalise(codes, self.g.detect_floor_dbm)
+            return np.asarray(codes)
         out = self._autoencoder().apply(self.ae_params, jnp.asarray(codes), method="decode")
-        return denormalise(np.asarray(out), self.g.detect_floor_dbm)
+        return np.asarray(out)
+
+    def _rewritten(self, updated_codes: np.ndarray, without_batch: np.ndarray | None) -> np.ndarray:
+        """The database's new values; its detection pattern changes only through §6."""
+        if self.g.rewrite == "replace":  # the paper: decoded updated features replace the records
+            updated = self.decode(updated_codes)
+        elif self.g.rewrite == "residual":  # only what the batch changed, decoder errors cancel
+            change = self._decode_normalised(updated_codes) - self._decode_normalised(without_batch)
+            updated = denormalise(normalise(self.rss) + change, self.g.detect_floor_dbm)
+        else:
+            raise ValueError(
+                f"config.gufu.rewrite: expected 'replace' or 'residual', got {self.g.rewrite!r}"
+            )
+        # A record keeps its old value where the new one falls below the detection floor.
+        return np.where(
+            np.isnan(self.rss), np.nan, np.where(np.isnan(updated), self.rss, updated)
+        ).astype(np.float32)
 
     def _location_scale(self) -> tuple[np.ndarray, float]:
         """Centre and spread of the database's locations (fixed: records keep their places)."""
@@ -154,50 +192,62 @@ class Gufu:
         return graph
 
     # --- GNN ----------------------------------------------------------------------------------
+    def _budget(self, count: int) -> int:
+        """`count` rounded up to a multiple of `budget_multiple` or of 1/8 of its power of two,
+        whichever is larger, so batches of similar size share one compilation (<= 12.5% padding)."""
+        step = max(self.g.budget_multiple, 2 ** max(int(count).bit_length() - 4, 0))
+        return max(-(-count // step) * step, step)
+
     def _padded(self, graph: bipartite.SiteGraph) -> bipartite.Padded:
-        # Budgets rounded up to a multiple, so batches of similar size share one compilation.
         nodes = graph.num_samples + graph.num_aps + 1
         edges = 2 * (len(graph.edge_weight) + len(graph.virtual))
-        multiple = self.g.budget_multiple
-        return bipartite.to_graphs_tuple(
-            graph, -(-nodes // multiple) * multiple, max(-(-edges // multiple) * multiple, multiple)
-        )
+        return bipartite.to_graphs_tuple(graph, self._budget(nodes), self._budget(edges))
 
     def train_gnn(self, graph: bipartite.SiteGraph, steps: int) -> float:
         """Eq. (4) on the graph with its virtual edges."""
         padded = self._padded(graph)
         model = EdgeSAGE(self.g.embedding, self.g.gnn_layers, self.g.gnn_dropout)
         edge_mask = jnp.asarray(padded.edge_mask)
-        real_nodes = int(padded.node_mask.sum())
         width = graph.sample_features.shape[1]
         if self.gnn_params is None or width != self.gnn_width:  # the ablation's width follows APs
             self.gnn_params = model.init(self._next_key(), padded.graph, edge_mask)
             self.gnn_width = width
-        data = {"graph": jax.tree.map(jnp.asarray, padded.graph), "edge_mask": edge_mask}
+        data = {
+            "graph": jax.tree.map(jnp.asarray, padded.graph),
+            "edge_mask": edge_mask,
+            "real_nodes": jnp.int32(padded.node_mask.sum()),
+            "table": sampling.neighbour_table(
+                padded.graph.receivers, padded.edge_mask, padded.graph.nodes.shape[0]
+            ),
+        }
+        fanout = self.g.fanout
 
         def loss_fn(params, data, key):
             graph, mask = data["graph"], data["edge_mask"]
-            dropout_key, negative_key = jax.random.split(key)
+            dropout_key, negative_key, sample_key = jax.random.split(key, 3)
+            if fanout:  # GraphSAGE's sampled neighbourhoods: nodes x fanout edges per step
+                ids, mask = sampling.sample_edges(sample_key, data["table"], fanout)
+                graph = sampling.edge_subgraph(graph, ids)
             z, _ = model.apply(params, graph, mask, train=True, rngs={"dropout": dropout_key})
             senders, receivers = graph.senders, graph.receivers
             positive = jax.nn.log_sigmoid(jnp.sum(z[senders] * z[receivers], -1))
             negatives = jax.random.randint(
-                negative_key, (self.g.negatives, senders.shape[0]), 0, real_nodes
+                negative_key, (self.g.negatives, senders.shape[0]), 0, data["real_nodes"]
             )
             negative = jax.nn.log_sigmoid(-jnp.sum(z[senders][None] * z[negatives], -1)).mean(0)
             per_edge = -(positive + self.g.negatives * negative)
             weight = mask.astype(jnp.float32)
             return jnp.sum(per_edge * weight) / jnp.maximum(jnp.sum(weight), 1.0)
 
-        self.gnn_params, loss = _fit(
-            loss_fn, self.gnn_params, data, steps, self.g.learning_rate, self._next_key()
-        )
+        self.gnn_params, loss = self._fit(("gnn",), loss_fn, self.gnn_params, data, steps)
         return loss
 
     def embed(self, graph: bipartite.SiteGraph) -> np.ndarray:
         padded = self._padded(graph)
-        model = EdgeSAGE(self.g.embedding, self.g.gnn_layers, self.g.gnn_dropout)
-        z, _ = model.apply(self.gnn_params, padded.graph, jnp.asarray(padded.edge_mask))
+        if ("embed",) not in self._compiled:
+            model = EdgeSAGE(self.g.embedding, self.g.gnn_layers, self.g.gnn_dropout)
+            self._compiled[("embed",)] = jax.jit(lambda *args: model.apply(*args)[0])
+        z = self._compiled[("embed",)](self.gnn_params, padded.graph, padded.edge_mask)
         return np.asarray(z)[: graph.num_samples]
 
     # --- stages -------------------------------------------------------------------------------
@@ -217,40 +267,58 @@ class Gufu:
 
         Returns the batch's predicted locations and what changed; rewrites the database.
         """
-        start = time.perf_counter()
-        s = len(self.rss)
+        clock = [time.perf_counter()]
+
+        def lap() -> float:
+            clock.append(time.perf_counter())
+            return clock[-1] - clock[-2]
+
         on_known = align_columns(new_rss, new_ap_ids, self.ap_ids)
-        rng = np.random.default_rng(np.asarray(jax.random.key_data(self._next_key())).ravel())
-        new_xy = self.xy[rng.integers(0, s, len(new_rss))]
         codes_old, codes_new = self.encode(self.rss), self.encode(on_known)
-        graph = self._graph(
-            np.concatenate([self.rss, on_known]),
-            np.concatenate([codes_old, codes_new]),
-            np.concatenate([self.xy, new_xy]),
-        )
-        z = self.embed(graph)
-        predicted_xy, updated_codes = self._update_module(graph, z, codes_old)
-        updated = self.decode(updated_codes)
-        # Values change here, the detection pattern only through edge prediction (§6): a record
-        # keeps its old value where the decoder falls below the detection floor.
-        self.rss = np.where(
-            np.isnan(self.rss), np.nan, np.where(np.isnan(updated), self.rss, updated)
-        ).astype(np.float32)
+        new_xy = self._initial_locations(codes_old, codes_new)
+        for _ in range(self.g.update_rounds):
+            graph = self._graph(
+                np.concatenate([self.rss, on_known]),
+                np.concatenate([codes_old, codes_new]),
+                np.concatenate([self.xy, new_xy]),
+            )
+            z = self.embed(graph)
+            new_xy, updated_codes, without_batch = self._update_module(graph, z, codes_old)
+        self.rss = self._rewritten(updated_codes, without_batch)
+        seconds = {"seconds_update_module": lap()}  # graphs, embeddings, eq. 5-9, rewrite
         changes = {"aps_added": 0, "aps_removed": 0, "edges_added": 0, "edges_removed": 0}
         if self.g.edge_prediction:
             changes = self._ap_changes(new_rss, new_ap_ids, graph)
+        seconds["seconds_edge_prediction"] = lap()
         losses = self._train_on_database(self.g.retrain_steps, self.g.retrain_steps)
+        seconds["seconds_retraining"] = lap()
         return {
-            "xy": predicted_xy,
+            "xy": new_xy,
             **changes,
             **losses,
-            "seconds": time.perf_counter() - start,
+            **seconds,
+            "seconds": clock[-1] - clock[0],
         }
+
+    def _initial_locations(self, codes_old: np.ndarray, codes_new: np.ndarray) -> np.ndarray:
+        if self.g.initial_location == "random":  # the paper (§5.1)
+            rng = np.random.default_rng(np.asarray(jax.random.key_data(self._next_key())).ravel())
+            return self.xy[rng.integers(0, len(self.xy), len(codes_new))]
+        if self.g.initial_location == "code_knn":  # WkNN (k = 3) over the records' codes
+            return idw_average(codes_new, codes_old, self.xy, 3, metric="cosine")
+        raise ValueError(
+            "config.gufu.initial_location: expected 'random' or 'code_knn', "
+            f"got {self.g.initial_location!r}"
+        )
 
     def _update_module(
         self, graph: bipartite.SiteGraph, z: np.ndarray, codes_old: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Eq. (5)-(9): MLP1 embedding -> location, MLP2 location -> feature."""
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Eq. (5)-(9): MLP1 embedding -> location, MLP2 location -> feature.
+
+        Returns the new samples' locations, the records' updated codes and, for the residual
+        rewrite, the codes of the same module fit without the batch (eq. 7-8 weighted 0).
+        """
         s = len(self.rss)
         loc = jnp.asarray(self._location_features(self.xy))
         z = jnp.asarray(z)
@@ -258,8 +326,11 @@ class Gufu:
         codes_new = jnp.asarray(graph.sample_features[s:, : codes_old.shape[1]])
         v = graph.virtual
         cross = v[(v[:, 0] < s) != (v[:, 1] < s)]  # old-new virtual pairs
-        old_end = jnp.asarray(np.where(cross[:, 0] < s, cross[:, 0], cross[:, 1]))
-        new_end = jnp.asarray(np.where(cross[:, 0] < s, cross[:, 1], cross[:, 0]) - s)
+        # Old-new pairs padded (weight 0) to a budget, so later updates reuse the compiled step.
+        pad = self._budget(len(cross)) - len(cross)
+        old_end = np.pad(np.where(cross[:, 0] < s, cross[:, 0], cross[:, 1]), (0, pad))
+        new_end = np.pad(np.where(cross[:, 0] < s, cross[:, 1], cross[:, 0]) - s, (0, pad))
+        cross_weight = np.pad(np.ones(len(cross), np.float32), (0, pad))
         has_cross = len(cross) > 0
         mlp1 = MLP(hidden=(self.g.hidden,), out=2)
         mlp2 = MLP(hidden=(self.g.hidden,), out=codes_old.shape[1])
@@ -272,8 +343,9 @@ class Gufu:
             "loc": loc,
             "codes_old": codes_old,
             "codes_new": codes_new,
-            "old_end": old_end,
-            "new_end": new_end,
+            "old_end": jnp.asarray(old_end),
+            "new_end": jnp.asarray(new_end),
+            "cross_weight": jnp.asarray(cross_weight),
         }
 
         def loss_fn(params, d, key):
@@ -282,19 +354,24 @@ class Gufu:
             loss = jnp.mean(jnp.sum((located[:s] - d["loc"]) ** 2, -1))  # eq. 5
             loss += jnp.mean(jnp.sum((features - d["codes_old"]) ** 2, -1))  # eq. 6
             if has_cross:
-                new_at, old_at = s + d["new_end"], d["old_end"]
-                eq7 = jnp.mean(jnp.sum((located[new_at] - d["loc"][old_at]) ** 2, -1))
-                eq8 = jnp.mean(jnp.sum((features[old_at] - d["codes_new"][d["new_end"]]) ** 2, -1))
-                loss += lam * (eq7 + eq8)
+                new_at, old_at, w = s + d["new_end"], d["old_end"], d["cross_weight"]
+                eq7 = jnp.sum((located[new_at] - d["loc"][old_at]) ** 2, -1)
+                eq8 = jnp.sum((features[old_at] - d["codes_new"][d["new_end"]]) ** 2, -1)
+                loss += lam * jnp.sum(w * (eq7 + eq8)) / jnp.maximum(jnp.sum(w), 1.0)
             return loss
 
-        params, _ = _fit(
-            loss_fn, params, data, self.g.update_steps, self.g.learning_rate, self._next_key()
-        )
+        name = ("update_module", s, has_cross, codes_old.shape[1])
+        initial = params
+        params, _ = self._fit(name, loss_fn, initial, data, self.g.update_steps)
         located = np.asarray(mlp1.apply(params["mlp1"], z[s:]))
         centre, spread = self._location_scale()
         updated = np.asarray(mlp2.apply(params["mlp2"], loc))
-        return located * spread + centre, updated
+        without_batch = None
+        if self.g.rewrite == "residual":  # same start, same compiled step, the batch weighted 0
+            data["cross_weight"] = jnp.zeros_like(data["cross_weight"])
+            params, _ = self._fit(name, loss_fn, initial, data, self.g.update_steps)
+            without_batch = np.asarray(mlp2.apply(params["mlp2"], loc))
+        return located * spread + centre, updated, without_batch
 
     def _ap_changes(
         self, new_rss: np.ndarray, new_ap_ids: np.ndarray, graph: bipartite.SiteGraph

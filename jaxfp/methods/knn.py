@@ -85,6 +85,36 @@ def pairwise_distance(
     raise ValueError(f"metric: expected one of {METRICS}, got {metric!r}")
 
 
+def idw_average(
+    queries: np.ndarray,
+    refs: np.ndarray,
+    values: np.ndarray,
+    k: int,
+    metric: str = "euclidean",
+    chunk: int = 1024,
+) -> np.ndarray:
+    """Per query, the inverse-distance-weighted mean of `values` at its k nearest `refs`
+    (WkNN over plain arrays; chunks bound the query x reference block)."""
+    k = min(k, len(refs))
+    refs_j, values_j = jnp.asarray(refs, jnp.float32), jnp.asarray(values, jnp.float32)
+    out = [
+        np.asarray(
+            _idw_chunk(
+                jnp.asarray(queries[i : i + chunk], jnp.float32), refs_j, values_j, k, metric
+            )
+        )
+        for i in range(0, len(queries), chunk)
+    ]
+    return np.concatenate(out) if out else np.zeros((0, *np.shape(values)[1:]), np.float32)
+
+
+@functools.partial(jax.jit, static_argnames=("k", "metric"))
+def _idw_chunk(queries, refs, values, k, metric):
+    neg_dist, nearest = jax.lax.top_k(-pairwise_distance(queries, refs, metric), k)
+    weights = 1.0 / (-neg_dist + 1e-6)
+    return jnp.einsum("qk,qk...->q...", weights, values[nearest]) / weights.sum(1)[:, None]
+
+
 @functools.partial(jax.jit, static_argnames=("k", "weighted", "metric", "n_floors", "n_buildings"))
 def query_chunk(
     index_arrays: tuple[jax.Array, jax.Array, jax.Array, jax.Array],

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxfp.graphs import bipartite, edge_prediction
+from jaxfp.graphs import bipartite, edge_prediction, sampling
 from jaxfp.nets import EdgeSAGE
 
 NAN = np.nan
@@ -69,6 +69,28 @@ def test_padding_masks_and_padding_does_not_change_the_embeddings():
     assert np.all(np.asarray(edges_l)[~large.edge_mask] == 0)
     norms = np.linalg.norm(np.asarray(nodes_s[:6]), axis=1)
     assert np.all((np.abs(norms - 1) < 1e-5) | (norms == 0))
+
+
+def test_neighbour_sampling_draws_only_real_incoming_edges_uniformly():
+    g = bipartite.with_virtual_edges(hand_graph(), 0.5)
+    padded = bipartite.to_graphs_tuple(g, 8, 16)
+    graph, n = padded.graph, padded.graph.nodes.shape[0]
+    table = sampling.neighbour_table(graph.receivers, padded.edge_mask, n)
+    # Samples: APs heard (+ the virtual edge 0-2); APs: samples hearing them.
+    np.testing.assert_array_equal(table.degree[:6], [3, 2, 2, 2, 1, 2])
+    assert np.all(np.asarray(table.degree[6:]) == 0)  # the padding node
+    ids, mask = sampling.sample_edges(jax.random.key(0), table, fanout=3000)
+    ids, mask = np.asarray(ids).reshape(n, -1), np.asarray(mask).reshape(n, -1)
+    assert mask[:6].all() and not mask[6:].any()
+    real = np.flatnonzero(padded.edge_mask)
+    for node in range(6):
+        incoming = real[np.asarray(graph.receivers)[real] == node]
+        drawn, counts = np.unique(ids[node], return_counts=True)
+        np.testing.assert_array_equal(drawn, np.sort(incoming))  # every one, nothing else
+        np.testing.assert_allclose(counts / 3000, 1 / len(incoming), atol=0.05)
+    sub = sampling.edge_subgraph(graph, jnp.asarray(ids[:6].reshape(-1)))
+    assert (np.asarray(sub.receivers).reshape(6, -1) == np.arange(6)[:, None]).all()
+    assert sub.edges["features"].shape == (6 * 3000, graph.edges["features"].shape[1])
 
 
 def goodness_fairness_numpy(graph, tol=1e-6, max_iterations=200):

@@ -4,6 +4,7 @@ import json
 
 import jax
 import numpy as np
+import pytest
 
 from jaxfp import cli
 from jaxfp.config import load_config
@@ -47,6 +48,29 @@ def test_an_update_keeps_the_graph_size_adds_a_new_ap_and_forgets_a_gone_one():
     assert np.isfinite(model.rss[:, :2]).all()
 
 
+def test_residual_rewrite_moves_records_only_where_the_batch_says_so():
+    config = load_config(SPEC)
+    config.gufu.update(dict(ae_steps=400, gnn_steps=5, update_steps=100, retrain_steps=2))
+    config.gufu.update(dict(edge_prediction=False, virtual_threshold=0.999999))
+    rss, xy = small_site()
+    batch = np.column_stack([rss[:, :2] + 5.0, rss[:, 2]]).astype(np.float32)
+    ids = np.array(["a", "b", "c"])
+    # No virtual pair between the batch and the records (threshold ~1): eq. 7-8 carry nothing,
+    # so the residual rewrite leaves every record as it was; the paper's rewrite does not.
+    residual = Gufu(config.copy_and_resolve_references(), ids, rss.copy(), xy, jax.random.key(0))
+    residual.g.rewrite = "residual"
+    residual.offline()
+    residual.update(batch, ids)
+    np.testing.assert_allclose(residual.rss, rss, atol=1e-4)
+    replace = Gufu(config, ids, rss.copy(), xy, jax.random.key(0))
+    replace.offline()
+    replace.update(batch, ids)
+    assert np.nanmax(np.abs(replace.rss - rss)) > 0.5
+    replace.g.rewrite = "average"
+    with pytest.raises(ValueError, match="config.gufu.rewrite"):
+        replace.update(batch, ids)
+
+
 def test_rss_error_counts_points_and_missing_aps():
     rss, xy = small_site()
     measured = rss.copy()
@@ -70,13 +94,13 @@ def test_longterm_protocol_end_to_end_and_resume(tmp_path, capsys):
     run = tmp_path / "run"
     assert cli.main(["run", SPEC, "--workdir", str(run)]) == 0
     results = json.loads((run / "results.json").read_text())
-    assert results["months"] == [2, 3]
-    assert set(results["summary"]) == {*gufu.ABLATIONS, *gufu.BASELINES}
+    assert results["periods"] == [2, 3] and results["unit"] == "month"
+    assert set(results["summary"]) == {*gufu.VARIANTS, *gufu.BASELINES}
     for variant, row in results["summary"].items():
         assert np.isfinite(row["rss_error_db"]) and np.isfinite(row["location_error_m"]), variant
         assert row["rss_error_db_ci_low"] <= row["rss_error_db"] <= row["rss_error_db_ci_high"]
     gufu_rows = results["runs"]["gufu"]["0"]
-    assert "offline_seconds" in gufu_rows[0] and [r["month"] for r in gufu_rows[1:]] == [2, 3]
+    assert "offline_seconds" in gufu_rows[0] and [r["period"] for r in gufu_rows[1:]] == [2, 3]
     assert "wknn_average" in capsys.readouterr().out
     # A rerun reuses finished (variant, seed) runs and redoes a lost one to the same numbers.
     lost = run / "static" / "seed1.json"
@@ -85,3 +109,31 @@ def test_longterm_protocol_end_to_end_and_resume(tmp_path, capsys):
     assert cli.main(["run", SPEC, "--workdir", str(run)]) == 0
     assert json.loads(lost.read_text())[0]["rss_error_db"] == before[0]["rss_error_db"]
     assert "gufu, seed 0" not in capsys.readouterr().out
+
+
+def test_synthetic_weekly_churn_protocol(tmp_path, capsys):
+    spec = SPEC.replace(":test", ":synthetic_test")
+    assert cli.main(["run", spec, "--workdir", str(tmp_path)]) == 0
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["unit"] == "week" and results["periods"] == [1, 2]
+    for variant, row in results["summary"].items():
+        assert np.isfinite(row["rss_error_db"]) and np.isfinite(row["location_error_m"]), variant
+    # The data's churn table counts what the world did: APs only appear or vanish with churn.
+    assert sum(c["new_aps"] + c["gone_aps"] for c in results["ap_churn"].values()) > 0
+    out = capsys.readouterr().out
+    assert "AP changes by week" in out and "rss_error_db by week" in out
+
+
+def test_synthetic_periods_churn_like_the_world():
+    config = load_config(SPEC.replace(":test", ":synthetic_test"))
+    config.synthetic.update(dict(n_aps=40, weeks=3))
+    db, periods = gufu.load_periods(config)
+    assert [p.number for p in periods] == [1, 2, 3]
+    assert db.detected.any(0).all()  # the database's AP set is what it detects
+    for p in periods:
+        # Batches are random places; the measurement revisits the database's survey points.
+        assert len(p.batch.rss) == config.synthetic.batch
+        np.testing.assert_array_equal(np.unique(p.measured.xy, axis=0), np.unique(db.xy, axis=0))
+    churn = gufu.ap_churn(db, periods)
+    heard = [set(p.batch.ap_ids[p.batch.detected.any(0)]) for p in periods]
+    assert churn[2]["gone_aps"] == len(heard[0] - heard[1])

@@ -90,3 +90,19 @@ def test_bad_arguments(world_sets):
         knn.predict(index, queries, k=1, metric="hamming")
     with pytest.raises(ValueError, match="expected 25 AP columns"):
         knn.predict(index, queries.select_aps(queries.ap_ids[:5].tolist()), k=1)
+
+
+def test_idw_average_matches_a_direct_computation():
+    rng = np.random.default_rng(0)
+    refs, queries, values = (
+        rng.normal(size=(50, 4)),
+        rng.normal(size=(7, 4)),
+        rng.normal(size=(50, 3)),
+    )
+    got = knn.idw_average(queries, refs, values, k=4, chunk=3)  # chunks of 3 queries
+    for q, row in zip(queries, got, strict=True):
+        d = np.linalg.norm(refs - q, axis=1)
+        nearest = np.argsort(d)[:4]
+        w = 1 / (d[nearest] + 1e-6)
+        np.testing.assert_allclose(row, w @ values[nearest] / w.sum(), rtol=1e-4, atol=1e-5)
+    assert knn.idw_average(queries[:0], refs, values, k=4).shape == (0, 3)
