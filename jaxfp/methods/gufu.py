@@ -89,7 +89,10 @@ def rss_error(
             value = db_row[j] if j is not None and np.isfinite(db_row[j]) else missing_dbm
             errors.append(abs(value - row[a]))
     if not errors:
-        raise ValueError(f"{measured.source}: no reference point shared with the database")
+        raise ValueError(
+            f"{measured.source}: nothing to score: no AP detected (by at least half the samples) "
+            "at a reference point the database shares"
+        )
     return float(np.mean(errors))
 
 

@@ -61,6 +61,25 @@ def align_columns(rss: np.ndarray, ap_ids: np.ndarray, target_ids: np.ndarray) -
     return np.where(index[None] >= 0, picked, np.nan).astype(np.float32)
 
 
+def carry_over_aps(old: Any, old_ids: np.ndarray, fresh: Any, new_ids: np.ndarray) -> Any:
+    """Autoencoder params for `new_ids`: `fresh` with the old rows of the first encoder layer and
+    the old columns of the output layer for every AP both sets share; the inner layers are kept."""
+    position = {ap: i for i, ap in enumerate(old_ids.tolist())}
+    new_at = np.array([i for i, ap in enumerate(new_ids.tolist()) if ap in position], np.int64)
+    old_at = np.array([position[new_ids[i]] for i in new_at], np.int64)
+    out = jax.tree.map(np.array, fresh)
+    p, q = out["params"], old["params"]
+    first = "enc0" if "enc0" in p else "code"  # the layer that reads the APs
+    for name in p:
+        if name not in (first, "out"):
+            p[name] = jax.tree.map(np.array, q[name])
+    p[first]["kernel"][new_at] = np.asarray(q[first]["kernel"])[old_at]
+    p["out"]["kernel"][:, new_at] = np.asarray(q["out"]["kernel"])[:, old_at]
+    p["out"]["bias"][new_at] = np.asarray(q["out"]["bias"])[old_at]
+    p[first]["bias"] = np.asarray(q[first]["bias"])
+    return jax.tree.map(jnp.asarray, out)
+
+
 @dataclasses.dataclass
 class Gufu:
     """The updated fingerprint database (rss dBm with NaN, fixed locations) and GUFU's state."""
@@ -73,6 +92,7 @@ class Gufu:
     ae_params: Any = None
     gnn_params: Any = None
     gnn_width: int = 0
+    _ae_ap_ids: np.ndarray | None = None  # the AP set the autoencoder's columns follow
 
     _compiled: dict = dataclasses.field(default_factory=dict, repr=False)
 
@@ -81,7 +101,7 @@ class Gufu:
         return self.config.gufu
 
     def _fit(self, name: tuple, loss_fn, params, data, steps: int) -> tuple[Any, float]:
-        """Full-batch Adam on `loss_fn(params, data, key)` for `steps` jitted steps.
+        """Adam on `loss_fn(params, data, key)` for `steps` jitted steps (the loss may sample).
 
         The compiled step is kept under `name`, which must capture everything `loss_fn` closes
         over, so later updates reuse it; `data` (the graph, the RSS) is an argument, not a constant
@@ -115,11 +135,16 @@ class Gufu:
 
     # --- features -----------------------------------------------------------------------------
     def train_autoencoder(self, steps: int) -> float:
-        """Eq. (2)/(10): reconstruct the database's normalised RSS; a new AP set starts afresh."""
+        """Eq. (2)/(10): reconstruct the database's normalised RSS. When the AP set changed, the
+        APs kept keep their input rows and output columns; new APs start from a fresh init."""
         x = jnp.asarray(normalise(self.rss))
         model = Autoencoder(inputs=x.shape[1], code=self.g.code, dropout=self.g.ae_dropout)
-        if self.ae_params is None or self._ae_width() != x.shape[1]:
+        if self.ae_params is None:
             self.ae_params = model.init(self._next_key(), x[:1])
+        elif not np.array_equal(self._ae_ap_ids, self.ap_ids):
+            fresh = model.init(self._next_key(), x[:1])
+            self.ae_params = carry_over_aps(self.ae_params, self._ae_ap_ids, fresh, self.ap_ids)
+        self._ae_ap_ids = self.ap_ids.copy()
 
         batch = self.g.ae_batch
 

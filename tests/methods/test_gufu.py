@@ -137,3 +137,27 @@ def test_synthetic_periods_churn_like_the_world():
     churn = gufu.ap_churn(db, periods)
     heard = [set(p.batch.ap_ids[p.batch.detected.any(0)]) for p in periods]
     assert churn[2]["gone_aps"] == len(heard[0] - heard[1])
+
+
+def test_autoencoder_keeps_what_it_learned_for_the_aps_that_stay():
+    from jaxfp.methods.gufu_model import carry_over_aps
+    from jaxfp.nets import Autoencoder
+
+    old_model, new_model = Autoencoder(inputs=3, code=4), Autoencoder(inputs=2, code=4)
+    old = old_model.init(jax.random.key(0), np.zeros((1, 3), np.float32))
+    fresh = new_model.init(jax.random.key(1), np.zeros((1, 2), np.float32))
+    params = carry_over_aps(old, np.array(["a", "b", "c"]), fresh, np.array(["b", "d"]))
+    x_old = np.array([[0.2, 0.7, 0.4]], np.float32)  # b = 0.7, a and c leave
+    x_new = np.array([[0.7, 0.0]], np.float32)  # b = 0.7, d new and unheard here
+    # b's input row and output column moved with it; d's are fresh.
+    old_b = old_model.apply(old, x_old * [0, 1, 0], method="encode")
+    np.testing.assert_allclose(new_model.apply(params, x_new, method="encode"), old_b, rtol=1e-5)
+    code = np.ones((1, 4), np.float32)
+    np.testing.assert_allclose(
+        new_model.apply(params, code, method="decode")[:, 0],
+        old_model.apply(old, code, method="decode")[:, 1],
+        rtol=1e-5,
+    )
+    np.testing.assert_array_equal(
+        params["params"]["enc0"]["kernel"][1], fresh["params"]["enc0"]["kernel"][1]
+    )
