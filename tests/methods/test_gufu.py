@@ -113,9 +113,11 @@ def test_longterm_protocol_end_to_end_and_resume(tmp_path, capsys):
 
 def test_synthetic_weekly_churn_protocol(tmp_path, capsys):
     spec = SPEC.replace(":test", ":synthetic_test")
-    assert cli.main(["run", spec, "--workdir", str(tmp_path)]) == 0
+    variants = "--config.variants=('gufu_residual','wknn_average')"  # the rest: the test above
+    assert cli.main(["run", spec, "--workdir", str(tmp_path), variants]) == 0
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["unit"] == "week" and results["periods"] == [1, 2]
+    assert set(results["summary"]) == {"gufu_residual", "wknn_average"}
     for variant, row in results["summary"].items():
         assert np.isfinite(row["rss_error_db"]) and np.isfinite(row["location_error_m"]), variant
     # The data's churn table counts what the world did: APs only appear or vanish with churn.
