@@ -96,6 +96,15 @@ class Gufu:
 
     _compiled: dict = dataclasses.field(default_factory=dict, repr=False)
 
+    CHOICES = {"rewrite": ("replace", "residual"), "initial_location": ("random", "code_knn")}
+
+    def __post_init__(self) -> None:
+        for field, allowed in self.CHOICES.items():  # fail before hours of training, not after
+            if self.g[field] not in allowed:
+                raise ValueError(
+                    f"config.gufu.{field}: expected one of {allowed}, got {self.g[field]!r}"
+                )
+
     @property
     def g(self) -> ml_collections.ConfigDict:
         return self.config.gufu
@@ -187,13 +196,9 @@ class Gufu:
         """The database's new values; its detection pattern changes only through §6."""
         if self.g.rewrite == "replace":  # the paper: decoded updated features replace the records
             updated = self.decode(updated_codes)
-        elif self.g.rewrite == "residual":  # only what the batch changed, decoder errors cancel
+        else:  # residual: only what the batch changed, the decoder's own errors cancel
             change = self._decode_normalised(updated_codes) - self._decode_normalised(without_batch)
             updated = denormalise(normalise(self.rss) + change, self.g.detect_floor_dbm)
-        else:
-            raise ValueError(
-                f"config.gufu.rewrite: expected 'replace' or 'residual', got {self.g.rewrite!r}"
-            )
         # A record keeps its old value where the new one falls below the detection floor.
         return np.where(
             np.isnan(self.rss), np.nan, np.where(np.isnan(updated), self.rss, updated)
@@ -329,12 +334,7 @@ class Gufu:
         if self.g.initial_location == "random":  # the paper (§5.1)
             rng = np.random.default_rng(np.asarray(jax.random.key_data(self._next_key())).ravel())
             return self.xy[rng.integers(0, len(self.xy), len(codes_new))]
-        if self.g.initial_location == "code_knn":  # WkNN (k = 3) over the records' codes
-            return idw_average(codes_new, codes_old, self.xy, 3, metric="cosine")
-        raise ValueError(
-            "config.gufu.initial_location: expected 'random' or 'code_knn', "
-            f"got {self.g.initial_location!r}"
-        )
+        return idw_average(codes_new, codes_old, self.xy, 3, metric="cosine")  # code_knn: WkNN
 
     def _update_module(
         self, graph: bipartite.SiteGraph, z: np.ndarray, codes_old: np.ndarray

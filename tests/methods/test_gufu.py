@@ -66,9 +66,9 @@ def test_residual_rewrite_moves_records_only_where_the_batch_says_so():
     replace.offline()
     replace.update(batch, ids)
     assert np.nanmax(np.abs(replace.rss - rss)) > 0.5
-    replace.g.rewrite = "average"
-    with pytest.raises(ValueError, match="config.gufu.rewrite"):
-        replace.update(batch, ids)
+    config.gufu.rewrite = "average"
+    with pytest.raises(ValueError, match="config.gufu.rewrite: expected one of"):
+        Gufu(config, ids, rss.copy(), xy, jax.random.key(0))
 
 
 def test_rss_error_counts_points_and_missing_aps():
