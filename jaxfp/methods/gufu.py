@@ -110,16 +110,16 @@ def location_then_average(
     radius_m: float,
     blend: float,
 ) -> np.ndarray:
+    """Each sample in turn moves the records within `radius_m` of its location towards itself by
+    blend / (1 + distance): shared APs are blended, APs only the sample hears are copied in."""
     out = db_rss.copy()
     for sample, p in zip(rss, located, strict=True):
         d = np.linalg.norm(db_xy - p, axis=1)
-        for r in np.flatnonzero(d <= radius_m):
-            w = blend / (1.0 + d[r])
-            seen = np.isfinite(sample)
-            both = seen & np.isfinite(out[r])
-            out[r, both] = (1 - w) * out[r, both] + w * sample[both]
-            only = seen & ~np.isfinite(out[r])
-            out[r, only] = sample[only]
+        rows = np.flatnonzero(d <= radius_m)
+        w = (blend / (1.0 + d[rows]))[:, None]
+        block, seen = out[rows], np.isfinite(sample)[None]
+        blended = np.where(seen & np.isfinite(block), (1 - w) * block + w * sample, block)
+        out[rows] = np.where(seen & ~np.isfinite(block), sample, blended)
     return out
 
 

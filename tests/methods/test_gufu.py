@@ -90,6 +90,19 @@ def test_rss_error_counts_points_and_missing_aps():
     np.testing.assert_allclose(only_a, expected, rtol=1e-5)
 
 
+def test_location_then_average_blends_near_records_in_sample_order():
+    db = np.array([[-60.0, np.nan], [-70.0, -80.0], [-50.0, np.nan]], np.float32)
+    db_xy = np.array([[0.0, 0.0], [1.0, 0.0], [10.0, 0.0]], np.float32)
+    samples = np.array([[-40.0, -60.0], [-20.0, np.nan]], np.float32)
+    located = np.array([[0.0, 0.0], [0.0, 0.0]], np.float32)
+    out = gufu.location_then_average(db, db_xy, samples, located, radius_m=2.0, blend=0.5)
+    # Sample 1: record 0 (d 0, w 0.5) -> -50 and copies AP 2; record 1 (d 1, w 0.25).
+    # Sample 2 then moves record 0 again from -50 (w 0.5) and record 1 from -62.5 (w 0.25).
+    expected = [[-35.0, -60.0], [-51.875, -75.0], [-50.0, np.nan]]
+    np.testing.assert_allclose(out, np.array(expected, np.float32), rtol=1e-6)
+    assert np.isnan(db[0, 1])  # the input is not modified
+
+
 def test_longterm_protocol_end_to_end_and_resume(tmp_path, capsys):
     run = tmp_path / "run"
     assert cli.main(["run", SPEC, "--workdir", str(run)]) == 0
