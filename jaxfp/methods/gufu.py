@@ -53,9 +53,14 @@ VARIANTS = {
 BASELINES = ("static", "wknn_average")
 
 
-def point_means(rss: np.ndarray, xy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(points (P, 2), mean dBm (P, A) with NaN where fewer than half the samples detect)."""
-    points, inverse = np.unique(np.round(xy, 2), axis=0, return_inverse=True)
+def point_means(
+    rss: np.ndarray, xy: np.ndarray, floor: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(points (P, 2 or 3): position ⊕ floor when floors are given, mean dBm (P, A) with NaN where
+    fewer than half the samples detect). Floors matter: the UJI library's two floors share their
+    (x, y) positions."""
+    place = np.round(xy, 2) if floor is None else np.c_[np.round(xy, 2), floor]
+    points, inverse = np.unique(place, axis=0, return_inverse=True)
     inverse = inverse.ravel()
     detected = np.isfinite(rss)
     counts = np.zeros((len(points), rss.shape[1]))
@@ -73,10 +78,13 @@ def rss_error(
     db_xy: np.ndarray,
     measured: FingerprintSet,
     missing_dbm: float,
+    db_floor: np.ndarray | None = None,
 ) -> float:
-    """Mean |database - measured| (dB) over the (point, AP) pairs the measurement detects."""
-    db_points, db_means = point_means(db_rss, db_xy)
-    m_points, m_means = point_means(measured.rss, measured.xy)
+    """Mean |database - measured| (dB) over the (point, AP) pairs the measurement detects; a point
+    is a position, and a floor when both sides give floors."""
+    by_floor = db_floor is not None and measured.floor is not None
+    db_points, db_means = point_means(db_rss, db_xy, db_floor if by_floor else None)
+    m_points, m_means = point_means(measured.rss, measured.xy, measured.floor if by_floor else None)
     column = {ap: i for i, ap in enumerate(db_ap_ids.tolist())}
     index = {tuple(p): i for i, p in enumerate(db_points)}
     errors = []
@@ -250,7 +258,9 @@ def run_variant(
                 )
         row["seconds_per_update"] = time.perf_counter() - start
         row["location_error_m"] = float(np.linalg.norm(located - batch.xy, axis=1).mean())
-        row["rss_error_db"] = rss_error(rss, ap_ids, xy, period.measured, config.eval.missing_dbm)
+        row["rss_error_db"] = rss_error(
+            rss, ap_ids, xy, period.measured, config.eval.missing_dbm, db.floor
+        )
         row["aps"] = int(len(ap_ids))
         out.append(row)
     return out

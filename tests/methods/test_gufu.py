@@ -90,6 +90,23 @@ def test_rss_error_counts_points_and_missing_aps():
     np.testing.assert_allclose(only_a, expected, rtol=1e-5)
 
 
+def test_rss_error_keeps_floors_that_share_positions_apart():
+    xy = np.zeros((2, 2))
+    floor = np.array([3, 5])
+    db = np.array([[-50.0], [-70.0]], np.float32)
+    measured = FingerprintSet(
+        rss=np.array([[-70.0], [-50.0]], np.float32),  # the floors swapped: 20 dB off on each
+        detected=np.ones((2, 1), bool),
+        ap_ids=np.array(["a"]),
+        xy=xy,
+        rp_id=np.array([0, 1]),
+        floor=floor,
+    )
+    assert gufu.rss_error(db, measured.ap_ids, xy, measured, -100.0, floor) == 20.0
+    # Pooled over floors (no database floors), both means are -60 dBm and the error vanishes.
+    assert gufu.rss_error(db, measured.ap_ids, xy, measured, -100.0) == 0.0
+
+
 def test_location_then_average_blends_near_records_in_sample_order():
     db = np.array([[-60.0, np.nan], [-70.0, -80.0], [-50.0, np.nan]], np.float32)
     db_xy = np.array([[0.0, 0.0], [1.0, 0.0], [10.0, 0.0]], np.float32)
