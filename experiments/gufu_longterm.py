@@ -31,6 +31,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
             reference_month=1,
             records_per_rp=0,  # 0 = every training record of the reference month
             subsample_seed=0,
+            floor_height_m=4.0,  # places are (x, y, height) on several floors; 0 = pool the floors
         )
     )
     c.gufu = ml_collections.ConfigDict(

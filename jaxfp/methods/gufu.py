@@ -14,6 +14,10 @@ Choices, one line each:
   training samples (measured) per AP, an AP counting at a point where at least half the samples
   detect it; mean |database - measured| over the (point, AP) pairs the month detects, a database
   without the AP counting as `missing_dbm`.
+- a place is (x, y) on a one-floor site and (x, y, `floor_height_m` x floor) on several floors, for
+  every method: the UJI library's floors 3 and 5 share their (x, y) points, and the paper keeps one
+  database per floor; the location error is horizontal, the floor is the nearest database floor
+  to the predicted height.
 - locations for the two baselines: WkNN (k = 3) in the normalised-RSS space of the database.
 - location-then-average: every database record within `radius_m` of a batch sample's estimate
   moves towards that sample's RSS by `blend / (1 + distance)` on the APs both detect; APs only the
@@ -131,6 +135,18 @@ def location_then_average(
     return out
 
 
+def places(fingerprints: FingerprintSet, floor_height_m: float, floors: np.ndarray) -> np.ndarray:
+    """(N, 2) positions on one floor; (N, 3) with the floor's height when `floors` holds several."""
+    if len(floors) < 2 or floor_height_m <= 0:
+        return fingerprints.xy
+    return np.c_[fingerprints.xy, floor_height_m * fingerprints.floor].astype(np.float32)
+
+
+def nearest_floor(located: np.ndarray, floor_height_m: float, floors: np.ndarray) -> np.ndarray:
+    """The database floor whose height is nearest each predicted place's height."""
+    return floors[np.abs(located[:, 2:3] - floor_height_m * floors[None]).argmin(1)]
+
+
 class Period(NamedTuple):
     """One update: its number (month or week), the unlabelled batch, the fingerprints measured at the
     database's points in that period (scoring only)."""
@@ -220,7 +236,9 @@ def run_variant(
     db: FingerprintSet,
     periods: list[Period],
 ) -> list[dict[str, Any]]:
-    ap_ids, rss, xy = db.ap_ids, db.rss.copy(), db.xy
+    floors = np.unique(db.floor) if db.floor is not None else np.zeros(1, np.int64)
+    height = config.data.floor_height_m
+    ap_ids, rss, xy = db.ap_ids, db.rss.copy(), places(db, height, floors)
     out: list[dict[str, Any]] = []
     model = None
     if variant in VARIANTS:
@@ -257,9 +275,13 @@ def run_variant(
                     e.average_blend,
                 )
         row["seconds_per_update"] = time.perf_counter() - start
-        row["location_error_m"] = float(np.linalg.norm(located - batch.xy, axis=1).mean())
+        row["location_error_m"] = float(np.linalg.norm(located[:, :2] - batch.xy, axis=1).mean())
+        if xy.shape[1] == 3:
+            row["floor_accuracy"] = float(
+                np.mean(nearest_floor(located, height, floors) == batch.floor)
+            )
         row["rss_error_db"] = rss_error(
-            rss, ap_ids, xy, period.measured, config.eval.missing_dbm, db.floor
+            rss, ap_ids, db.xy, period.measured, config.eval.missing_dbm, db.floor
         )
         row["aps"] = int(len(ap_ids))
         out.append(row)
@@ -299,9 +321,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
                 json.dump(rows, f, indent=1)
             runs[variant][seed] = rows
     table, by_period = {}, {}
+    several = db.floor is not None and len(np.unique(db.floor)) > 1
+    floors = ("floor_accuracy",) if several and config.data.floor_height_m > 0 else ()
     for variant, per_seed in runs.items():
         summary: dict[str, float] = {}
-        for metric in ("rss_error_db", "location_error_m", "seconds_per_update"):
+        for metric in ("rss_error_db", "location_error_m", *floors, "seconds_per_update"):
             values = np.array(
                 [np.mean([r[metric] for r in rows if metric in r]) for rows in per_seed.values()]
             )
@@ -318,7 +342,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
                         [r[metric] for rows in per_seed.values() for r in rows if r["period"] == n]
                     )
                 )
-                for metric in (*PER_PERIOD, "seconds_per_update")
+                for metric in (*PER_PERIOD, *floors, "seconds_per_update")
             }
             for n in numbers
         }
@@ -344,12 +368,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
                 "rss_error_db_ci_low",
                 "rss_error_db_ci_high",
                 "location_error_m",
+                *floors,
                 "seconds_per_update",
                 "offline_seconds",
             ],
         )
     )
-    for metric in ("rss_error_db", "location_error_m", "seconds_per_update"):
+    for metric in ("rss_error_db", "location_error_m", *floors, "seconds_per_update"):
         print(f"\n{metric} by {unit}")
         print(format_table(_by_period_table(by_period, metric), [str(n) for n in numbers]))
     print(f"\nAP changes by {unit} (Table 5): in the data, and added/removed by each variant")

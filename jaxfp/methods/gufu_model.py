@@ -20,6 +20,8 @@ Choices where the paper's symbols were lost or it is silent, one line each:
   locations, eq. 8 pulls an old sample's updated feature towards its new virtual neighbours'
   features; eq. 9 = eq. 5 + eq. 6 + λ (eq. 7 + eq. 8).
 - the database is rewritten with the decoded updated features of the old samples (same locations).
+- a location is whatever the protocol gives, (x, y) or (x, y, height of the floor): MLP1 predicts
+  as many coordinates as the records have.
 - virtual edges: cosine similarity > threshold, at most `max_virtual_per_node` per sample (memory).
 - GNN training samples `fanout` incoming edges per node each step (GraphSAGE's sampling; 0 = the
   whole graph); eq. 4's positive pairs are the sampled edges; inference uses every edge.
@@ -87,7 +89,7 @@ class Gufu:
     config: ml_collections.ConfigDict
     ap_ids: np.ndarray
     rss: np.ndarray  # (S, A) dBm, NaN = not detected
-    xy: np.ndarray  # (S, 2)
+    xy: np.ndarray  # (S, 2) positions, or (S, 3) with the floor's height
     key: jax.Array
     ae_params: Any = None
     gnn_params: Any = None
@@ -357,7 +359,7 @@ class Gufu:
         new_end = np.pad(np.where(cross[:, 0] < s, cross[:, 1], cross[:, 0]) - s, (0, pad))
         cross_weight = np.pad(np.ones(len(cross), np.float32), (0, pad))
         has_cross = len(cross) > 0
-        mlp1 = MLP(hidden=(self.g.hidden,), out=2)
+        mlp1 = MLP(hidden=(self.g.hidden,), out=self.xy.shape[1])
         mlp2 = MLP(hidden=(self.g.hidden,), out=codes_old.shape[1])
         k1, k2 = jax.random.split(self._next_key())
         params = {"mlp1": mlp1.init(k1, z[:1]), "mlp2": mlp2.init(k2, loc[:1])}

@@ -107,6 +107,49 @@ def test_rss_error_keeps_floors_that_share_positions_apart():
     assert gufu.rss_error(db, measured.ap_ids, xy, measured, -100.0) == 0.0
 
 
+def two_floor_site(floor_of_rows, seed=0):
+    """small_site on floors 3 and 5 at the same positions; floor 5 hears AP a 20 dB weaker."""
+    rss, xy = small_site(seed)
+    rss = np.concatenate([rss, rss - np.array([20.0, 0.0, 0.0], np.float32)])
+    xy, floor = np.concatenate([xy, xy]), np.repeat([3, 5], len(xy))
+    rows = np.flatnonzero(np.isin(floor, floor_of_rows))
+    return FingerprintSet(
+        rss=rss[rows],
+        detected=np.isfinite(rss[rows]),
+        ap_ids=np.array(["a", "b", "c"]),
+        xy=xy[rows],
+        rp_id=rp_ids_from_positions(xy[rows], floor[rows]),
+        floor=floor[rows],
+    )
+
+
+def test_places_keep_floors_that_share_positions_apart():
+    db = two_floor_site([3, 5])
+    floors = np.unique(db.floor)
+    place = gufu.places(db, 4.0, floors)
+    np.testing.assert_array_equal(place[:, 2], 4.0 * db.floor)
+    assert gufu.places(db, 0.0, floors).shape == (24, 2)  # 0 m pools the floors
+    assert gufu.places(db, 4.0, floors[:1]).shape == (24, 2)  # one floor: plain positions
+    located = np.array([[0.0, 0.0, 13.0], [0.0, 0.0, 17.0], [0.0, 0.0, 50.0]])
+    np.testing.assert_array_equal(gufu.nearest_floor(located, 4.0, floors), [3, 5, 5])
+    # Location-then-average on places: a sample on floor 5 moves no record of floor 3.
+    sample = db.rss[db.floor == 5][:1] + 10.0
+    out = gufu.location_then_average(db.rss, place, sample, place[12:13], 2.0, 0.5)
+    np.testing.assert_array_equal(out[:12], db.rss[:12])
+    assert not np.array_equal(out[12:], db.rss[12:])
+
+
+@pytest.mark.parametrize("variant", ["wknn_average", "gufu"])
+def test_a_two_floor_site_is_located_floor_by_floor(variant):
+    config = load_config(SPEC)
+    db, batch = two_floor_site([3, 5]), two_floor_site([5], seed=1)
+    rows = gufu.run_variant(config, variant, 0, db, [gufu.Period(2, batch, batch)])
+    last = rows[-1]
+    assert 0.0 <= last["floor_accuracy"] <= 1.0 and np.isfinite(last["location_error_m"])
+    if variant == "wknn_average":  # AP a tells the floors apart by 20 dB
+        assert last["floor_accuracy"] == 1.0
+
+
 def test_location_then_average_blends_near_records_in_sample_order():
     db = np.array([[-60.0, np.nan], [-70.0, -80.0], [-50.0, np.nan]], np.float32)
     db_xy = np.array([[0.0, 0.0], [1.0, 0.0], [10.0, 0.0]], np.float32)
