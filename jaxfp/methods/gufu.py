@@ -321,8 +321,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
                 json.dump(rows, f, indent=1)
             runs[variant][seed] = rows
     table, by_period = {}, {}
-    several = db.floor is not None and len(np.unique(db.floor)) > 1
-    floors = ("floor_accuracy",) if several and config.data.floor_height_m > 0 else ()
+    scored = (r for per_seed in runs.values() for rows in per_seed.values() for r in rows)
+    floors = ("floor_accuracy",) if any("floor_accuracy" in r for r in scored) else ()
     for variant, per_seed in runs.items():
         summary: dict[str, float] = {}
         for metric in ("rss_error_db", "location_error_m", *floors, "seconds_per_update"):
