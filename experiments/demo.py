@@ -1,33 +1,44 @@
-"""The demo: kNN and WkNN variants on DSI1, which the repo ships (data/DSI1.mat).
+"""The demo, on DSI1, which the repo ships (data/DSI1.mat): kNN/WkNN variants next to an MLP
+regressor trained for four seeds as one vmapped program (TensorBoard and metrics.jsonl in mlp/).
 
-jaxfp demo --workdir runs/demo
-jaxfp run experiments/demo.py --workdir runs/demo --config.variants.wknn3_positive.k=5
+    jaxfp demo --workdir runs/demo
+    jaxfp run experiments/demo.py --workdir runs/demo --config.knn.variants.wknn3_positive.k=5
 """
 
 import os
 
 import ml_collections
 
-from jaxfp.config import split_data
-from jaxfp.methods.knn_run import variant_config as variant
+from jaxfp.config import load_config
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def get_config(arg: str = "") -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
-    c.method = "knn"
-    c.seed = 0
-    c.query_chunk = 128
-    c.data = split_data(os.path.join(REPO, "data", "DSI1.mat"))
-    c.variants = ml_collections.ConfigDict(
+    c.method = "baselines.demo"
+    knn = load_config(os.path.join(HERE, "baselines", "knn_uji1.py"))
+    knn.data.path = os.path.join(os.path.dirname(HERE), "data", "DSI1.mat")
+    knn.variants = ml_collections.ConfigDict(
         {
-            "nn1_dbm": variant(1, False, "dbm"),
-            "knn3_positive": variant(3, False, "positive"),
-            "wknn3_positive": variant(3, True, "positive"),
-            "wknn3_exponential": variant(3, True, "exponential"),
-            "wknn3_powed_manhattan": variant(3, True, "powed", "manhattan"),
+            "nn1_dbm": dict(k=1, weighted=False, representation="dbm", metric="euclidean"),
+            "knn3_positive": dict(
+                k=3, weighted=False, representation="positive", metric="euclidean"
+            ),
+            "wknn3_positive": dict(
+                k=3, weighted=True, representation="positive", metric="euclidean"
+            ),
+            "wknn3_exponential": dict(
+                k=3, weighted=True, representation="exponential", metric="euclidean"
+            ),
+            "wknn3_powed_manhattan": dict(
+                k=3, weighted=True, representation="powed", metric="manhattan"
+            ),
         }
     )
-    c.eval = ml_collections.ConfigDict(dict(success_radius_m=5.0))
+    knn.eval.success_radius_m = 5.0
+    c.knn = knn
+    c.mlp = load_config(os.path.join(HERE, "baselines", "mlp_dsi1.py"))
+    if arg == "test":
+        c.mlp = load_config(os.path.join(HERE, "baselines", "mlp_dsi1.py:test"))
     return c

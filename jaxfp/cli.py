@@ -2,6 +2,7 @@
 
 jaxfp data info PATH [--format F] [--json]
 jaxfp run CONFIG[:ARG] --workdir DIR [--config.key=value ...]
+jaxfp report WORKDIR [--markdown]
 jaxfp demo [--workdir DIR]
 jaxfp datagen ...           (runs `python -m datagen ...`; jaxfp never imports datagen)
 """
@@ -17,7 +18,12 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from jaxfp.eval.report import format_table
+from jaxfp.config import ConfigError
+from jaxfp.data.types import DataFormatError
+from jaxfp.eval.results import format_table
+
+# User errors: one clear line and exit 2. Anything else is a bug and keeps its traceback.
+USER_ERRORS = (ConfigError, DataFormatError, FileNotFoundError)
 
 
 def _csi_info(path: str) -> int:
@@ -71,8 +77,17 @@ def _run(config_spec: str, workdir: str, overrides: Sequence[str]) -> int:
 
     maybe_initialize_distributed()
     config = apply_overrides(load_config(config_spec), overrides)
-    get_method(config.method)(config, workdir)
-    print(f"outputs in {os.path.abspath(workdir)}")
+    method = get_method(config.method)
+    print(f"jaxfp run {config_spec} {' '.join(overrides)} --workdir {workdir}".strip(), flush=True)
+    method(config, workdir)
+    print(f"outputs in {os.path.abspath(workdir)}; tables again: jaxfp report {workdir}")
+    return 0
+
+
+def _report(workdir: str, markdown: bool) -> int:
+    from jaxfp.eval.results import read_results, render
+
+    print(render(read_results(workdir), markdown=markdown))
     return 0
 
 
@@ -86,9 +101,7 @@ def _demo_config() -> str:
     for path in candidates:
         if os.path.isfile(path):
             return path
-    raise FileNotFoundError(
-        "experiments/demo.py not found; run `jaxfp demo` from the jaxfp checkout"
-    )
+    raise ConfigError("experiments/demo.py not found; run `jaxfp demo` from the jaxfp checkout")
 
 
 def _demo_datagen(out: str) -> int:
@@ -129,16 +142,16 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run an experiment config; --config.key=value overrides")
     run.add_argument("config", help="path to a config file, optionally CONFIG:ARG")
     run.add_argument("--workdir", required=True)
-    demo = sub.add_parser("demo", help="kNN/WkNN on the shipped DSI1 set")
+    report = sub.add_parser("report", help="print a finished run's results tables")
+    report.add_argument("workdir")
+    report.add_argument("--markdown", action="store_true", help="markdown tables (as the README)")
+    demo = sub.add_parser("demo", help="kNN/WkNN and an MLP's seeds on the shipped DSI1 set")
     demo.add_argument("--workdir", default=os.path.join("runs", "demo"))
     sub.add_parser("datagen", help="ray-trace a CSI data set (python -m datagen --help)")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from jaxfp.data.types import DataFormatError
-    from jaxfp.train.workdir import ConfigMismatchError
-
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["datagen"]:
         return subprocess.call([sys.executable, "-m", "datagen", *argv[1:]])
@@ -149,11 +162,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _data_info(args)
         if args.command == "run":
             return _run(args.config, args.workdir, overrides)
+        if args.command == "report":
+            return _report(args.workdir, args.markdown)
         code = _run(_demo_config(), args.workdir, overrides)
         return code or _demo_datagen(os.path.join(args.workdir, "etoile_small"))
-    except (DataFormatError, FileNotFoundError, KeyError, ValueError, ConfigMismatchError) as err:
-        message = err.args[0] if isinstance(err, KeyError) and err.args else err
-        print(f"jaxfp: error: {message}", file=sys.stderr)
+    except USER_ERRORS as err:
+        print(f"jaxfp: error: {err}", file=sys.stderr)
         return 2
 
 

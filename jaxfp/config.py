@@ -13,19 +13,23 @@ from collections.abc import Sequence
 import ml_collections
 
 
+class ConfigError(ValueError):
+    """A config the user wrote or asked for is wrong (bad file, unknown key, unparsable value)."""
+
+
 def load_config(spec: str) -> ml_collections.ConfigDict:
     path, _, arg = spec.partition(":")
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path}: no such config file")
+        raise ConfigError(f"{path}: no such config file")
     module_spec = importlib.util.spec_from_file_location(f"jaxfp_config_{abs(hash(path))}", path)
     assert module_spec is not None and module_spec.loader is not None
     module = importlib.util.module_from_spec(module_spec)
     module_spec.loader.exec_module(module)
     if not hasattr(module, "get_config"):
-        raise AttributeError(f"{path}: expected a function get_config()")
+        raise ConfigError(f"{path}: expected a function get_config()")
     config = module.get_config(arg) if arg else module.get_config()
     if not isinstance(config, ml_collections.ConfigDict):
-        raise TypeError(f"{path}: get_config() must return an ml_collections.ConfigDict")
+        raise ConfigError(f"{path}: get_config() must return an ml_collections.ConfigDict")
     return config
 
 
@@ -37,11 +41,11 @@ def _parse_value(text: str, current: object, key: str) -> object:
     except (ValueError, SyntaxError):
         if current is None:
             return text
-        raise ValueError(
+        raise ConfigError(
             f"--config.{key}: could not parse {text!r} as {type(current).__name__}"
         ) from None
     if isinstance(current, bool) and not isinstance(value, bool):
-        raise ValueError(f"--config.{key}: expected True or False, got {text!r}")
+        raise ConfigError(f"--config.{key}: expected True or False, got {text!r}")
     if isinstance(current, float) and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
     if isinstance(current, tuple) and isinstance(value, list):
@@ -52,23 +56,52 @@ def _parse_value(text: str, current: object, key: str) -> object:
 def apply_overrides(
     config: ml_collections.ConfigDict, overrides: Sequence[str]
 ) -> ml_collections.ConfigDict:
-    """Apply `config.a.b=value` strings (the leading `--` already stripped or not)."""
+    """Apply `config.a.b=value` strings (the leading `--` already stripped or not); the keys given
+    are recorded in `config.command_line`."""
+    given: list[str] = []
     for item in overrides:
         body = item.removeprefix("--")
         if not body.startswith("config.") or "=" not in body:
-            raise ValueError(f"{item!r}: expected --config.key=value")
+            raise ConfigError(f"{item!r}: expected --config.key=value")
         key, _, text = body[len("config.") :].partition("=")
         parent = config
         *path, leaf = key.split(".")
         for part in path:
             if part not in parent:
-                raise KeyError(f"--config.{key}: no field {part!r}")
+                raise ConfigError(f"--config.{key}: no field {part!r}")
             parent = parent[part]
         if leaf not in parent:
-            raise KeyError(f"--config.{key}: no field {leaf!r}; fields are {sorted(parent.keys())}")
+            raise ConfigError(
+                f"--config.{key}: no field {leaf!r}; fields are {sorted(parent.keys())}"
+            )
         parent[leaf] = _parse_value(text, parent[leaf], key)
+        given.append(key)
+    if given:  # kept so variants never override what the command line set
+        config.command_line = tuple(dict.fromkeys((*config.get("command_line", ()), *given)))
     config.lock()
     return config
+
+
+def variant_settings(
+    config: ml_collections.ConfigDict, section: str, variant: str
+) -> ml_collections.ConfigDict:
+    """`config[section]` with `config.variants[variant]`'s settings applied, except those the
+    command line set as `--config.<section>.<key>`: the command line always wins."""
+    settings = config[section].copy_and_resolve_references()
+    if variant not in config.variants:
+        raise ConfigError(f"config.variants: no variant {variant!r}; have {list(config.variants)}")
+    given = {
+        k.split(".", 1)[1] for k in config.get("command_line", ()) if k.startswith(f"{section}.")
+    }
+    with settings.unlocked():
+        for key, value in config.variants[variant].items():
+            if key not in settings:
+                raise ConfigError(
+                    f"config.variants.{variant}.{key}: not a field of config.{section}"
+                )
+            if key not in given:
+                settings[key] = value
+    return settings
 
 
 def split_data(path: str, train: tuple[str, ...] = ("train",), test: tuple[str, ...] = ("test",)):

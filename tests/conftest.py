@@ -35,7 +35,13 @@ def write_synthetic_csi_store(root: str, n: int = 60, subcarriers: int = 16, see
     from jaxfp.data.csi_store import create_dataset, write_chunk
 
     rng = np.random.default_rng(seed)
-    config = {"synthetic": True, "subcarrier_spacing_hz": 30e3, "srs_comb": 8}
+    config = {
+        "synthetic": True,
+        "subcarrier_spacing_hz": 30e3,
+        "srs_comb": 8,
+        "bs_position": [100.0, -100.0, 30.0],
+        "sector_azimuths_deg": [30.0, 150.0, 270.0],
+    }
     header = create_dataset(root, config, n, 25, (2, 32, subcarriers))
     xy = np.column_stack([rng.uniform(60, 140, n), rng.uniform(-140, -60, n)])
     rel = xy - [100.0, -100.0]
@@ -61,3 +67,13 @@ def write_synthetic_csi_store(root: str, n: int = 60, subcarriers: int = 16, see
             header,
         )
     return root
+
+
+def run_experiment(spec: str, workdir, *overrides: str):
+    """What `jaxfp run SPEC --workdir W --config.k=v ...` does, minus the CLI: a failure inside the
+    method surfaces here with its traceback."""
+    from jaxfp.config import apply_overrides, load_config
+    from jaxfp.methods import get_method
+
+    config = apply_overrides(load_config(str(spec)), list(overrides))
+    return get_method(config.method)(config, str(workdir))

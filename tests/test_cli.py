@@ -1,9 +1,10 @@
 import json
 
+import numpy as np
 import pytest
 
 from jaxfp import cli
-from jaxfp.config import apply_overrides, load_config
+from jaxfp.config import ConfigError, apply_overrides, load_config
 
 from .conftest import REPO
 
@@ -18,7 +19,7 @@ def test_data_info_counts(dsi1_path, capsys):
 
 
 @pytest.mark.parametrize(
-    "spec", ["experiments/knn_uji1.py:test", "experiments/knn_longterm.py:test"]
+    "spec", ["experiments/baselines/knn_uji1.py:test", "experiments/baselines/knn_longterm.py:test"]
 )
 def test_experiment_test_configs_run(spec, tmp_path, capsys):
     assert cli.main(["run", str(REPO / spec), "--workdir", str(tmp_path)]) == 0
@@ -31,35 +32,56 @@ def test_experiment_test_configs_run(spec, tmp_path, capsys):
         assert sorted(results) == ["01", "02", "03"]
 
 
-def test_demo_with_override(tmp_path, capsys):
-    code = cli.main(["demo", "--workdir", str(tmp_path), "--config.variants.wknn3_positive.k=5"])
+def test_demo_trains_seeds_beside_wknn_and_takes_overrides(tmp_path, capsys):
+    spec = str(REPO / "experiments" / "demo.py:test")
+    code = cli.main(
+        ["run", spec, "--workdir", str(tmp_path), "--config.knn.variants.wknn3_positive.k=5"]
+    )
     assert code == 0
     saved = json.loads((tmp_path / "results.json").read_text())
-    assert saved["config"]["variants"]["wknn3_positive"]["k"] == 5
-    assert saved["results"]["nn1_dbm"]["mean"] < 10.0  # DSI1 1-NN is about 5 m
-    assert "wknn3_exponential" in capsys.readouterr().out
+    assert saved["config"]["knn"]["variants"]["wknn3_positive"]["k"] == 5
+    rows = saved["results"]
+    assert rows["nn1_dbm"]["mean"] < 10.0  # DSI1 1-NN is about 5 m
+    # k=5 changes WkNN's estimate: the override reached the run.
+    assert rows["wknn3_positive"]["mean"] != rows["knn3_positive"]["mean"]
+    assert {"mlp seed 0", "mlp seed 1", "mlp over seeds"} <= set(rows)
+    assert rows["mlp over seeds"]["mean_ci_low"] <= rows["mlp over seeds"]["mean"]
+    lines = [json.loads(line) for line in (tmp_path / "mlp" / "metrics.jsonl").open()]
+    losses = [line["loss/mean"] for line in lines if "loss/mean" in line]
+    assert losses and np.isfinite(losses).all()
+    assert any((tmp_path / "mlp" / "tensorboard").iterdir())
+    out = capsys.readouterr().out
+    assert "wknn3_exponential" in out and "mlp over seeds" in out
+    # `jaxfp report` prints the finished run's table again, as text or markdown.
+    assert cli.main(["report", str(tmp_path), "--markdown"]) == 0
+    assert "| mlp over seeds |" in capsys.readouterr().out
 
 
 def test_overrides_are_typed_and_checked():
     config = load_config(str(REPO / "experiments" / "demo.py"))
-    with pytest.raises(KeyError, match="no field 'kk'"):
-        apply_overrides(
-            load_config(str(REPO / "experiments" / "demo.py")), ["--config.variants.nn1_dbm.kk=2"]
-        )
-    with pytest.raises(ValueError, match="expected True or False"):
+    with pytest.raises(ConfigError, match="no field 'kk'"):
         apply_overrides(
             load_config(str(REPO / "experiments" / "demo.py")),
-            ["--config.variants.nn1_dbm.weighted=3"],
+            ["--config.knn.variants.nn1_dbm.kk=2"],
         )
-    apply_overrides(config, ["--config.eval.success_radius_m=2", "--config.data.train=('train',)"])
-    assert config.eval.success_radius_m == 2.0 and isinstance(config.eval.success_radius_m, float)
+    with pytest.raises(ConfigError, match="expected True or False"):
+        apply_overrides(
+            load_config(str(REPO / "experiments" / "demo.py")),
+            ["--config.knn.variants.nn1_dbm.weighted=3"],
+        )
+    apply_overrides(
+        config, ["--config.knn.eval.success_radius_m=2", "--config.knn.data.train=('train',)"]
+    )
+    assert config.knn.eval.success_radius_m == 2.0
+    assert isinstance(config.knn.eval.success_radius_m, float)
+    assert config.command_line == ("knn.eval.success_radius_m", "knn.data.train")
 
 
 def test_missing_data_path_is_a_clear_error(tmp_path, capsys):
     code = cli.main(
         [
             "run",
-            str(REPO / "experiments" / "knn_uji1.py"),
+            str(REPO / "experiments" / "baselines" / "knn_uji1.py"),
             "--workdir",
             str(tmp_path),
             "--config.data.path=/nope/UJI1.mat",
@@ -68,8 +90,27 @@ def test_missing_data_path_is_a_clear_error(tmp_path, capsys):
     assert code == 2 and "/nope/UJI1.mat" in capsys.readouterr().err
 
 
-def test_mlp_seeds_run_and_a_changed_config_is_refused(tmp_path, capsys):
-    spec = str(REPO / "experiments" / "mlp_dsi1.py:test")
+def test_a_bug_keeps_its_traceback(tmp_path, monkeypatch):
+    """Only user errors become one line and exit 2; anything else propagates."""
+    from jaxfp.methods.baselines import knn_protocols
+
+    def broken(*args, **kwargs):
+        raise KeyError("a bug deep in a run")
+
+    monkeypatch.setattr(knn_protocols, "run_variant", broken)
+    spec = str(REPO / "experiments" / "baselines" / "knn_uji1.py:test")
+    with pytest.raises(KeyError, match="a bug deep in a run"):
+        cli.main(["run", spec, "--workdir", str(tmp_path)])
+
+
+def test_unknown_method_is_a_user_error(tmp_path, capsys):
+    spec = str(REPO / "experiments" / "baselines" / "knn_uji1.py:test")
+    code = cli.main(["run", spec, "--workdir", str(tmp_path), "--config.method=nope"])
+    assert code == 2 and "expected one of" in capsys.readouterr().err
+
+
+def test_mlp_seeds_run_resume_and_a_changed_config_recomputes(tmp_path, capsys):
+    spec = str(REPO / "experiments" / "baselines" / "mlp_dsi1.py:test")
     assert cli.main(["run", spec, "--workdir", str(tmp_path)]) == 0
     results = json.loads((tmp_path / "results.json").read_text())["results"]
     assert set(results) == {"seed 0", "seed 1", "averaged output", "over seeds"}
@@ -78,8 +119,13 @@ def test_mlp_seeds_run_and_a_changed_config_is_refused(tmp_path, capsys):
     assert cli.main(["run", spec, "--workdir", str(tmp_path)]) == 0
     again = json.loads((tmp_path / "results.json").read_text())["results"]
     assert again == results
+    capsys.readouterr()
     code = cli.main(["run", spec, "--workdir", str(tmp_path), "--config.train.learning_rate=0.1"])
-    assert code == 2 and "different config" in capsys.readouterr().err
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "train.learning_rate: 0.001 -> 0.1" in out and "recomputing" in out
+    changed = json.loads((tmp_path / "results.json").read_text())["results"]
+    assert changed["seed 0"]["mean"] != results["seed 0"]["mean"]
 
 
 def test_data_info_on_a_csi_set(tmp_path, capsys):

@@ -15,8 +15,9 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from jaxfp.common.atomic_files import write_json
 from jaxfp.eval.bench import machine_info
-from jaxfp.eval.report import format_table, write_json
+from jaxfp.eval.results import format_table
 from jaxfp.nets import BACKBONES
 from jaxfp.train import create_train_state, make_train_step, regression_loss
 

@@ -17,8 +17,9 @@ import numpy as np
 
 import datagen  # first: points Dr.Jit at LLVM 19
 from datagen.grid import receivers
+from jaxfp.common.atomic_files import write_json
 from jaxfp.config import apply_overrides, load_config
-from jaxfp.eval.report import format_table, write_json
+from jaxfp.eval.results import format_table
 
 
 def main() -> None:

@@ -104,8 +104,9 @@ def main() -> None:
         print(json.dumps(run_mode(args.mode, args.members, args.steps)))
         return
 
+    from jaxfp.common.atomic_files import write_json
     from jaxfp.eval.bench import machine_info
-    from jaxfp.eval.report import format_table, write_json
+    from jaxfp.eval.results import format_table
 
     modes = {
         "(a) one by one, jitted step": ("one_by_one", 1),

@@ -18,11 +18,10 @@ import os
 import jax
 import numpy as np
 
-from jaxfp.config import load_config
+from jaxfp.config import load_config, variant_settings
 from jaxfp.data.synthetic import WorldParams, evolve, make_world, measure, survey
 from jaxfp.eval.bench import machine_info, peak_rss_mib
-from jaxfp.methods.gufu import VARIANTS
-from jaxfp.methods.gufu_model import Gufu
+from jaxfp.methods.gufu.model import Gufu
 
 HERE = os.path.abspath(__file__)
 
@@ -33,10 +32,10 @@ def main() -> None:
     parser.add_argument("--rps-side", type=int, default=50)
     parser.add_argument("--samples-per-rp", type=int, default=4)
     parser.add_argument("--batch", type=int, default=1000)
-    parser.add_argument("--variant", default="gufu", choices=sorted(VARIANTS))
+    parser.add_argument("--variant", default="gufu")
     args = parser.parse_args()
-    config = load_config(HERE.replace("bench/gufu_update.py", "gufu_longterm.py"))
-    config.gufu.update(VARIANTS[args.variant])
+    config = load_config(HERE.replace("bench/gufu_update.py", "gufu/longterm.py"))
+    settings = variant_settings(config, "gufu", args.variant)
     side = 2.0 * args.rps_side
     params = dataclasses.replace(
         WorldParams(),
@@ -50,12 +49,12 @@ def main() -> None:
     db = survey(world, args.samples_per_rp, seed=1)
     db = db.select_aps(db.ap_ids[db.detected.any(0)].tolist())
     print(machine_info())
-    print(f"variant {args.variant}: {dict(config.gufu)}")
+    print(f"variant {args.variant}: {dict(settings)}")
     print(
         f"site: {len(db.rss)} sample nodes, {len(db.ap_ids)} AP nodes, "
         f"{int(db.detected.sum())} sample-AP edges"
     )
-    model = Gufu(config, db.ap_ids, db.rss.copy(), db.xy, jax.random.key(0))
+    model = Gufu(settings, db.ap_ids, db.rss.copy(), db.xy, jax.random.key(0))
     offline = model.offline()
     print(f"offline stage: {offline['seconds']:.1f} s")
     later = world

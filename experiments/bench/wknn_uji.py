@@ -15,11 +15,12 @@ import time
 import jax.numpy as jnp
 import numpy as np
 
+from jaxfp.common.atomic_files import write_json
 from jaxfp.data.registry import load
 from jaxfp.eval.bench import machine_info, peak_rss_mib
 from jaxfp.eval.metrics import position_errors
-from jaxfp.eval.report import format_table, write_json
-from jaxfp.methods import knn
+from jaxfp.eval.results import format_table
+from jaxfp.methods.baselines import knn
 
 
 def main() -> None:

@@ -1,5 +1,5 @@
 """The CSI pipeline: angle-delay transform, timing advance and AWGN per batch with explicit keys,
-sector rotation, labelled/unlabelled/test splits, and device-ready batches through grain.
+and labelled/unlabelled/test splits (sector rotation is `jaxfp.common.geometry.rotate_xy`).
 
 CSI arrays are (..., ue_antennas, bs_antennas, subcarriers) complex64, as `jaxfp.data.csi_store` keeps
 them. Choices where the paper is silent: the angle domain is a DFT over the 32 BS ports (both
@@ -10,16 +10,9 @@ that varies smoothly over space (`unevenness` 0 = uniform) to mimic the paper's 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-
-import grain
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import Mesh, NamedSharding
-from jax.sharding import PartitionSpec as P
-
-from jaxfp.data.csi_store import CsiDataset
 
 
 def angle_delay(csi: jax.Array, crop_taps: int | None = None) -> jax.Array:
@@ -79,14 +72,6 @@ def awgn_angle_delay(x: jax.Array, csi: jax.Array, key: jax.Array, snr_db: float
     return x + (std * noise).astype(x.dtype)
 
 
-def rotate_xy(xy: jax.Array, angle_rad: float | jax.Array, center: Sequence[float]) -> jax.Array:
-    """Rotate positions about `center` (the BS) by `angle_rad` counter-clockwise."""
-    c, s = jnp.cos(angle_rad), jnp.sin(angle_rad)
-    center = jnp.asarray(center[:2], xy.dtype)
-    d = xy - center
-    return jnp.stack([c * d[..., 0] - s * d[..., 1], s * d[..., 0] + c * d[..., 1]], -1) + center
-
-
 def to_channels(x: jax.Array) -> jax.Array:
     """complex (B, ue, bs, taps) -> float32 (B, 2 * ue, bs, taps): real parts, then imaginary."""
     return jnp.concatenate([x.real, x.imag], axis=1).astype(jnp.float32)
@@ -140,41 +125,3 @@ def splits(
         "unlabelled": np.sort(np.setdiff1d(rest, labelled)),
         "test": test,
     }
-
-
-def batches(
-    dataset: CsiDataset,
-    rows: np.ndarray,
-    batch_size: int,
-    seed: int,
-    epoch: int = 0,
-    shuffle: bool = True,
-    drop_remainder: bool = True,
-    num_threads: int = 2,
-) -> Iterator[dict[str, np.ndarray]]:
-    """Host batches {'csi', 'xy', 'sector', 'row'} of `rows`, reshuffled per epoch, read ahead by
-    grain's threads from the memory-mapped chunks."""
-    rows = np.asarray(rows)
-    ds = grain.MapDataset.range(len(rows))
-    if shuffle:
-        ds = ds.shuffle(seed=int(np.random.default_rng([seed, epoch]).integers(2**31)))
-    ds = ds.batch(batch_size, drop_remainder=drop_remainder)
-
-    def read(positions: np.ndarray) -> dict[str, np.ndarray]:
-        picked = rows[np.asarray(positions)]
-        return {
-            "csi": dataset.csi(picked),
-            "xy": dataset.xy[picked].astype(np.float32),
-            "sector": dataset.sector[picked].astype(np.int32),
-            "row": picked,
-        }
-
-    read_options = grain.ReadOptions(num_threads=num_threads, prefetch_buffer_size=2 * num_threads)
-    return iter(ds.map(read).to_iter_dataset(read_options))
-
-
-def to_devices(batch: dict[str, np.ndarray], mesh: Mesh | None = None) -> dict[str, jax.Array]:
-    """Place a host batch with its leading axis sharded over `mesh` (default: all devices)."""
-    mesh = Mesh(np.array(jax.devices()), ("data",)) if mesh is None else mesh
-    sharding = NamedSharding(mesh, P(mesh.axis_names[0]))
-    return {k: jax.device_put(v, sharding) for k, v in batch.items()}

@@ -24,6 +24,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from jaxfp.common.atomic_files import write_json
 from jaxfp.data.types import DataFormatError
 
 FORMAT = "jaxfp-csi"
@@ -55,15 +56,6 @@ def _sha256(path: str) -> str:
     return digest.hexdigest()
 
 
-def _write_json_atomic(path: str, obj: object) -> None:
-    tmp = f"{path}.tmp-{uuid.uuid4().hex}"
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=1, sort_keys=True)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def create_dataset(
     root: str, config: Mapping, num_receivers: int, chunk_size: int, csi_shape: Sequence[int]
 ) -> dict:
@@ -88,7 +80,7 @@ def create_dataset(
                 f"this run {header['config_hash']}); use a new output folder"
             )
         return existing
-    _write_json_atomic(path, header)
+    write_json(path, header, indent=1, sort_keys=True)
     return header
 
 
@@ -138,7 +130,7 @@ def write_chunk(root: str, chunk_id: int, arrays: Mapping[str, np.ndarray], head
             "dtype": value.dtype.str,
             "sha256": _sha256(path),
         }
-    _write_json_atomic(
+    write_json(
         os.path.join(tmp, "chunk.json"),
         {
             "chunk_id": chunk_id,
@@ -146,6 +138,8 @@ def write_chunk(root: str, chunk_id: int, arrays: Mapping[str, np.ndarray], head
             "config_hash": header["config_hash"],
             "files": files,
         },
+        indent=1,
+        sort_keys=True,
     )
     try:
         os.rename(tmp, final)
@@ -182,7 +176,7 @@ def combine(out: str, parts: Sequence[str]) -> str:
     rel = [os.path.relpath(os.path.abspath(p), os.path.abspath(out)) for p in parts]
     CsiDataset(out, parts=rel)  # same config, no chunk twice, complete: checked before writing
     os.makedirs(out, exist_ok=True)
-    _write_json_atomic(os.path.join(out, "dataset.json"), {"parts": rel})
+    write_json(os.path.join(out, "dataset.json"), {"parts": rel}, indent=1, sort_keys=True)
     return out
 
 

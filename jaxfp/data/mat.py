@@ -38,6 +38,14 @@ def load_mat(path: str | os.PathLike) -> dict[str, FingerprintSet]:
     if missing:
         raise DataFormatError(f"{path}, field 'database': expected fields {missing}, found {names}")
     record = struct[0, 0]
+    columns = {mac: np.shape(record[mac]) for mac, _ in _PARTS.values()}
+    widths = {mac: shape[1] if len(shape) == 2 else None for mac, shape in columns.items()}
+    if len(set(widths.values())) != 1:
+        (train_field, train_width), (test_field, test_width) = widths.items()
+        raise DataFormatError(
+            f"{path}: every part must have the same AP columns; expected {test_field!r} to have "
+            f"the {train_width} columns of {train_field!r}, found {test_width}"
+        )
     sets = {}
     for part, (mac_field, label_field) in _PARTS.items():
         macs, labels = np.asarray(record[mac_field]), np.asarray(record[label_field])

@@ -13,6 +13,8 @@ import math
 
 import numpy as np
 
+from jaxfp.common.rss_scale import to_unit
+
 KINDS = ("dbm", "positive", "exponential", "powed", "gufu")
 
 
@@ -47,5 +49,5 @@ def represent(
     elif kind == "powed":
         out = positive**beta / (-min_rss) ** beta
     else:
-        out = np.where(detected, (dbm + 120.0) / 120.0, 0.0)
+        out = to_unit(dbm, detected)
     return out.astype(np.float32)

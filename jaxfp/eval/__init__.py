@@ -1,4 +1,4 @@
-"""Metrics, plots and results tables."""
+"""Metrics, summaries over seeds, results files and tables, plots."""
 
 from jaxfp.eval.metrics import (
     PERCENTILES,
@@ -12,22 +12,34 @@ from jaxfp.eval.metrics import (
     rss_rmse,
 )
 from jaxfp.eval.plots import cdf_plot, percentile_bar_plot, radio_map_plot
-from jaxfp.eval.report import atomic_path, format_table, write_json
+from jaxfp.eval.results import (
+    error_row_over_seeds,
+    format_table,
+    markdown_table,
+    over_seeds,
+    read_results,
+    render,
+    write_results,
+)
 
 __all__ = [
     "PERCENTILES",
-    "atomic_path",
     "bootstrap_ci",
     "cdf_plot",
+    "error_row_over_seeds",
     "error_summary",
     "format_table",
-    "percentile_bar_plot",
     "hit_rate",
+    "markdown_table",
+    "over_seeds",
+    "percentile_bar_plot",
     "position_errors",
     "positioning_report",
     "radio_map_plot",
+    "read_results",
     "region_success_rate",
+    "render",
     "rss_nrmse",
     "rss_rmse",
-    "write_json",
+    "write_results",
 ]

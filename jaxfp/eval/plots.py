@@ -11,7 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from jaxfp.eval.report import atomic_path  # noqa: E402
+from jaxfp.common.atomic_files import atomic_path  # noqa: E402
 
 
 def cdf_plot(errors: Mapping[str, np.ndarray], path: str | os.PathLike, title: str = "") -> str:

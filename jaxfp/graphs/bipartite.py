@@ -17,7 +17,7 @@ from typing import NamedTuple
 import jraph
 import numpy as np
 
-ALPHA_DB = 120.0
+from jaxfp.common.rss_scale import OFFSET_DB
 
 
 class SiteGraph(NamedTuple):
@@ -49,7 +49,7 @@ class SiteGraph(NamedTuple):
     def rss(self) -> np.ndarray:
         """(S, A) RSS in dBm, NaN where a sample has no edge to the AP."""
         out = np.full((self.num_samples, self.num_aps), np.nan, np.float32)
-        out[self.edge_sample, self.edge_ap] = self.edge_weight - ALPHA_DB
+        out[self.edge_sample, self.edge_ap] = self.edge_weight - OFFSET_DB
         return out
 
 
@@ -65,11 +65,11 @@ def build_site_graph(rss_dbm: np.ndarray, ap_ids: np.ndarray, features: np.ndarr
             f"features: expected {len(rss_dbm)} rows (one per sample), got {len(features)}"
         )
     detected = np.isfinite(rss_dbm)
-    too_weak = detected & (rss_dbm <= -ALPHA_DB)
+    too_weak = detected & (rss_dbm <= -OFFSET_DB)
     if too_weak.any():
         s, a = np.argwhere(too_weak)[0]
         raise ValueError(
-            f"rss_dbm[{s}, {a}] = {rss_dbm[s, a]} dBm: detected values must exceed {-ALPHA_DB} dBm "
+            f"rss_dbm[{s}, {a}] = {rss_dbm[s, a]} dBm: detected values must exceed {-OFFSET_DB} dBm "
             "(not detected is NaN)"
         )
     edge_sample, edge_ap = np.nonzero(detected)
@@ -78,7 +78,7 @@ def build_site_graph(rss_dbm: np.ndarray, ap_ids: np.ndarray, features: np.ndarr
         np.asarray(ap_ids),
         edge_sample.astype(np.int64),
         edge_ap.astype(np.int64),
-        (rss_dbm[edge_sample, edge_ap] + ALPHA_DB).astype(np.float32),
+        (rss_dbm[edge_sample, edge_ap] + OFFSET_DB).astype(np.float32),
         np.zeros((0, 2), np.int64),
     )
 

@@ -25,7 +25,8 @@ import jax.numpy as jnp
 import numpy as np
 import scipy.sparse
 
-from jaxfp.graphs.bipartite import ALPHA_DB, SiteGraph
+from jaxfp.common.rss_scale import OFFSET_DB
+from jaxfp.graphs.bipartite import SiteGraph
 
 
 class GoodnessFairness(NamedTuple):
@@ -112,7 +113,7 @@ class EdgeUpdate(NamedTuple):
 
 def default_threshold(graph: SiteGraph, floor_dbm: float = -100.0) -> float:
     """The normalised weight of a `floor_dbm` reading in this graph."""
-    return (floor_dbm + ALPHA_DB) / max(float(graph.edge_weight.max(initial=0.0)), 1e-12)
+    return (floor_dbm + OFFSET_DB) / max(float(graph.edge_weight.max(initial=0.0)), 1e-12)
 
 
 def update_edges(

@@ -1,11 +1,10 @@
-"""Flax linen modules only: no losses, no optimizers, no data."""
+"""Flax linen modules used by more than one method (or by benchmarks): no losses, no optimizers,
+no data. Networks only one paper uses live in its subpackage (GUFU's autoencoder and GraphSAGE,
+the CSI paper's position heads)."""
 
-from jaxfp.nets.autoencoder import Autoencoder
-from jaxfp.nets.heads import PositionHeads
 from jaxfp.nets.mlp import MLP
 from jaxfp.nets.mobile import MobileNetV2, ShuffleNetV2
 from jaxfp.nets.resnet import ResNet, ResNet18, ResNet34, ResNet50, ResNet101, ResNetTiny
-from jaxfp.nets.sage import EdgeSAGE, EdgeSAGELayer
 
 BACKBONES = {
     "shufflenet_v2": ShuffleNetV2,
@@ -18,13 +17,9 @@ BACKBONES = {
 }
 
 __all__ = [
-    "Autoencoder",
-    "EdgeSAGE",
-    "EdgeSAGELayer",
     "BACKBONES",
     "MLP",
     "MobileNetV2",
-    "PositionHeads",
     "ResNet",
     "ResNet18",
     "ResNet34",

@@ -12,7 +12,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxfp.nets.heads import head
+from jaxfp.nets.output_head import head
 
 # (expansion t, channels c, repeats n, stride s) of MobileNetV2.
 MOBILENET_V2_SETTINGS = (

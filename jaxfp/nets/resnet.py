@@ -14,7 +14,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxfp.nets.heads import head
+from jaxfp.nets.output_head import head
 
 
 class BasicBlock(nn.Module):

@@ -1,25 +1,27 @@
 """The training loop: resume, steps, logs, periodic evaluation and checkpoints, non-finite stop.
 
-config.train holds num_steps, log_every, eval_every, checkpoint_every, batch_size (for throughput)
-and optionally max_to_keep; config.seed makes the run key. A run restarted in the same workdir
-restores the last checkpoint (state, run key, step) and continues; batches come from `batch_at(step)`
-and per-step keys from folding the step into the run key, so a resumed run repeats an unbroken one.
+`LoopOptions` holds num_steps, log_every, eval_every, checkpoint_every, batch_size (for throughput),
+max_to_keep and the seed of the run key. A run restarted in the same workdir with the same `shaping`
+config restores the last checkpoint (state, run key, step) and continues; batches come from
+`batch_at(step)` and per-step keys from folding the step into the run key, so a resumed run repeats
+an unbroken one. A different `shaping` config clears the workdir's checkpoints and logs first.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from collections.abc import Callable
 from typing import Any
 
 import jax
-import ml_collections
 import numpy as np
 from tqdm.auto import tqdm
 
 from jaxfp.train.checkpoint import Checkpointer
 from jaxfp.train.logging import MetricWriter
+from jaxfp.train.options import LoopOptions
 from jaxfp.train.steps import Metrics, Step
 from jaxfp.train.workdir import prepare_workdir
 
@@ -29,7 +31,7 @@ class NonFiniteError(FloatingPointError):
 
 
 def fit(
-    config: ml_collections.ConfigDict,
+    options: LoopOptions,
     workdir: str,
     state: Any,
     train_step: Step,
@@ -37,13 +39,16 @@ def fit(
     eval_fn: Callable[[Any], Metrics] | None = None,
     block_each_step: bool = False,
     desc: str = "train",
+    shaping: Any = None,
 ) -> tuple[Any, list[dict[str, float]]]:
-    """Train `state` to config.train.num_steps; returns (state, evaluation history)."""
-    t = config.train
-    prepare_workdir(workdir, config)
-    checkpoints = Checkpointer(os.path.join(workdir, "checkpoints"), t.get("max_to_keep", 3))
+    """Train `state` to options.num_steps; returns (state, evaluation history).
+
+    `shaping`: the config (or part of it) this run's result depends on (default: the options)."""
+    t = options
+    prepare_workdir(workdir, dataclasses.asdict(t) if shaping is None else shaping)
+    checkpoints = Checkpointer(os.path.join(workdir, "checkpoints"), t.max_to_keep)
     writer = MetricWriter(workdir)
-    rng = jax.random.key(config.seed)
+    rng = jax.random.key(t.seed)
     start = 0
     restored = checkpoints.restore_latest(state)
     if restored is not None:
@@ -93,10 +98,11 @@ def fit(
             pending.append((done, metrics))
             clock_steps += 1
             last_step = done == t.num_steps
-            save = done % t.checkpoint_every == 0 or last_step
-            if done % t.log_every == 0 or save:
+            save = last_step or (t.checkpoint_every > 0 and done % t.checkpoint_every == 0)
+            if done % max(t.log_every, 1) == 0 or save:
                 flush()
-            if eval_fn is not None and (done % t.eval_every == 0 or last_step):
+            evaluate = last_step or (t.eval_every > 0 and done % t.eval_every == 0)
+            if eval_fn is not None and evaluate:
                 scores = {k: float(np.asarray(v)) for k, v in eval_fn(state).items()}
                 writer.write_scalars(done, {f"eval/{k}": v for k, v in scores.items()})
                 evaluations.append({"step": done, **scores})

@@ -1,19 +1,19 @@
 """Many members (seeds or ensemble members) trained as one sharded program, checkpointed per call.
 
-Each call of the compiled program runs config.train.epochs_per_call epochs for every member; the
+Each call of the compiled program runs `EpochOptions.epochs_per_call` epochs for every member; the
 stacked carry is saved after each call, so a killed run resumes at the last finished call and ends
 with the same parameters as an unbroken one. Members are sharded over devices (no collectives).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable
 from typing import Any
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
@@ -22,26 +22,29 @@ from tqdm.auto import tqdm
 from jaxfp.train.checkpoint import Checkpointer
 from jaxfp.train.logging import MetricWriter
 from jaxfp.train.loop import NonFiniteError
+from jaxfp.train.options import EpochOptions
 from jaxfp.train.steps import Step
 from jaxfp.train.whole_run import WholeRun, member_mesh
 from jaxfp.train.workdir import prepare_workdir
 
 
 def fit_members(
-    config: ml_collections.ConfigDict,
+    options: EpochOptions,
     workdir: str,
     run: WholeRun,
     rngs: jax.Array,
     eval_fn: Callable[[Any], dict[str, jax.Array]] | None = None,
     desc: str = "members",
+    shaping: Any = None,
 ) -> tuple[Any, list[dict[str, object]]]:
-    """Train every member to config.train.num_epochs; returns (stacked final state, evaluations).
+    """Train every member to options.num_epochs; returns (stacked final state, evaluations).
 
-    `eval_fn(stacked_state)` returns per-member arrays of shape (members,).
+    `eval_fn(stacked_state)` returns per-member arrays of shape (members,); `shaping` is the config
+    the result depends on (a different one in the same workdir restarts from scratch).
     """
-    t = config.train
+    t = options
     n_members = rngs.shape[0]
-    prepare_workdir(workdir, config)
+    prepare_workdir(workdir, dataclasses.asdict(t) if shaping is None else shaping)
     mesh = member_mesh(n_members)
     sharded = NamedSharding(mesh, P("members"))
     replicated = NamedSharding(mesh, P())
@@ -52,10 +55,10 @@ def fit_members(
         out_shardings=sharded,
         donate_argnums=(0,),
     )
-    checkpoints = Checkpointer(os.path.join(workdir, "checkpoints"), t.get("max_to_keep", 3))
+    checkpoints = Checkpointer(os.path.join(workdir, "checkpoints"), t.max_to_keep)
     writer = MetricWriter(workdir)
     carry = init(jax.device_put(rngs, sharded))
-    run_key, first_epoch = jax.random.key(config.seed), 0
+    run_key, first_epoch = jax.random.key(t.seed), 0
     restored = checkpoints.restore_latest(carry)
     if restored is not None:
         carry, run_key, first_epoch = restored

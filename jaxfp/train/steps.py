@@ -60,13 +60,6 @@ def make_train_step(loss_fn: LossFn, jit: bool = True, donate: bool = True) -> S
     return jax.jit(train_step, donate_argnums=(0,) if donate else ())
 
 
-def make_eval_step(
-    metric_fn: Callable[[TrainState, Any], Metrics],
-) -> Callable[[TrainState, Any], Metrics]:
-    """A jitted evaluation step: metrics of one batch (no key: evaluation is deterministic)."""
-    return jax.jit(metric_fn)
-
-
 def regression_loss(predict: Callable[..., jax.Array], l2: float = 0.0) -> LossFn:
     """Mean squared error of `predict(variables, x, train=True, rngs=..., mutable=...)` on batch['y'].
 

@@ -1,18 +1,23 @@
-"""A run's working directory: the config it belongs to, checked on every restart."""
+"""A run's working directory and the config that shaped what it holds.
+
+A restart with the same config resumes; with a different one, what the directory holds was made
+by another config, so it is cleared (checkpoints, logs) and recomputed, and the differing keys are
+printed. Callers pass the part of the config that shapes this directory's result, so an unrelated
+edit (another method's settings) does not throw a finished stage away.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 from typing import Any
 
-import ml_collections
+from jaxfp.common.atomic_files import write_json
 
-from jaxfp.eval.report import write_json
-
-
-class ConfigMismatchError(RuntimeError):
-    """A workdir holds a run of a different config."""
+CONFIG_FILE = "config.json"
+# What `fit` and `fit_members` keep in a workdir; cleared when the config changes.
+RUN_OUTPUTS = ("checkpoints", "metrics.jsonl", "tensorboard")
 
 
 def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
@@ -24,30 +29,50 @@ def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix[:-1]: tree}
 
 
-def config_as_json(config: ml_collections.ConfigDict | dict) -> dict[str, Any]:
+def config_as_json(config: Any) -> Any:
     """The config as plain JSON values (tuples become lists), as it is saved."""
-    plain = config.to_dict() if isinstance(config, ml_collections.ConfigDict) else dict(config)
+    plain = config.to_dict() if hasattr(config, "to_dict") else config
     return json.loads(json.dumps(plain, default=str))
 
 
-def prepare_workdir(workdir: str, config: ml_collections.ConfigDict | dict) -> str:
-    """Create `workdir` and save config.json, or refuse if it already holds another config."""
+def config_differences(saved: Any, current: Any) -> list[str]:
+    """'key: old -> new' for every flattened key that differs."""
+    old, new = _flatten(saved), _flatten(current)
+    return [
+        f"{key}: {old.get(key, '<absent>')!r} -> {new.get(key, '<absent>')!r}"
+        for key in sorted(set(old) | set(new))
+        if old.get(key, "<absent>") != new.get(key, "<absent>")
+    ]
+
+
+def saved_config(workdir: str) -> Any | None:
+    path = os.path.join(workdir, CONFIG_FILE)
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
+def prepare_workdir(workdir: str, config: Any, outputs: tuple[str, ...] = RUN_OUTPUTS) -> bool:
+    """Create `workdir` for `config`; returns True when it held another config's `outputs`, which
+    are then removed (the caller recomputes them)."""
     os.makedirs(workdir, exist_ok=True)
-    path = os.path.join(workdir, "config.json")
     current = config_as_json(config)
-    if os.path.exists(path):
-        with open(path) as f:
-            saved = json.load(f)
-        if saved != current:
-            old, new = _flatten(saved), _flatten(current)
-            diffs = [
-                f"{key}: {old.get(key, '<absent>')!r} -> {new.get(key, '<absent>')!r}"
-                for key in sorted(set(old) | set(new))
-                if old.get(key, "<absent>") != new.get(key, "<absent>")
-            ]
-            raise ConfigMismatchError(
-                f"{workdir} holds a run with a different config ({'; '.join(diffs[:8])}); "
-                "resume with the same config or use a new --workdir"
-            )
-        return path
-    return write_json(path, current)
+    saved = saved_config(workdir)
+    changed = saved is not None and saved != current
+    if changed:
+        diffs = config_differences(saved, current)
+        print(
+            f"{workdir}: made with another config ({'; '.join(diffs[:6])}"
+            f"{'; ...' if len(diffs) > 6 else ''}); recomputing it",
+            flush=True,
+        )
+        for name in outputs:
+            path = os.path.join(workdir, name)
+            if os.path.isdir(path):
+                shutil.rmtree(path)
+            elif os.path.exists(path):
+                os.remove(path)
+    if saved is None or changed:
+        write_json(os.path.join(workdir, CONFIG_FILE), current)
+    return changed

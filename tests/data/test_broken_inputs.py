@@ -208,6 +208,12 @@ def test_mat_corpus(tmp_path, dsi1_path):
     labels[1, 3] = 0.5
     with pytest.raises(data.DataFormatError, match=r"trainingLabels, row 2, field 'floor'"):
         data.load(_mat(tmp_path, trainingLabels=labels))
+    with pytest.raises(
+        data.DataFormatError,
+        match=r"case.mat: every part must have the same AP columns; expected 'testMacs' to have "
+        r"the 3 columns of 'trainingMacs', found 2",
+    ):
+        data.load(_mat(tmp_path, testMacs=np.full((2, 2), 100.0)))
     truncated = tmp_path / "truncated.mat"
     truncated.write_bytes(dsi1_path.read_bytes()[:5000])
     with pytest.raises(

@@ -1,5 +1,3 @@
-import json
-
 import numpy as np
 import pytest
 
@@ -39,7 +37,7 @@ def test_bootstrap_ci_brackets_the_mean():
     assert ev.bootstrap_ci(values, seed=1) == (low, high)
 
 
-def test_report_plots_and_json(tmp_path):
+def test_report_and_plots(tmp_path):
     rng = np.random.default_rng(0)
     truth = rng.uniform(0, 10, (50, 2))
     pred = truth + rng.normal(0, 1, (50, 2))
@@ -53,20 +51,6 @@ def test_report_plots_and_json(tmp_path):
     for path in (cdf, heat):
         with open(path, "rb") as f:
             assert f.read(8) == b"\x89PNG\r\n\x1a\n"
-    ev.write_json(tmp_path / "r.json", {"x": np.float32(1.5), "rows": report})
-    assert json.loads((tmp_path / "r.json").read_text())["x"] == 1.5
-    assert not list(tmp_path.glob("*.tmp*"))
-    table = ev.format_table({"wknn": {"mean": 1.23456, "n": 3}, "knn": {"mean": 2.0}})
-    assert "wknn" in table and "1.235" in table and "-" in table.splitlines()[-1]
-
-
-def test_atomic_path_leaves_nothing_on_failure(tmp_path):
-    target = tmp_path / "out.json"
-    with pytest.raises(RuntimeError), ev.atomic_path(target) as tmp:
-        with open(tmp, "w") as f:
-            f.write("half")
-        raise RuntimeError("killed")
-    assert not target.exists() and not list(tmp_path.iterdir())
 
 
 def test_percentile_bar_plot(tmp_path):

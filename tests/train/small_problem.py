@@ -10,12 +10,11 @@ import time
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 import optax
 
 from jaxfp.nets import MLP
-from jaxfp.train import create_train_state, fit, make_train_step, regression_loss
+from jaxfp.train import LoopOptions, create_train_state, fit, make_train_step, regression_loss
 
 N, D = 96, 12
 
@@ -27,20 +26,16 @@ def dataset(seed: int = 0) -> dict[str, np.ndarray]:
     return {"x": x, "y": np.tanh(x @ w).astype(np.float32)}
 
 
-def config(num_steps: int = 20) -> ml_collections.ConfigDict:
-    c = ml_collections.ConfigDict()
-    c.seed = 7
-    c.train = ml_collections.ConfigDict(
-        dict(
-            num_steps=num_steps,
-            log_every=1,
-            eval_every=5,
-            checkpoint_every=3,
-            batch_size=16,
-            max_to_keep=2,
-        )
+def options(num_steps: int = 20) -> LoopOptions:
+    return LoopOptions(
+        num_steps=num_steps,
+        log_every=1,
+        eval_every=5,
+        checkpoint_every=3,
+        batch_size=16,
+        max_to_keep=2,
+        seed=7,
     )
-    return c
 
 
 def model() -> MLP:
@@ -91,14 +86,14 @@ def eval_fn(data):
 
 def run(workdir: str, num_steps: int, delay: float = 0.0, nan_at: int | None = None):
     data = dataset()
-    cfg = config(num_steps)
+    opts = options(num_steps)
     step = make_train_step(regression_loss(model().apply))
     return fit(
-        cfg,
+        opts,
         workdir,
         initial_state(),
         step,
-        batch_at_factory(data, cfg.train.batch_size, cfg.seed, delay, nan_at),
+        batch_at_factory(data, opts.batch_size, opts.seed, delay, nan_at),
         eval_fn(data),
     )
 

@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import os
 import signal
@@ -12,7 +13,6 @@ import pytest
 
 from jaxfp.train import (
     Checkpointer,
-    ConfigMismatchError,
     NonFiniteError,
     make_train_step,
     prepare_workdir,
@@ -57,6 +57,9 @@ def test_same_seed_same_run(tmp_path):
     assert strip(read_metrics(tmp_path / "a")) == strip(read_metrics(tmp_path / "b"))
     assert list((tmp_path / "a" / "tensorboard").glob("events.out.tfevents.*"))
     assert json.loads((tmp_path / "a" / "config.json").read_text())["seed"] == 7
+    # The same run in the same workdir restores the final checkpoint: nothing is trained again.
+    again, _ = sp.run(str(tmp_path / "a"), 12)
+    chex.assert_trees_all_equal(a.params, again.params)
 
 
 def _run_script(workdir, steps, kill_after_lines=None, delay=0.15):
@@ -85,7 +88,7 @@ def test_killed_run_resumes_to_the_same_result(tmp_path):
     steps = 20
     _run_script(tmp_path / "unbroken", steps, delay=0.0)
     broken = tmp_path / "broken"
-    kill_points = np.random.default_rng(int(time.time())).choice(np.arange(4, 17), 2, replace=False)
+    kill_points = np.random.default_rng(20261123).choice(np.arange(4, 17), 2, replace=False)
     for kill_at in sorted(kill_points):
         _run_script(broken, steps, kill_after_lines=int(kill_at))
     assert not (broken / "final_params.npz").exists()
@@ -99,11 +102,17 @@ def test_killed_run_resumes_to_the_same_result(tmp_path):
     assert rows_a == rows_b
 
 
-def test_a_different_config_is_refused(tmp_path):
-    prepare_workdir(str(tmp_path), sp.config(10))
-    prepare_workdir(str(tmp_path), sp.config(10))  # same config: fine
-    with pytest.raises(ConfigMismatchError, match=r"train.num_steps: 10 -> 11.*new --workdir"):
-        prepare_workdir(str(tmp_path), sp.config(11))
+def test_a_different_config_clears_the_workdir_and_says_so(tmp_path, capsys):
+    sp.run(str(tmp_path), 6)
+    assert not prepare_workdir(str(tmp_path), dataclasses.asdict(sp.options(6)))  # same: kept
+    assert (tmp_path / "checkpoints").is_dir()
+    assert prepare_workdir(str(tmp_path), dataclasses.asdict(sp.options(7)))
+    assert "num_steps: 6 -> 7" in capsys.readouterr().out
+    assert not (tmp_path / "checkpoints").exists() and not (tmp_path / "metrics.jsonl").exists()
+    # A changed run trains from scratch to its own end, never restoring the other config's state.
+    state, _ = sp.run(str(tmp_path), 9)
+    fresh, _ = sp.run(str(tmp_path / "fresh"), 9)
+    chex.assert_trees_all_equal(state.params, fresh.params)
 
 
 def test_non_finite_loss_stops_with_the_last_good_checkpoint(tmp_path):

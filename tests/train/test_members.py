@@ -5,7 +5,6 @@ import shutil
 import chex
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 import optax
 import pytest
@@ -14,6 +13,7 @@ from jax.sharding import PartitionSpec as P
 
 from jaxfp.nets import MLP
 from jaxfp.train import (
+    EpochOptions,
     create_train_state,
     data_parallel_step,
     fit_members,
@@ -100,10 +100,7 @@ def test_data_parallel_matches_one_device(repeat):
 
 
 def members_config(epochs=6):
-    c = ml_collections.ConfigDict()
-    c.seed = 0
-    c.train = ml_collections.ConfigDict(dict(num_epochs=epochs, epochs_per_call=2, max_to_keep=10))
-    return c
+    return EpochOptions(num_epochs=epochs, epochs_per_call=2, max_to_keep=10, seed=0)
 
 
 def test_fit_members_resumes_after_a_lost_tail(tmp_path):

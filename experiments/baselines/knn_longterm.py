@@ -1,0 +1,35 @@
+"""WkNN month by month on the UJI long-term library set: month-1 database vs each month's own.
+
+    jaxfp run experiments/baselines/knn_longterm.py --workdir runs/longterm \
+        --config.data.path=/path/to/uji-lib-longterm-months01-15.zip
+Test size (the shipped 3-month cut): experiments/baselines/knn_longterm.py:test
+"""
+
+import os
+
+import ml_collections
+
+from jaxfp.methods.baselines.knn_protocols import variant_config as variant
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def get_config(arg: str = "") -> ml_collections.ConfigDict:
+    c = ml_collections.ConfigDict()
+    c.method = "baselines.knn"
+    c.seed = 0
+    c.query_chunk = 128
+    c.data = ml_collections.ConfigDict(
+        dict(
+            protocol="longterm",
+            path=os.path.join(REPO, "data", "uji-lib-longterm-months01-15.zip"),
+            months=(),  # () = every month in the set
+            reference_month=1,
+        )
+    )
+    c.variants = ml_collections.ConfigDict({"wknn3_positive": variant(3, True, "positive")})
+    c.eval = ml_collections.ConfigDict(dict(success_radius_m=3.0))
+    if arg == "test":
+        c.data.path = os.path.join(REPO, "tests", "fixtures", "longterm_mini.zip")
+        c.query_chunk = 32
+    return c

@@ -1,0 +1,87 @@
+"""CSI positioning with few labels: supervised, Mean Teacher, FixMatch (confidence and distance),
+the consistency framework (one round and iterative), the ensemble and the sector heads, for all
+seeds at once (the CSI paper's Table II and Fig. 4).
+
+Paper scale (full etoile set, ResNet34 as the paper's §IV-B, hours on a GPU):
+    python -m datagen generate --out data/etoile
+    jaxfp run experiments/csi/few_labels.py --workdir runs/csi_ssl --config.data.path=data/etoile
+Small size (the small etoile set, a tiny ResNet, 3 seeds; ~25 min on 2 CPU cores):
+    python -m datagen generate --out data/etoile_small --config datagen/config.py:small
+    jaxfp run experiments/csi/few_labels.py:small --workdir runs/csi_ssl_small
+Test size: experiments/csi/few_labels.py:test (with --config.data.path of a tiny set).
+"""
+
+import os
+
+import ml_collections
+
+from jaxfp.config import load_config
+from jaxfp.methods.csi.few_labels import METHOD_NAMES
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def get_config(arg: str = "") -> ml_collections.ConfigDict:
+    # Data, split, preprocessing and training settings are Table I's (experiments/csi_table1.py).
+    c = load_config(os.path.join(HERE, "table1.py"))
+    c.method = "csi.few_labels"
+    del c.backbones
+    c.seeds = (0, 1, 2)
+    c.methods = METHOD_NAMES
+    c.backbone = "resnet34"
+    c.finetune = ml_collections.ConfigDict(dict(num_steps=5_000, learning_rate=3e-4))
+    c.mean_teacher = ml_collections.ConfigDict(
+        dict(ema_decay=0.99, weight=1.0, rampup_fraction=0.4)
+    )
+    c.fixmatch = ml_collections.ConfigDict(
+        dict(threshold=0.95, cell_m=10.0, distance_threshold_m=5.0, weight=1.0)
+    )
+    c.consistency = ml_collections.ConfigDict(
+        dict(k=5, agreement_radius_m=5.0, rounds=3, pseudo_weight=1.0)
+    )
+    c.ensemble = ml_collections.ConfigDict(
+        dict(
+            bootstrap=True,
+            consensus_radius_m=10.0,
+            groups=dict(
+                resnet34=dict(backbone="resnet34", learning_rate=1e-3),
+                resnet34_lr3e4=dict(backbone="resnet34", learning_rate=3e-4),
+                resnet18=dict(backbone="resnet18", learning_rate=1e-3),
+                mobilenet_v2=dict(backbone="mobilenet_v2", learning_rate=1e-3),
+            ),
+        )
+    )
+    c.sector = ml_collections.ConfigDict(dict(rotated_weight=0.5, consistency_weight=0.5))
+    if arg == "small":
+        c.data.path = os.path.join(os.path.dirname(os.path.dirname(HERE)), "data", "etoile_small")
+        c.backbone = "resnet_tiny"
+        c.preprocess.crop_taps = 32
+        c.train.num_steps = 1_200
+        c.train.unlabelled_batch_size = 16
+        c.train.log_every = 50
+        c.train.checkpoint_every = 400
+        c.finetune.num_steps = 400
+        c.ensemble.groups = dict(
+            tiny=dict(backbone="resnet_tiny", learning_rate=1e-3),
+            tiny_lr3e3=dict(backbone="resnet_tiny", learning_rate=3e-3),
+            tiny_wide=dict(backbone="resnet_tiny", learning_rate=1e-3, width=24),
+        )
+    if arg == "test":
+        c.seeds = (0, 1)
+        c.backbone = "resnet_tiny"
+        c.preprocess.crop_taps = 8
+        c.eval_batch = 8
+        c.train.batch_size = 4
+        c.train.unlabelled_batch_size = 4
+        c.train.num_steps = 3
+        c.train.checkpoint_every = 2
+        c.train.log_every = 1
+        c.finetune.num_steps = 2
+        c.consistency.rounds = 2
+        c.consistency.k = 3
+        c.consistency.agreement_radius_m = 1e6  # keep every label, so each stage has data
+        c.ensemble.groups = dict(
+            tiny=dict(backbone="resnet_tiny", learning_rate=1e-3),
+            tiny_wide=dict(backbone="resnet_tiny", learning_rate=1e-3, width=8),
+        )
+    return c

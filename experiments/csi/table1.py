@@ -1,0 +1,75 @@
+"""CSI positioning, Table I: backbones trained on the 10% labelled receivers (supervised baseline).
+
+Paper scale (the full etoile set, ResNet family + MobileNetV2 + ShuffleNetV2):
+    python -m datagen generate --out data/etoile
+    jaxfp run experiments/csi/table1.py --workdir runs/table1 --config.data.path=data/etoile
+Small size (minutes on 2 CPU cores; the small etoile set):
+    python -m datagen generate --out data/etoile_small --config datagen/config.py:small
+    jaxfp run experiments/csi/table1.py:small --workdir runs/table1_small
+Test size: experiments/csi/table1.py:test (with --config.data.path of a tiny set).
+"""
+
+import os
+
+import ml_collections
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def get_config(arg: str = "") -> ml_collections.ConfigDict:
+    c = ml_collections.ConfigDict()
+    c.method = "csi.table1"
+    c.seed = 0
+    c.seeds = (0,)  # several seeds train at once, as members
+    c.backbones = ("shufflenet_v2", "mobilenet_v2", "resnet18", "resnet34", "resnet50", "resnet101")
+    c.target_scale_m = 100.0  # the BS position and sectors come from the data set
+    c.eval_batch = 64
+    c.data = ml_collections.ConfigDict(
+        dict(
+            path=os.path.join(REPO, "data", "etoile"),
+            labelled_fraction=0.1,
+            test_fraction=0.1,
+            split_seed=0,
+            drop_pathless=True,
+        )
+    )
+    c.preprocess = ml_collections.ConfigDict(
+        dict(
+            snr_db=20.0,
+            max_ta_s=0.1e-6,
+            crop_taps=64,
+            strong_snr_drop_db=10.0,
+            strong_ta_factor=2.0,
+        )
+    )
+    c.model = ml_collections.ConfigDict(dict(dropout=0.2))
+    c.width = 0  # 0: the backbone's own width
+    c.train = ml_collections.ConfigDict(
+        dict(
+            batch_size=32,
+            unlabelled_batch_size=32,
+            num_steps=20_000,
+            learning_rate=1e-3,
+            weight_decay=1e-4,
+            log_every=100,
+            eval_every=0,
+            checkpoint_every=2_000,
+            max_to_keep=2,
+        )
+    )
+    if arg == "small":
+        c.data.path = os.path.join(REPO, "data", "etoile_small")
+        c.backbones = ("shufflenet_v2", "mobilenet_v2", "resnet18", "resnet34")
+        c.preprocess.crop_taps = 32
+        c.train.num_steps = 600
+        c.train.checkpoint_every = 200
+        c.train.log_every = 20
+    if arg == "test":
+        c.backbones = ("resnet18", "shufflenet_v2")
+        c.preprocess.crop_taps = 8
+        c.eval_batch = 4
+        c.train.batch_size = 4
+        c.train.num_steps = 3
+        c.train.checkpoint_every = 2
+        c.train.log_every = 1
+    return c

@@ -1,0 +1,110 @@
+"""GUFU month by month on the UJI long-term library set: GUFU, its ablations and two baselines.
+
+    jaxfp run experiments/gufu/longterm.py --workdir runs/gufu \
+        --config.data.path=/path/to/uji-lib-longterm-months01-15.zip
+Small size (months 2-4, 40 records per reference point, 2 seeds): experiments/gufu/longterm.py:small
+Test size (the shipped 3-month cut): experiments/gufu/longterm.py:test
+Synthetic weekly AP churn: experiments/gufu/longterm.py:synthetic (:synthetic_test)
+"""
+
+import os
+
+import ml_collections
+
+from jaxfp.methods.gufu.variants import BASELINES
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+TINY_TRAINING = dict(ae_steps=3, gnn_steps=2, update_steps=3, retrain_steps=2, budget_multiple=64)
+
+
+def get_config(arg: str = "") -> ml_collections.ConfigDict:
+    c = ml_collections.ConfigDict()
+    c.method = "gufu"
+    c.seed = 0
+    c.seeds = (0, 1, 2)
+    # GUFU's variants: config.gufu settings each changes (gufu_residual is ours, see gufu/model.py).
+    c.variants = ml_collections.ConfigDict(
+        dict(
+            gufu={},
+            gufu_residual=dict(rewrite="residual", update_rounds=2, initial_location="code_knn"),
+            no_feature_extractor=dict(feature_extractor=False),
+            no_virtual_edges=dict(virtual_edges=False),
+            no_edge_prediction=dict(edge_prediction=False),
+        )
+    )
+    c.run_variants = (*c.variants.keys(), *BASELINES)  # which run: variants and simple databases
+    c.data = ml_collections.ConfigDict(
+        dict(
+            source="longterm",  # or "synthetic" (c.synthetic)
+            path=os.path.join(REPO, "data", "uji-lib-longterm-months01-15.zip"),
+            months=(),  # () = every month after the reference month
+            reference_month=1,
+            records_per_rp=0,  # 0 = every training record of the reference month
+            subsample_seed=0,
+            floor_height_m=4.0,  # places are (x, y, height) on several floors; 0 = pool the floors
+        )
+    )
+    c.gufu = ml_collections.ConfigDict(
+        dict(
+            code=32,
+            ae_dropout=0.5,
+            embedding=32,
+            gnn_layers=2,
+            gnn_dropout=0.1,
+            hidden=64,
+            learning_rate=3e-3,
+            ae_steps=300,
+            ae_batch=512,  # 0 = every record each step
+            gnn_steps=100,
+            update_steps=300,
+            retrain_steps=50,
+            negatives=1,
+            fanout=10,
+            update_rounds=1,
+            initial_location="random",
+            rewrite="replace",
+            consistency_weight=0.5,
+            virtual_threshold=0.95,
+            max_virtual_per_node=10,
+            detect_floor_dbm=-110.0,
+            edge_floor_dbm=-100.0,
+            budget_multiple=4096,
+            feature_extractor=True,
+            virtual_edges=True,
+            edge_prediction=True,
+        )
+    )
+    # The synthetic site: weekly AP churn at GUFU's Table 5 rates (WorldParams' install/removal).
+    c.synthetic = ml_collections.ConfigDict(
+        dict(
+            width_m=40.0,
+            height_m=24.0,
+            n_aps=60,
+            path_loss_exponent=3.0,
+            sensitivity_dbm=-90.0,
+            samples_per_rp=4,
+            batch=400,
+            weeks=8,
+            seed=0,
+        )
+    )
+    c.eval = ml_collections.ConfigDict(
+        dict(missing_dbm=-100.0, average_radius_m=2.0, average_blend=0.5)
+    )
+    if arg == "small":
+        c.seeds = (0, 1)
+        c.data.months = (2, 3, 4)
+        c.data.records_per_rp = 40
+    if arg == "synthetic":  # eight weeks of churn on a 40 m x 24 m site, 960 records
+        c.data.source = "synthetic"
+    if arg == "synthetic_test":
+        c.data.source = "synthetic"
+        c.seeds = (0,)
+        c.synthetic.update(dict(width_m=12.0, height_m=8.0, n_aps=12, batch=30, weeks=2))
+        c.gufu.update(TINY_TRAINING)
+    if arg == "test":
+        c.seeds = (0, 1)
+        c.data.path = os.path.join(REPO, "tests", "fixtures", "longterm_mini.zip")
+        c.data.records_per_rp = 3
+        c.gufu.update(TINY_TRAINING)
+    return c

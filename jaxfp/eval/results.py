@@ -1,0 +1,138 @@
+"""The results layer: summaries over seeds with bootstrap CIs, results.json, printed and markdown tables.
+
+Every protocol writes one `results.json` through `write_results`:
+    {"title", "config", "results": {row: {column: value}}, "columns": [...],
+     "tables": {name: {"columns": [...], "rows": {...}}}, ...anything else the protocol keeps}
+so `jaxfp report WORKDIR [--markdown]` can print any finished run's tables again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from jaxfp.common.atomic_files import write_json
+from jaxfp.eval.metrics import bootstrap_ci, error_summary
+
+RESULTS_FILE = "results.json"
+
+
+def over_seeds(values: Sequence[float], name: str = "mean", seed: int = 0) -> dict[str, float]:
+    """{name, name_ci_low, name_ci_high}: the mean over seeds with its 95% bootstrap CI."""
+    values = np.asarray(values, np.float64)
+    low, high = bootstrap_ci(values, seed=seed)
+    return {name: float(values.mean()), f"{name}_ci_low": low, f"{name}_ci_high": high}
+
+
+def error_row_over_seeds(
+    errors: np.ndarray, seeds: Sequence[int], percentiles: Sequence[int]
+) -> dict[str, Any]:
+    """(seeds, n) errors -> the mean over seeds of each seed's mean and percentiles, the mean's
+    bootstrap CI over seeds, and each seed's mean."""
+    per_seed = [error_summary(e, percentiles) for e in errors]
+    row: dict[str, Any] = over_seeds([p["mean"] for p in per_seed])
+    for q in percentiles:
+        row[f"p{q}"] = float(np.mean([p[f"p{q}"] for p in per_seed]))
+    row["per_seed_mean"] = {str(s): p["mean"] for s, p in zip(seeds, per_seed, strict=True)}
+    return row
+
+
+def table(rows: Mapping[str, Mapping[str, object]], columns: Sequence[str]) -> dict[str, Any]:
+    """One named extra table for `write_results`."""
+    return {"columns": list(columns), "rows": rows}
+
+
+def write_results(
+    workdir: str,
+    title: str,
+    config: Any,
+    rows: Mapping[str, Mapping[str, object]],
+    columns: Sequence[str],
+    tables: Mapping[str, Mapping[str, Any]] | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """Write workdir/results.json (atomically) and print its tables; returns what was written."""
+    payload = {
+        "title": title,
+        "config": config.to_dict() if hasattr(config, "to_dict") else config,
+        "results": rows,
+        "columns": list(columns),
+        "tables": dict(tables or {}),
+        **extra,
+    }
+    write_json(os.path.join(workdir, RESULTS_FILE), payload)
+    print(render(payload), flush=True)
+    return payload
+
+
+def read_results(workdir: str) -> dict[str, Any]:
+    path = os.path.join(workdir, RESULTS_FILE)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path}: no results (has the run in {workdir} finished?)")
+    with open(path) as f:
+        return json.load(f)
+
+
+def render(results: Mapping[str, Any], markdown: bool = False) -> str:
+    """The main table and every extra table of a results.json, as text or markdown."""
+    fmt = markdown_table if markdown else format_table
+    columns = results.get("columns") or None
+    parts = [str(results.get("title", "")), fmt(results["results"], columns)]
+    for name, extra in results.get("tables", {}).items():
+        parts += ["", name, fmt(extra["rows"], extra["columns"])]
+    return "\n".join(parts)
+
+
+def format_table(
+    rows: Mapping[str, Mapping[str, object]], columns: Sequence[str] | None = None
+) -> str:
+    """A fixed-width text table: one row per name, one column per metric."""
+    if not rows:
+        return "(no results)"
+    header, body = _cells(rows, columns)
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *body, strict=True)]
+
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(
+            str(c).rjust(w) if i else str(c).ljust(w)
+            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+        )
+
+    rule = "-" * (sum(widths) + 2 * (len(widths) - 1))
+    return "\n".join([line(header), rule, *(line(b) for b in body)])
+
+
+def markdown_table(
+    rows: Mapping[str, Mapping[str, object]], columns: Sequence[str] | None = None
+) -> str:
+    """The same table in GitHub markdown (as the README pastes it)."""
+    if not rows:
+        return "(no results)"
+    header, body = _cells(rows, columns)
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(b) + " |" for b in body]
+    return "\n".join(lines)
+
+
+def _cells(
+    rows: Mapping[str, Mapping[str, object]], columns: Sequence[str] | None
+) -> tuple[list[str], list[list[str]]]:
+    if columns is None:
+        columns = list(dict.fromkeys(k for r in rows.values() for k in r))
+    header = ["", *columns]
+    body = [[str(name), *(_cell(r.get(c)) for c in columns)] for name, r in rows.items()]
+    return header, body
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.3f}" if abs(value) < 1000 else f"{value:.4g}"
+    if isinstance(value, Mapping):
+        return "-"
+    return str(value)

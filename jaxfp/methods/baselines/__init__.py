@@ -1,0 +1,1 @@
+"""Baselines every paper compares against: kNN/WkNN (`knn`) and the MLP regressor (`mlp`)."""

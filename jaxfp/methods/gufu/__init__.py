@@ -1,0 +1,1 @@
+"""GUFU: graph-based fingerprint update (the model, its variants, the period-by-period protocol)."""

@@ -1,0 +1,420 @@
+"""GUFU's learned parts and one batch update (GUFU paper §4-6): autoencoder, GNN on the site graph,
+update module, edge prediction for AP changes. The protocol that feeds it months lives in `run.py`.
+
+Every inner fit runs through `jaxfp.train.optimise` (a finite check on every step, losses in the
+run's metrics.jsonl); its loss functions are module-level with a hashable `static` argument, so JAX
+reuses a compiled step exactly when the static settings and shapes match.
+
+Choices where the paper's symbols were lost or it is silent, one line each:
+- RSS normalisation: (dBm + 120) / 120, not detected -> 0; decoded values below
+  `detect_floor_dbm` count as not detected.
+- sample node features = 32-d code ⊕ location scaled by the database's centre and spread; new
+  samples get a random location drawn from the database's locations (§5.1: "randomly assigned");
+  `initial_location="code_knn"` (ours) starts them at a cosine WkNN estimate over the codes instead.
+- §5.2 "iteratively predict": `update_rounds` passes; after each, the new samples' location
+  features become their predicted locations and the virtual edges, embeddings and update module
+  are recomputed (1 = one pass from the random locations).
+- rewrite: "replace" (the paper: decoded updated features replace the records) or "residual" (ours:
+  records move by decode(MLP2(loc)) - decode(MLP2'(loc)), MLP2' being the same fit without the
+  batch, so only what the batch changed reaches them and the decoder's own error cancels).
+- eq. 4: GraphSAGE's unsupervised loss, -log σ(z_u·z_v) over real and virtual edges minus
+  `negatives` x log σ(-z_u·z_n) for random nodes n.
+- update module: MLP1 embedding -> location, MLP2 location -> feature (code); eq. 5 and 6 are MSE on
+  the database's samples, eq. 7 pulls a new sample's location towards its old virtual neighbours'
+  locations, eq. 8 pulls an old sample's updated feature towards its new virtual neighbours'
+  features; eq. 9 = eq. 5 + eq. 6 + λ (eq. 7 + eq. 8).
+- the database is rewritten with the decoded updated features of the old samples (same locations).
+- a location is whatever the protocol gives, (x, y) or (x, y, height of the floor): MLP1 predicts
+  as many coordinates as the records have.
+- virtual edges: cosine similarity > threshold, at most `max_virtual_per_node` per sample (memory).
+- GNN training samples `fanout` incoming edges per node each step (GraphSAGE's sampling; 0 = the
+  whole graph); eq. 4's positive pairs are the sampled edges; inference uses every edge.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import time
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from jaxfp.common.neighbours import idw_average
+from jaxfp.common.rss_scale import from_unit, to_unit
+from jaxfp.config import ConfigError
+from jaxfp.graphs import bipartite, edge_prediction, sampling
+from jaxfp.methods.gufu.autoencoder import Autoencoder, carry_over_inputs
+from jaxfp.methods.gufu.sage import EdgeSAGE
+from jaxfp.nets import MLP
+from jaxfp.train.optimise import StepLog, optimise
+
+
+def align_columns(rss: np.ndarray, ap_ids: np.ndarray, target_ids: np.ndarray) -> np.ndarray:
+    """`rss` (rows over `ap_ids`) over `target_ids`; NaN for the APs `ap_ids` lacks."""
+    column = {ap: i for i, ap in enumerate(ap_ids.tolist())}
+    index = np.array([column.get(ap, -1) for ap in target_ids.tolist()], np.int64)
+    picked = rss[:, np.maximum(index, 0)] if len(index) else rss[:, :0]
+    return np.where(index[None] >= 0, picked, np.nan).astype(np.float32)
+
+
+def carry_over_aps(old: Any, old_ids: np.ndarray, fresh: Any, new_ids: np.ndarray) -> Any:
+    """Autoencoder params for `new_ids`: every AP both sets share keeps its learned weights."""
+    position = {ap: i for i, ap in enumerate(old_ids.tolist())}
+    new_at = np.array([i for i, ap in enumerate(new_ids.tolist()) if ap in position], np.int64)
+    old_at = np.array([position[new_ids[i]] for i in new_at], np.int64)
+    return carry_over_inputs(old, fresh, old_at, new_at)
+
+
+# --- loss functions (module-level: `static` is hashable, so compiled steps are reused safely) ----
+def autoencoder_loss(static: tuple[Autoencoder, int], params, x, key):
+    """Eq. (2)/(10): reconstruction of the normalised RSS, on a mini-batch of records if set."""
+    model, batch = static
+    if batch and batch < x.shape[0]:  # mini-batches of records: steps cost O(batch)
+        key, rows = jax.random.split(key)
+        x = x[jax.random.randint(rows, (batch,), 0, x.shape[0])]
+    out, _ = model.apply(params, x, train=True, rngs={"dropout": key})
+    return jnp.mean((out - x) ** 2)
+
+
+def gnn_loss(static: tuple[EdgeSAGE, int, int], params, data, key):
+    """Eq. (4): GraphSAGE's unsupervised loss on (sampled) edges with random negatives."""
+    model, fanout, negatives = static
+    graph, mask = data["graph"], data["edge_mask"]
+    dropout_key, negative_key, sample_key = jax.random.split(key, 3)
+    if fanout:  # GraphSAGE's sampled neighbourhoods: nodes x fanout edges per step
+        ids, mask = sampling.sample_edges(sample_key, data["table"], fanout)
+        graph = sampling.edge_subgraph(graph, ids)
+    z, _ = model.apply(params, graph, mask, train=True, rngs={"dropout": dropout_key})
+    senders, receivers = graph.senders, graph.receivers
+    positive = jax.nn.log_sigmoid(jnp.sum(z[senders] * z[receivers], -1))
+    sampled = jax.random.randint(negative_key, (negatives, senders.shape[0]), 0, data["real_nodes"])
+    negative = jax.nn.log_sigmoid(-jnp.sum(z[senders][None] * z[sampled], -1)).mean(0)
+    per_edge = -(positive + negatives * negative)
+    weight = mask.astype(jnp.float32)
+    return jnp.sum(per_edge * weight) / jnp.maximum(jnp.sum(weight), 1.0)
+
+
+def update_module_loss(static: tuple[MLP, MLP, int, bool, float], params, d, key):
+    """Eq. (9) = eq. 5 + eq. 6 + λ (eq. 7 + eq. 8) over the padded old-new virtual pairs."""
+    mlp1, mlp2, s, has_cross, lam = static
+    located = mlp1.apply(params["mlp1"], d["z"])
+    features = mlp2.apply(params["mlp2"], d["loc"])
+    loss = jnp.mean(jnp.sum((located[:s] - d["loc"]) ** 2, -1))  # eq. 5
+    loss += jnp.mean(jnp.sum((features - d["codes_old"]) ** 2, -1))  # eq. 6
+    if has_cross:
+        new_at, old_at, w = s + d["new_end"], d["old_end"], d["cross_weight"]
+        eq7 = jnp.sum((located[new_at] - d["loc"][old_at]) ** 2, -1)
+        eq8 = jnp.sum((features[old_at] - d["codes_new"][d["new_end"]]) ** 2, -1)
+        loss += lam * jnp.sum(w * (eq7 + eq8)) / jnp.maximum(jnp.sum(w), 1.0)
+    return loss
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _embed(model: EdgeSAGE, params, graph, edge_mask):
+    return model.apply(params, graph, edge_mask)[0]
+
+
+@dataclasses.dataclass
+class Gufu:
+    """The updated fingerprint database (rss dBm with NaN, fixed locations) and GUFU's state."""
+
+    settings: ml_collections.ConfigDict  # config.gufu with the variant's settings applied
+    ap_ids: np.ndarray
+    rss: np.ndarray  # (S, A) dBm, NaN = not detected
+    xy: np.ndarray  # (S, 2) positions, or (S, 3) with the floor's height
+    key: jax.Array
+    ae_params: Any = None
+    gnn_params: Any = None
+    gnn_width: int = 0
+    _ae_ap_ids: np.ndarray | None = None  # the AP set the autoencoder's columns follow
+    log: StepLog = dataclasses.field(default_factory=StepLog, repr=False)
+
+    CHOICES = {"rewrite": ("replace", "residual"), "initial_location": ("random", "code_knn")}
+
+    def __post_init__(self) -> None:
+        self.check(self.settings)
+
+    @classmethod
+    def check(cls, settings: ml_collections.ConfigDict) -> None:
+        """Fail on an unknown choice before hours of training, not after."""
+        for field, allowed in cls.CHOICES.items():
+            if settings[field] not in allowed:
+                raise ConfigError(
+                    f"gufu.{field}: expected one of {allowed}, got {settings[field]!r}"
+                )
+
+    @property
+    def g(self) -> ml_collections.ConfigDict:
+        return self.settings
+
+    def _fit(self, name: str, loss_fn, static, params, data, steps: int) -> tuple[Any, float]:
+        return optimise(
+            loss_fn,
+            static,
+            params,
+            data,
+            self._next_key(),
+            steps,
+            self.g.learning_rate,
+            name,
+            self.log,
+        )
+
+    def _next_key(self) -> jax.Array:
+        self.key, out = jax.random.split(self.key)
+        return out
+
+    # --- features -----------------------------------------------------------------------------
+    def train_autoencoder(self, steps: int) -> float:
+        """Eq. (2)/(10): reconstruct the database's normalised RSS. When the AP set changed, the
+        APs kept keep their input rows and output columns; new APs start from a fresh init."""
+        x = jnp.asarray(to_unit(self.rss))
+        model = Autoencoder(inputs=x.shape[1], code=self.g.code, dropout=self.g.ae_dropout)
+        if self.ae_params is None:
+            self.ae_params = model.init(self._next_key(), x[:1])
+        elif not np.array_equal(self._ae_ap_ids, self.ap_ids):
+            fresh = model.init(self._next_key(), x[:1])
+            self.ae_params = carry_over_aps(self.ae_params, self._ae_ap_ids, fresh, self.ap_ids)
+        self._ae_ap_ids = self.ap_ids.copy()
+
+        static = (model, int(self.g.ae_batch))
+        self.ae_params, loss = self._fit(
+            "autoencoder", autoencoder_loss, static, self.ae_params, x, steps
+        )
+        return loss
+
+    def _autoencoder(self) -> Autoencoder:
+        """The autoencoder over the AP set it was last trained on."""
+        width = len(self._ae_ap_ids)
+        return Autoencoder(inputs=width, code=self.g.code, dropout=self.g.ae_dropout)
+
+    def encode(self, rss_dbm: np.ndarray) -> np.ndarray:
+        if not self.g.feature_extractor:  # ablation: the normalised RSS itself
+            return to_unit(rss_dbm)
+        model = self._autoencoder()
+        return np.asarray(
+            model.apply(self.ae_params, jnp.asarray(to_unit(rss_dbm)), method="encode")
+        )
+
+    def decode(self, codes: np.ndarray) -> np.ndarray:
+        return from_unit(self._decode_normalised(codes), self.g.detect_floor_dbm)
+
+    def _decode_normalised(self, codes: np.ndarray) -> np.ndarray:
+        if not self.g.feature_extractor:
+            return np.asarray(codes)
+        out = self._autoencoder().apply(self.ae_params, jnp.asarray(codes), method="decode")
+        return np.asarray(out)
+
+    def _rewritten(self, updated_codes: np.ndarray, without_batch: np.ndarray | None) -> np.ndarray:
+        """The database's new values; its detection pattern changes only through §6."""
+        if self.g.rewrite == "replace":  # the paper: decoded updated features replace the records
+            updated = self.decode(updated_codes)
+        else:  # residual: only what the batch changed, the decoder's own errors cancel
+            change = self._decode_normalised(updated_codes) - self._decode_normalised(without_batch)
+            updated = from_unit(to_unit(self.rss) + change, self.g.detect_floor_dbm)
+        # A record keeps its old value where the new one falls below the detection floor.
+        return np.where(
+            np.isnan(self.rss), np.nan, np.where(np.isnan(updated), self.rss, updated)
+        ).astype(np.float32)
+
+    def _location_scale(self) -> tuple[np.ndarray, float]:
+        """Centre and spread of the database's locations (fixed: records keep their places)."""
+        return self.xy.mean(0), max(float(self.xy.std()), 1e-6)
+
+    def _location_features(self, xy: np.ndarray) -> np.ndarray:
+        centre, spread = self._location_scale()
+        return ((xy - centre) / spread).astype(np.float32)
+
+    def _graph(self, rss: np.ndarray, codes: np.ndarray, xy: np.ndarray) -> bipartite.SiteGraph:
+        features = np.concatenate([codes, self._location_features(xy)], 1)
+        graph = bipartite.build_site_graph(rss, self.ap_ids, features)
+        if self.g.virtual_edges:
+            graph = bipartite.with_virtual_edges(
+                graph, self.g.virtual_threshold, self.g.max_virtual_per_node
+            )
+        return graph
+
+    # --- GNN ----------------------------------------------------------------------------------
+    def _budget(self, count: int) -> int:
+        """`count` rounded up to a multiple of `budget_multiple` or of 1/8 of its power of two,
+        whichever is larger, so batches of similar size share one compilation (<= 12.5% padding)."""
+        step = max(self.g.budget_multiple, 2 ** max(int(count).bit_length() - 4, 0))
+        return max(-(-count // step) * step, step)
+
+    def _padded(self, graph: bipartite.SiteGraph) -> bipartite.Padded:
+        nodes = graph.num_samples + graph.num_aps + 1
+        edges = 2 * (len(graph.edge_weight) + len(graph.virtual))
+        return bipartite.to_graphs_tuple(graph, self._budget(nodes), self._budget(edges))
+
+    def train_gnn(self, graph: bipartite.SiteGraph, steps: int) -> float:
+        """Eq. (4) on the graph with its virtual edges."""
+        padded = self._padded(graph)
+        model = EdgeSAGE(self.g.embedding, self.g.gnn_layers, self.g.gnn_dropout)
+        edge_mask = jnp.asarray(padded.edge_mask)
+        width = graph.sample_features.shape[1]
+        if self.gnn_params is None or width != self.gnn_width:  # the ablation's width follows APs
+            self.gnn_params = model.init(self._next_key(), padded.graph, edge_mask)
+            self.gnn_width = width
+        data = {
+            "graph": jax.tree.map(jnp.asarray, padded.graph),
+            "edge_mask": edge_mask,
+            "real_nodes": jnp.int32(padded.node_mask.sum()),
+            "table": sampling.neighbour_table(
+                padded.graph.receivers, padded.edge_mask, padded.graph.nodes.shape[0]
+            ),
+        }
+        static = (model, int(self.g.fanout), int(self.g.negatives))
+        self.gnn_params, loss = self._fit("gnn", gnn_loss, static, self.gnn_params, data, steps)
+        return loss
+
+    def embed(self, graph: bipartite.SiteGraph) -> np.ndarray:
+        padded = self._padded(graph)
+        model = EdgeSAGE(self.g.embedding, self.g.gnn_layers, self.g.gnn_dropout)
+        z = _embed(model, self.gnn_params, padded.graph, padded.edge_mask)
+        return np.asarray(z)[: graph.num_samples]
+
+    # --- stages -------------------------------------------------------------------------------
+    def offline(self) -> dict[str, float]:
+        start = time.perf_counter()
+        losses = self._train_on_database(self.g.ae_steps, self.g.gnn_steps)
+        return {**losses, "seconds": time.perf_counter() - start}
+
+    def _train_on_database(self, ae_steps: int, gnn_steps: int) -> dict[str, float]:
+        """Autoencoder (eq. 2/10, unless ablated), then the GNN (eq. 4) on the database's graph."""
+        ae_loss = self.train_autoencoder(ae_steps) if self.g.feature_extractor else 0.0
+        graph = self._graph(self.rss, self.encode(self.rss), self.xy)
+        return {"ae_loss": ae_loss, "gnn_loss": self.train_gnn(graph, gnn_steps)}
+
+    def update(self, new_rss: np.ndarray, new_ap_ids: np.ndarray) -> dict[str, Any]:
+        """One unlabelled batch (rows of `new_rss` over `new_ap_ids`, dBm with NaN).
+
+        Returns the batch's predicted locations and what changed; rewrites the database.
+        """
+        clock = [time.perf_counter()]
+
+        def lap() -> float:
+            clock.append(time.perf_counter())
+            return clock[-1] - clock[-2]
+
+        on_known = align_columns(new_rss, new_ap_ids, self.ap_ids)
+        codes_old, codes_new = self.encode(self.rss), self.encode(on_known)
+        new_xy = self._initial_locations(codes_old, codes_new)
+        for _ in range(self.g.update_rounds):
+            graph = self._graph(
+                np.concatenate([self.rss, on_known]),
+                np.concatenate([codes_old, codes_new]),
+                np.concatenate([self.xy, new_xy]),
+            )
+            z = self.embed(graph)
+            new_xy, updated_codes, without_batch = self._update_module(graph, z, codes_old)
+        self.rss = self._rewritten(updated_codes, without_batch)
+        seconds = {"seconds_update_module": lap()}  # graphs, embeddings, eq. 5-9, rewrite
+        changes = {"aps_added": 0, "aps_removed": 0, "edges_added": 0, "edges_removed": 0}
+        if self.g.edge_prediction:
+            changes = self._ap_changes(new_rss, new_ap_ids, graph)
+        seconds["seconds_edge_prediction"] = lap()
+        losses = self._train_on_database(self.g.retrain_steps, self.g.retrain_steps)
+        seconds["seconds_retraining"] = lap()
+        return {
+            "xy": new_xy,
+            **changes,
+            **losses,
+            **seconds,
+            "seconds": clock[-1] - clock[0],
+        }
+
+    def _initial_locations(self, codes_old: np.ndarray, codes_new: np.ndarray) -> np.ndarray:
+        if self.g.initial_location == "random":  # the paper (§5.1)
+            rng = np.random.default_rng(np.asarray(jax.random.key_data(self._next_key())).ravel())
+            return self.xy[rng.integers(0, len(self.xy), len(codes_new))]
+        return idw_average(codes_new, codes_old, self.xy, 3, metric="cosine")  # code_knn: WkNN
+
+    def _update_module(
+        self, graph: bipartite.SiteGraph, z: np.ndarray, codes_old: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Eq. (5)-(9): MLP1 embedding -> location, MLP2 location -> feature.
+
+        Returns the new samples' locations, the records' updated codes and, for the residual
+        rewrite, the codes of the same module fit without the batch (eq. 7-8 weighted 0).
+        """
+        s = len(self.rss)
+        loc = jnp.asarray(self._location_features(self.xy))
+        z = jnp.asarray(z)
+        codes_old = jnp.asarray(codes_old)
+        codes_new = jnp.asarray(graph.sample_features[s:, : codes_old.shape[1]])
+        v = graph.virtual
+        cross = v[(v[:, 0] < s) != (v[:, 1] < s)]  # old-new virtual pairs
+        # Old-new pairs padded (weight 0) to a budget, so later updates reuse the compiled step.
+        pad = self._budget(len(cross)) - len(cross)
+        old_end = np.pad(np.where(cross[:, 0] < s, cross[:, 0], cross[:, 1]), (0, pad))
+        new_end = np.pad(np.where(cross[:, 0] < s, cross[:, 1], cross[:, 0]) - s, (0, pad))
+        cross_weight = np.pad(np.ones(len(cross), np.float32), (0, pad))
+        has_cross = len(cross) > 0
+        mlp1 = MLP(hidden=(self.g.hidden,), out=self.xy.shape[1])
+        mlp2 = MLP(hidden=(self.g.hidden,), out=codes_old.shape[1])
+        k1, k2 = jax.random.split(self._next_key())
+        params = {"mlp1": mlp1.init(k1, z[:1]), "mlp2": mlp2.init(k2, loc[:1])}
+        lam = self.g.consistency_weight
+
+        data = {
+            "z": z,
+            "loc": loc,
+            "codes_old": codes_old,
+            "codes_new": codes_new,
+            "old_end": jnp.asarray(old_end),
+            "new_end": jnp.asarray(new_end),
+            "cross_weight": jnp.asarray(cross_weight),
+        }
+
+        static = (mlp1, mlp2, s, has_cross, float(lam))
+        initial = params
+        params, _ = self._fit(
+            "update_module", update_module_loss, static, initial, data, self.g.update_steps
+        )
+        located = np.asarray(mlp1.apply(params["mlp1"], z[s:]))
+        centre, spread = self._location_scale()
+        updated = np.asarray(mlp2.apply(params["mlp2"], loc))
+        without_batch = None
+        if self.g.rewrite == "residual":  # same start, same compiled step, the batch weighted 0
+            data["cross_weight"] = jnp.zeros_like(data["cross_weight"])
+            params, _ = self._fit(
+                "update_module_without_batch",
+                update_module_loss,
+                static,
+                initial,
+                data,
+                self.g.update_steps,
+            )
+            without_batch = np.asarray(mlp2.apply(params["mlp2"], loc))
+        return located * spread + centre, updated, without_batch
+
+    def _ap_changes(
+        self, new_rss: np.ndarray, new_ap_ids: np.ndarray, graph: bipartite.SiteGraph
+    ) -> dict[str, int]:
+        """§6: new AP nodes from the batch, edge prediction, forgetting; the batch's nodes go."""
+        s = len(self.rss)
+        known = set(self.ap_ids.tolist())
+        fresh = [i for i, ap in enumerate(new_ap_ids.tolist()) if ap not in known]
+        fresh = [i for i in fresh if np.isfinite(new_rss[:, i]).any()]
+        all_ids = np.concatenate([self.ap_ids, new_ap_ids[fresh]])
+        batch_rss = align_columns(new_rss, new_ap_ids, all_ids)
+        old_rss = np.concatenate([self.rss, np.full((s, len(fresh)), np.nan, np.float32)], 1)
+        full = bipartite.build_site_graph(
+            np.concatenate([old_rss, batch_rss]), all_ids, graph.sample_features
+        )._replace(virtual=graph.virtual)
+        threshold = edge_prediction.default_threshold(full, self.g.edge_floor_dbm)
+        new_aps = np.arange(len(self.ap_ids), len(all_ids))
+        result = edge_prediction.update_edges(full, threshold, addable_aps=new_aps)
+        rss = result.graph.rss()[:s]  # the batch's sample nodes leave the graph
+        alive = np.isfinite(rss).any(0)
+        self.ap_ids, self.rss = result.graph.ap_ids[alive], rss[:, alive]
+        return {
+            "aps_added": int(np.isin(new_ap_ids[fresh], self.ap_ids).sum()),
+            "aps_removed": int(len(known - set(self.ap_ids.tolist()))),
+            "edges_added": result.added,
+            "edges_removed": result.removed,
+        }

@@ -1,0 +1,80 @@
+"""How GUFU's protocol scores a database and a batch's locations, one line per choice:
+
+- RSS error: per reference point, the mean dBm of the records (database) and of the period's
+  training samples (measured) per AP, an AP counting at a point where at least half the samples
+  detect it; mean |database - measured| over the (point, AP) pairs the period detects, a database
+  without the AP counting as `missing_dbm`.
+- a place is (x, y) on a one-floor site and (x, y, `floor_height_m` x floor) on several floors, for
+  every method: the UJI library's floors 3 and 5 share their (x, y) points, and the paper keeps one
+  database per floor; the location error is horizontal, the floor is the nearest database floor
+  to the predicted height.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from jaxfp.data.types import FingerprintSet
+
+
+def point_means(
+    rss: np.ndarray, xy: np.ndarray, floor: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(points (P, 2 or 3): position ⊕ floor when floors are given, mean dBm (P, A) with NaN where
+    fewer than half the samples detect). Floors matter: the UJI library's two floors share their
+    (x, y) positions."""
+    place = np.round(xy, 2) if floor is None else np.c_[np.round(xy, 2), floor]
+    points, inverse = np.unique(place, axis=0, return_inverse=True)
+    inverse = inverse.ravel()
+    detected = np.isfinite(rss)
+    counts = np.zeros((len(points), rss.shape[1]))
+    sums = np.zeros_like(counts)
+    np.add.at(counts, inverse, detected)
+    np.add.at(sums, inverse, np.where(detected, rss, 0.0))
+    samples = np.bincount(inverse, minlength=len(points))[:, None]
+    means = np.where(counts >= 0.5 * samples, sums / np.maximum(counts, 1), np.nan)
+    return points, means
+
+
+def rss_error(
+    db_rss: np.ndarray,
+    db_ap_ids: np.ndarray,
+    db_xy: np.ndarray,
+    measured: FingerprintSet,
+    missing_dbm: float,
+    db_floor: np.ndarray | None = None,
+) -> float:
+    """Mean |database - measured| (dB) over the (point, AP) pairs the measurement detects; a point
+    is a position, and a floor when both sides give floors."""
+    by_floor = db_floor is not None and measured.floor is not None
+    db_points, db_means = point_means(db_rss, db_xy, db_floor if by_floor else None)
+    m_points, m_means = point_means(measured.rss, measured.xy, measured.floor if by_floor else None)
+    column = {ap: i for i, ap in enumerate(db_ap_ids.tolist())}
+    index = {tuple(p): i for i, p in enumerate(db_points)}
+    errors = []
+    for p, row in zip(m_points, m_means, strict=True):
+        if tuple(p) not in index:
+            continue
+        db_row = db_means[index[tuple(p)]]
+        for a in np.flatnonzero(np.isfinite(row)):
+            j = column.get(measured.ap_ids[a])
+            value = db_row[j] if j is not None and np.isfinite(db_row[j]) else missing_dbm
+            errors.append(abs(value - row[a]))
+    if not errors:
+        raise ValueError(
+            f"{measured.source}: nothing to score: no AP detected (by at least half the samples) "
+            "at a reference point the database shares"
+        )
+    return float(np.mean(errors))
+
+
+def places(fingerprints: FingerprintSet, floor_height_m: float, floors: np.ndarray) -> np.ndarray:
+    """(N, 2) positions on one floor; (N, 3) with the floor's height when `floors` holds several."""
+    if len(floors) < 2 or floor_height_m <= 0:
+        return fingerprints.xy
+    return np.c_[fingerprints.xy, floor_height_m * fingerprints.floor].astype(np.float32)
+
+
+def nearest_floor(located: np.ndarray, floor_height_m: float, floors: np.ndarray) -> np.ndarray:
+    """The database floor whose height is nearest each predicted place's height."""
+    return floors[np.abs(located[:, 2:3] - floor_height_m * floors[None]).argmin(1)]

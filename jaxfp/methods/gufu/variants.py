@@ -1,0 +1,88 @@
+"""One (variant, seed) through every period: a GUFU variant (its settings in `config.variants`) or
+one of the two simple databases (`static`, `wknn_average`)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import ml_collections
+import numpy as np
+
+from jaxfp.config import variant_settings
+from jaxfp.data.types import FingerprintSet
+from jaxfp.methods.gufu.model import Gufu
+from jaxfp.methods.gufu.periods import Period
+from jaxfp.methods.gufu.scoring import nearest_floor, places, rss_error
+from jaxfp.methods.gufu.simple_updates import location_then_average, wknn_locations
+from jaxfp.train.optimise import StepLog
+
+BASELINES = ("static", "wknn_average")
+
+
+def run_variant(
+    config: ml_collections.ConfigDict,
+    variant: str,
+    seed: int,
+    db: FingerprintSet,
+    periods: list[Period],
+    log: StepLog | None = None,
+    say: Callable[[str], None] = print,
+) -> list[dict[str, Any]]:
+    """Per period: location error (and floor hit), RSS error, APs, seconds; period 0 = offline."""
+    floors = np.unique(db.floor) if db.floor is not None else np.zeros(1, np.int64)
+    height = config.data.floor_height_m
+    ap_ids, rss, xy = db.ap_ids, db.rss.copy(), places(db, height, floors)
+    out: list[dict[str, Any]] = []
+    model = None
+    if variant not in BASELINES:
+        settings = variant_settings(config, "gufu", variant)
+        model = Gufu(settings, ap_ids, rss, xy, jax.random.key(seed), log=log or StepLog())
+        offline = model.offline()
+        out.append({"period": 0, "offline_seconds": offline["seconds"]})
+        say(f"  offline stage {offline['seconds']:.1f} s")
+    for period in periods:
+        batch = period.batch
+        start = time.perf_counter()
+        row: dict[str, Any] = {"period": period.number, "aps_added": 0, "aps_removed": 0}
+        if model is not None:
+            result = model.update(batch.rss, batch.ap_ids)
+            located = result.pop("xy")
+            row.update({k: v for k, v in result.items() if k != "seconds"})
+            ap_ids, rss = model.ap_ids, model.rss
+        else:
+            on_db = batch.select_aps(ap_ids.tolist()).rss
+            located = wknn_locations(rss, xy, on_db)
+            if variant == "wknn_average":
+                known = set(ap_ids.tolist())
+                fresh = [ap for ap in batch.ap_ids[batch.detected.any(0)] if ap not in known]
+                row["aps_added"] = len(fresh)
+                ap_ids = np.concatenate([ap_ids, np.asarray(fresh, str)])
+                rss = np.concatenate([rss, np.full((len(rss), len(fresh)), np.nan, np.float32)], 1)
+                e = config.eval
+                rss = location_then_average(
+                    rss,
+                    xy,
+                    batch.select_aps(ap_ids.tolist()).rss,
+                    located,
+                    e.average_radius_m,
+                    e.average_blend,
+                )
+        row["seconds_per_update"] = time.perf_counter() - start
+        row["location_error_m"] = float(np.linalg.norm(located[:, :2] - batch.xy, axis=1).mean())
+        if xy.shape[1] == 3:
+            row["floor_accuracy"] = float(
+                np.mean(nearest_floor(located, height, floors) == batch.floor)
+            )
+        row["rss_error_db"] = rss_error(
+            rss, ap_ids, db.xy, period.measured, config.eval.missing_dbm, db.floor
+        )
+        row["aps"] = int(len(ap_ids))
+        out.append(row)
+        say(
+            f"  period {period.number}: RSS error {row['rss_error_db']:.2f} dB, location error "
+            f"{row['location_error_m']:.2f} m, {row['seconds_per_update']:.1f} s"
+        )
+    return out

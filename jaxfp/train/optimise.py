@@ -1,0 +1,82 @@
+"""Short in-memory optimisations (a method's inner fits: an autoencoder, a GNN, an update module).
+
+`optimise(loss_fn, static, params, data, key, ...)` runs Adam on `loss_fn(static, params, data, key)`
+with one jitted step. `loss_fn` is a module-level function and `static` a hashable value holding
+everything else it needs (Flax modules are hashable), so JAX's own compilation cache decides when a
+step can be reused: a later call with equal `static` and equal shapes reuses it, anything else
+compiles anew — no hand-built cache keys. `data` is an argument, not a constant baked into the
+step (XLA would otherwise constant-fold a graph's scatters for seconds per compile).
+Losses go to the run's `MetricWriter` as `<name>/loss` every `log_every` steps; a non-finite loss
+stops the run with a `NonFiniteError` naming the fit and the step.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Hashable
+from typing import Any
+
+import jax
+import numpy as np
+import optax
+
+from jaxfp.train.logging import MetricWriter
+from jaxfp.train.loop import NonFiniteError
+
+LossFn = Callable[[Hashable, Any, Any, jax.Array], jax.Array]
+
+
+class StepLog:
+    """Where inner fits report: one writer, one running step count across fits."""
+
+    def __init__(self, writer: MetricWriter | None = None, log_every: int = 50) -> None:
+        self.writer, self.log_every, self.step = writer, log_every, 0
+
+    def record(self, name: str, losses: np.ndarray) -> None:
+        bad = np.flatnonzero(~np.isfinite(losses))
+        if bad.size:
+            raise NonFiniteError(
+                f"{name}: non-finite loss {losses[bad[0]]} at step {bad[0] + 1} of {len(losses)}; "
+                "stopped"
+            )
+        if self.writer is not None:
+            for i in range(self.log_every - 1, len(losses), self.log_every):
+                self.writer.write_scalars(self.step + i + 1, {f"{name}/loss": losses[i]})
+            self.writer.write_scalars(self.step + len(losses), {f"{name}/loss": losses[-1]})
+            self.writer.flush()
+        self.step += len(losses)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1, 2))
+def _adam_step(
+    loss_fn: LossFn, static: Hashable, learning_rate: float, params, opt_state, data, key
+):
+    loss, grads = jax.value_and_grad(loss_fn, argnums=1)(static, params, data, key)
+    updates, opt_state = optax.adam(learning_rate).update(grads, opt_state, params)
+    return optax.apply_updates(params, updates), opt_state, loss
+
+
+def optimise(
+    loss_fn: LossFn,
+    static: Hashable,
+    params: Any,
+    data: Any,
+    key: jax.Array,
+    steps: int,
+    learning_rate: float,
+    name: str,
+    log: StepLog | None = None,
+) -> tuple[Any, float]:
+    """`steps` Adam steps from `params`; returns (params, final loss). Every step's loss is checked."""
+    opt_state, data = optax.adam(learning_rate).init(params), jax.device_put(data)
+    losses = []
+    for step_key in jax.random.split(key, steps):
+        params, opt_state, loss = _adam_step(
+            loss_fn, static, learning_rate, params, opt_state, data, step_key
+        )
+        losses.append(loss)
+    host = np.asarray(jax.device_get(losses), np.float64) if losses else np.zeros(0)
+    if not len(host):
+        return params, float("nan")
+    (log or StepLog()).record(name, host)
+    return params, float(host[-1])

@@ -1,0 +1,159 @@
+"""Losses and pseudo labels of the few-label CSI methods, on hand-made cases."""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from jaxfp.common.geometry import Cells, SiteFrame
+from jaxfp.methods.csi import losses, pseudo_labels
+from jaxfp.methods.csi.heads import PositionHeads
+from jaxfp.nets import MLP
+from jaxfp.train.state import TeacherState, TrainState
+
+AZIMUTHS = jnp.asarray([0.0, 2 * math.pi / 3, 4 * math.pi / 3])
+
+
+def test_labelled_loss_one_head_is_the_weighted_mean_squared_distance():
+    xy = jnp.asarray([[[1.0, 0.0]], [[0.0, 2.0]]])
+    target = jnp.zeros((2, 2))
+    weight = jnp.asarray([1.0, 3.0])
+    loss = losses.labelled_loss(xy, target, jnp.zeros(2, int), weight, AZIMUTHS, 0.5)
+    np.testing.assert_allclose(loss, (1 * 1.0 + 3 * 4.0) / 4)
+
+
+def test_sector_rotation_targets_every_head_with_the_rotated_position():
+    # A sample of sector 0 at (1, 0): head 1 must learn (cos 120, sin 120), head 2 (cos 240, ...).
+    target = jnp.asarray([[1.0, 0.0]])
+    exact = jnp.asarray([[[1.0, 0.0], [-0.5, math.sqrt(3) / 2], [-0.5, -math.sqrt(3) / 2]]])
+    args = (target, jnp.asarray([0]), jnp.ones(1), AZIMUTHS, 0.5)
+    np.testing.assert_allclose(losses.labelled_loss(exact, *args), 0.0, atol=1e-12)
+    # Only the own head wrong by 1: weight 1 of a total 1 + 2 * 0.5.
+    wrong_own = exact.at[0, 0, 0].add(1.0)
+    np.testing.assert_allclose(losses.labelled_loss(wrong_own, *args), 0.5, rtol=1e-6)
+    # A sample of sector 2 trains head 0 on its position rotated by -240 degrees.
+    sector2 = losses.rotation_to_heads(AZIMUTHS, jnp.asarray([2]))
+    np.testing.assert_allclose(sector2[0], [-4 * math.pi / 3, -2 * math.pi / 3, 0.0], rtol=1e-6)
+    # Rotation consistency is zero for heads that are exact rotations of the own head, from
+    # whichever sector, and not for heads rotated the wrong way.
+    assert float(losses.rotation_consistency(exact, jnp.asarray([0]), AZIMUTHS)) < 1e-12
+    assert float(losses.rotation_consistency(exact, jnp.asarray([1]), AZIMUTHS)) < 1e-12
+    swapped = exact[:, jnp.asarray([0, 2, 1])]
+    assert float(losses.rotation_consistency(swapped, jnp.asarray([0]), AZIMUTHS)) > 1.0
+    np.testing.assert_allclose(losses.own_head(exact, jnp.asarray([1])), exact[:, 1])
+
+
+def test_cells_cover_the_labelled_area():
+    xy = np.array([[0.0, 0.0], [25.0, 9.0]])
+    cells = Cells.covering(xy, 10.0)
+    assert cells.shape == (3, 1) and cells.count == 3
+    np.testing.assert_array_equal(
+        cells.index(jnp.asarray([[0.0, 0.0], [12.0, 5.0], [25.0, 9.0], [99.0, -5.0]])),
+        [0, 1, 2, 2],
+    )
+
+
+def test_pseudo_labels_feature_knn_spatial_residuals_and_agreement():
+    xy_l = np.array([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]])
+    features_l = np.eye(3)
+    # A query with the exact features of anchor 1 (k=1) gets anchor 1's position.
+    np.testing.assert_allclose(
+        pseudo_labels.feature_knn_labels(np.array([[0.0, 2.0, 0.0]]), features_l, xy_l, k=1),
+        [[10.0, 0.0]],
+    )
+    # Equal feature distances to all anchors: their centroid.
+    np.testing.assert_allclose(
+        pseudo_labels.feature_knn_labels(np.ones((1, 3)), features_l, xy_l, k=3),
+        [[10 / 3, 10 / 3]],
+        rtol=1e-6,
+    )
+    # A model exact at the anchors leaves its prediction unchanged ...
+    predicted_u = np.array([[1.0, 1.0]])
+    np.testing.assert_allclose(
+        pseudo_labels.spatial_residual_labels(predicted_u, xy_l, xy_l, k=3), predicted_u
+    )
+    # ... and a model off by a constant everywhere is corrected by that constant.
+    shifted = xy_l + [2.0, -1.0]
+    np.testing.assert_allclose(
+        pseudo_labels.spatial_residual_labels(predicted_u + [2.0, -1.0], shifted, xy_l, k=2),
+        predicted_u,
+        atol=1e-9,
+    )
+    kept, mean = pseudo_labels.agreeing_labels(
+        np.array([[0.0, 0.0], [0.0, 0.0]]), np.array([[3.0, 4.0], [6.0, 8.0]]), 6.0
+    )
+    np.testing.assert_array_equal(kept, [True, False])
+    np.testing.assert_allclose(mean[0], [1.5, 2.0])
+
+
+def tiny_model():
+    return PositionHeads(MLP(hidden=(8,), out=4, batch_norm=True), num_heads=1, num_cells=3)
+
+
+def random_batch(seed):
+    """4 labelled and 6 unlabelled rows of 5 features, one sector."""
+    rng = np.random.default_rng(seed)
+    return {
+        "csi": jnp.asarray(rng.normal(size=(4, 5)), jnp.float32),
+        "xy": jnp.asarray(rng.normal(size=(4, 2)), jnp.float32),
+        "weight": jnp.ones(4),
+        "sector": jnp.zeros(4, jnp.int32),
+        "ucsi": jnp.asarray(rng.normal(size=(6, 5)), jnp.float32),
+    }
+
+
+def identity_prep(csi, key):
+    return csi + 0.01 * jax.random.normal(key, csi.shape)
+
+
+def test_mean_teacher_step_moves_the_teacher_by_ema():
+    model = tiny_model()
+    variables = model.init(jax.random.key(0), jnp.zeros((1, 5)))
+    state = TeacherState.create(
+        apply_fn=model.apply,
+        params=variables["params"],
+        tx=optax.sgd(0.1),
+        batch_stats=variables["batch_stats"],
+        teacher_params=variables["params"],
+        teacher_batch_stats=variables["batch_stats"],
+    )
+    geometry = SiteFrame((0.0, 0.0), 1.0, (0.0,))
+    loss = losses.make_mean_teacher_loss(model, identity_prep, geometry, 1.0, 10)
+    step = jax.jit(losses.make_mean_teacher_step(loss, decay=0.9))
+    batch = random_batch(0)
+    new, metrics = step(state, batch, jax.random.key(1))
+    assert np.isfinite(metrics["consistency"]) and metrics["finite"] == 1
+    expected = jax.tree.map(lambda t, s: 0.9 * t + 0.1 * s, state.teacher_params, new.params)
+    jax.tree.map(
+        lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6), new.teacher_params, expected
+    )
+
+
+def test_fixmatch_rules_mask_and_train():
+    geometry = SiteFrame((0.0, 0.0), 1.0, (0.0,))
+    cells = Cells.covering(np.array([[-3.0, -3.0], [3.0, 3.0]]), 3.0)
+    assert cells.count == 4
+    model = PositionHeads(MLP(hidden=(8,), out=4, batch_norm=True), num_cells=cells.count)
+    variables = model.init(jax.random.key(0), jnp.zeros((1, 5)))
+    batch = random_batch(1)
+    state = TrainState.create(
+        apply_fn=model.apply,
+        params=variables["params"],
+        tx=optax.sgd(0.1),
+        batch_stats=variables["batch_stats"],
+    )
+    for rule, threshold, distance, expected_mask in (
+        ("confidence", 0.0, 0.0, 1.0),  # every weak view is confident enough
+        ("confidence", 1.01, 0.0, 0.0),  # none is
+        ("distance", 0.0, 1e6, 1.0),  # every pair of weak views agrees
+        ("distance", 0.0, 0.0, 0.0),  # none does
+    ):
+        loss = losses.make_fixmatch_loss(
+            model, identity_prep, identity_prep, geometry, rule, 1.0, threshold, distance, cells
+        )
+        value, (metrics, _) = loss(state.params, state, batch, jax.random.key(2))
+        assert np.isfinite(value) and float(metrics["mask_rate"]) == expected_mask
+        if expected_mask == 0.0:
+            assert float(metrics["unsupervised"]) == 0.0

@@ -1,0 +1,78 @@
+"""The few-label CSI suite end to end (test size, synthetic CSI): every method, resume, 4 devices."""
+
+import json
+import shutil
+
+import jax
+import numpy as np
+import pytest
+
+from jaxfp.config import load_config
+from jaxfp.methods.csi import few_labels, programs
+from jaxfp.methods.csi.suite import Suite
+
+from ...conftest import REPO, run_experiment, write_synthetic_csi_store
+
+SPEC = str(REPO / "experiments" / "csi" / "few_labels.py:test")
+
+
+@pytest.mark.slow
+def test_every_method_runs_logs_and_resumes_to_the_same_table(tmp_path, capsys):
+    store = write_synthetic_csi_store(str(tmp_path / "csi"))
+    run = tmp_path / "run"
+    run_experiment(SPEC, run, f"--config.data.path={store}")
+    results = json.loads((run / "results.json").read_text())
+    rows = results["results"]
+    assert list(rows) == list(few_labels.REPORTED)
+    for row in rows.values():
+        assert all(np.isfinite(row[k]) for k in ("mean", "p50", "p67", "p80", "p90"))
+        assert row["mean_ci_low"] <= row["mean"] <= row["mean_ci_high"]
+        assert set(row["per_seed_mean"]) == {"0", "1"}
+    assert results["split_sizes"] == {"labelled": 6, "unlabelled": 48, "test": 6}
+    assert [r["round"] for r in results["pseudo_labels"]] == [1, 2]
+    assert results["pseudo_labels"][0]["pseudo_labelled"] == 1.0  # radius 1e6 keeps all
+    assert len(results["ensemble"]["out_of_bag_error_m"]) == 2  # seeds x groups
+    for stage in ("supervised", "mean_teacher", "consistency/round2_stage3", "ensemble/tiny"):
+        lines = (run / stage / "metrics.jsonl").read_text().splitlines()
+        assert json.loads(lines[-1])["finite"] == 1.0
+        assert (run / stage / "checkpoints").is_dir()
+    assert "consistency_iterative" in capsys.readouterr().out
+    assert (run / "cdf.png").exists() and (run / "percentiles.png").exists()
+
+    # A run killed before its last stages resumes: finished stages restore, the rest retrain;
+    # a changed Mean Teacher setting recomputes that stage only.
+    resumed = tmp_path / "resumed"
+    shutil.copytree(run, resumed)
+    for lost in ("sector_heads", "consistency/round2_stage3", "results.json"):
+        path = resumed / lost
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+    capsys.readouterr()
+    run_experiment(SPEC, resumed, f"--config.data.path={store}", "--config.mean_teacher.weight=0.5")
+    again = json.loads((resumed / "results.json").read_text())
+    for name, row in rows.items():
+        if name != "mean_teacher":
+            np.testing.assert_allclose(again["results"][name]["mean"], row["mean"], rtol=1e-5)
+    assert again["results"]["mean_teacher"]["mean"] != rows["mean_teacher"]["mean"]
+    out = capsys.readouterr().out
+    assert "made with another config (mean_teacher.weight: 1.0 -> 0.5); recomputing" in out
+    assert out.count("recomputing") == 1
+
+
+@pytest.mark.slow
+def test_ensemble_members_sharded_over_four_devices(tmp_path):
+    assert jax.device_count() == 4
+    config = load_config(SPEC)
+    config.data.path = write_synthetic_csi_store(str(tmp_path / "csi"))
+    config.seeds = (0, 1, 2, 3)
+    config.methods = ("ensemble",)
+    suite = Suite(config, str(tmp_path / "run"))
+    model = suite.model("resnet_tiny")
+    state = suite.new_states(model, suite.optimizer(1e-3, 3), "probe")
+    leaf = jax.tree.leaves(state.params)[0]
+    assert leaf.shape[0] == 4 and len(leaf.sharding.device_set) == 4
+    positions, info = programs.run_ensemble(suite)
+    assert positions["ensemble"].shape == (4, len(suite.test_xy), 2)
+    assert np.isfinite(positions["ensemble_consensus"]).all()
+    assert np.asarray(info["out_of_bag_error_m"]).shape == (4, 2)
+    # Different seeds give different members, hence different ensembles.
+    assert not np.allclose(positions["ensemble"][0], positions["ensemble"][1])

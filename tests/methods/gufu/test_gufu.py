@@ -1,0 +1,271 @@
+"""GUFU: a batch update keeps the graph size, APs appear and disappear; the protocol end to end."""
+
+import json
+
+import jax
+import numpy as np
+import pytest
+
+from jaxfp.config import ConfigError, apply_overrides, load_config, variant_settings
+from jaxfp.data.types import FingerprintSet, rp_ids_from_positions
+from jaxfp.methods.gufu import periods as gufu_periods
+from jaxfp.methods.gufu import scoring, simple_updates, variants
+from jaxfp.methods.gufu.model import Gufu
+
+from ...conftest import REPO, run_experiment
+
+SPEC = str(REPO / "experiments" / "gufu" / "longterm.py:test")
+
+
+def small_site(seed=0):
+    """12 records at 3 points over APs a, b (strong) and c (barely heard)."""
+    rng = np.random.default_rng(seed)
+    xy = np.repeat(np.array([[0.0, 0.0], [5.0, 0.0], [0.0, 5.0]]), 4, axis=0)
+    a = -40 - 3 * np.linalg.norm(xy - [0, 0], axis=1)
+    b = -40 - 3 * np.linalg.norm(xy - [5, 5], axis=1)
+    c = np.full(12, -116.0)
+    rss = np.column_stack([a, b, c]) + rng.normal(0, 1, (12, 3))
+    return rss.astype(np.float32), xy
+
+
+def test_an_update_keeps_the_graph_size_adds_a_new_ap_and_forgets_a_gone_one():
+    config = load_config(SPEC)
+    config.gufu.virtual_threshold = 0.5
+    config.gufu.update(dict(ae_steps=300, gnn_steps=20, update_steps=300, retrain_steps=20))
+    rss, xy = small_site()
+    model = Gufu(config.gufu, np.array(["a", "b", "c"]), rss, xy, jax.random.key(0))
+    model.offline()
+    # The batch hears a and b as before, c no longer, and a new AP d loudly.
+    batch_rss, batch_xy = small_site(1)
+    batch = np.column_stack([batch_rss[:, :2], np.full(12, -45.0)]).astype(np.float32)
+    result = model.update(batch, np.array(["a", "b", "d"]))
+    assert result["xy"].shape == (12, 2) and np.isfinite(result["xy"]).all()
+    assert model.rss.shape[0] == 12  # the database does not grow
+    assert list(model.ap_ids) == ["a", "b", "d"]
+    assert result["aps_added"] == 1 and result["aps_removed"] == 1
+    d = model.rss[:, 2]
+    assert np.isfinite(d).any() and np.nanmax(d) <= -120 + 120  # predicted weights are RSS + 120
+    assert np.isfinite(model.rss[:, :2]).all()
+
+
+def test_residual_rewrite_moves_records_only_where_the_batch_says_so():
+    config = load_config(SPEC)
+    config.gufu.update(dict(ae_steps=400, gnn_steps=5, update_steps=100, retrain_steps=2))
+    config.gufu.update(dict(edge_prediction=False, virtual_threshold=0.999999))
+    rss, xy = small_site()
+    batch = np.column_stack([rss[:, :2] + 5.0, rss[:, 2]]).astype(np.float32)
+    ids = np.array(["a", "b", "c"])
+    # No virtual pair between the batch and the records (threshold ~1): eq. 7-8 carry nothing,
+    # so the residual rewrite leaves every record as it was; the paper's rewrite does not.
+    residual = Gufu(
+        config.gufu.copy_and_resolve_references(), ids, rss.copy(), xy, jax.random.key(0)
+    )
+    residual.g.rewrite = "residual"
+    residual.offline()
+    residual.update(batch, ids)
+    np.testing.assert_allclose(residual.rss, rss, atol=1e-4)
+    replace = Gufu(config.gufu, ids, rss.copy(), xy, jax.random.key(0))
+    replace.offline()
+    replace.update(batch, ids)
+    assert np.nanmax(np.abs(replace.rss - rss)) > 0.5
+    config.gufu.rewrite = "average"
+    with pytest.raises(ConfigError, match="gufu.rewrite: expected one of"):
+        Gufu(config.gufu, ids, rss.copy(), xy, jax.random.key(0))
+
+
+def test_rss_error_counts_points_and_missing_aps():
+    rss, xy = small_site()
+    measured = rss.copy()
+    measured[:, 2] = np.nan  # c unheard this month: not scored
+    fs = FingerprintSet(
+        rss=measured + 2.0,
+        detected=np.isfinite(measured),
+        ap_ids=np.array(["a", "b", "c"]),
+        xy=xy,
+        rp_id=rp_ids_from_positions(xy),
+    )
+    np.testing.assert_allclose(scoring.rss_error(rss, fs.ap_ids, xy, fs, -100.0), 2.0, rtol=1e-5)
+    # A database without AP b: b's readings are compared with the -100 dBm fill.
+    only_a = scoring.rss_error(rss[:, :1], fs.ap_ids[:1], xy, fs, -100.0)
+    b_means = scoring.point_means(rss[:, 1:2] + 2, xy)[1][:, 0]  # one per point
+    expected = np.mean([2.0, 2.0, 2.0, *np.abs(-100.0 - b_means)])
+    np.testing.assert_allclose(only_a, expected, rtol=1e-5)
+
+
+def test_rss_error_keeps_floors_that_share_positions_apart():
+    xy = np.zeros((2, 2))
+    floor = np.array([3, 5])
+    db = np.array([[-50.0], [-70.0]], np.float32)
+    measured = FingerprintSet(
+        rss=np.array([[-70.0], [-50.0]], np.float32),  # the floors swapped: 20 dB off on each
+        detected=np.ones((2, 1), bool),
+        ap_ids=np.array(["a"]),
+        xy=xy,
+        rp_id=np.array([0, 1]),
+        floor=floor,
+    )
+    assert scoring.rss_error(db, measured.ap_ids, xy, measured, -100.0, floor) == 20.0
+    # Pooled over floors (no database floors), both means are -60 dBm and the error vanishes.
+    assert scoring.rss_error(db, measured.ap_ids, xy, measured, -100.0) == 0.0
+
+
+def two_floor_site(floor_of_rows, seed=0):
+    """small_site on floors 3 and 5 at the same positions; floor 5 hears AP a 20 dB weaker."""
+    rss, xy = small_site(seed)
+    rss = np.concatenate([rss, rss - np.array([20.0, 0.0, 0.0], np.float32)])
+    xy, floor = np.concatenate([xy, xy]), np.repeat([3, 5], len(xy))
+    rows = np.flatnonzero(np.isin(floor, floor_of_rows))
+    return FingerprintSet(
+        rss=rss[rows],
+        detected=np.isfinite(rss[rows]),
+        ap_ids=np.array(["a", "b", "c"]),
+        xy=xy[rows],
+        rp_id=rp_ids_from_positions(xy[rows], floor[rows]),
+        floor=floor[rows],
+    )
+
+
+def test_places_keep_floors_that_share_positions_apart():
+    db = two_floor_site([3, 5])
+    floors = np.unique(db.floor)
+    place = scoring.places(db, 4.0, floors)
+    np.testing.assert_array_equal(place[:, 2], 4.0 * db.floor)
+    assert scoring.places(db, 0.0, floors).shape == (24, 2)  # 0 m pools the floors
+    assert scoring.places(db, 4.0, floors[:1]).shape == (24, 2)  # one floor: plain positions
+    located = np.array([[0.0, 0.0, 13.0], [0.0, 0.0, 17.0], [0.0, 0.0, 50.0]])
+    np.testing.assert_array_equal(scoring.nearest_floor(located, 4.0, floors), [3, 5, 5])
+    # Location-then-average on places: a sample on floor 5 moves no record of floor 3.
+    sample = db.rss[db.floor == 5][:1] + 10.0
+    out = simple_updates.location_then_average(db.rss, place, sample, place[12:13], 2.0, 0.5)
+    np.testing.assert_array_equal(out[:12], db.rss[:12])
+    assert not np.array_equal(out[12:], db.rss[12:])
+
+
+@pytest.mark.parametrize("variant", ["wknn_average", "gufu"])
+def test_a_two_floor_site_is_located_floor_by_floor(variant):
+    config = load_config(SPEC)
+    db, batch = two_floor_site([3, 5]), two_floor_site([5], seed=1)
+    rows = variants.run_variant(config, variant, 0, db, [gufu_periods.Period(2, batch, batch)])
+    last = rows[-1]
+    # Scored in 3-D places: a floor per batch row, the horizontal error of each.
+    assert last["floor_accuracy"] * len(batch.xy) == pytest.approx(
+        round(last["floor_accuracy"] * len(batch.xy))
+    )
+    assert 0.0 < last["location_error_m"] < 10.0  # the site is 5 m across
+    if variant == "wknn_average":  # AP a tells the floors apart by 20 dB
+        assert last["floor_accuracy"] == 1.0
+
+
+def test_location_then_average_blends_near_records_in_sample_order():
+    db = np.array([[-60.0, np.nan], [-70.0, -80.0], [-50.0, np.nan]], np.float32)
+    db_xy = np.array([[0.0, 0.0], [1.0, 0.0], [10.0, 0.0]], np.float32)
+    samples = np.array([[-40.0, -60.0], [-20.0, np.nan]], np.float32)
+    located = np.array([[0.0, 0.0], [0.0, 0.0]], np.float32)
+    out = simple_updates.location_then_average(db, db_xy, samples, located, radius_m=2.0, blend=0.5)
+    # Sample 1: record 0 (d 0, w 0.5) -> -50 and copies AP 2; record 1 (d 1, w 0.25).
+    # Sample 2 then moves record 0 again from -50 (w 0.5) and record 1 from -62.5 (w 0.25).
+    expected = [[-35.0, -60.0], [-51.875, -75.0], [-50.0, np.nan]]
+    np.testing.assert_allclose(out, np.array(expected, np.float32), rtol=1e-6)
+    assert np.isnan(db[0, 1])  # the input is not modified
+
+
+@pytest.mark.slow
+def test_longterm_protocol_end_to_end_and_resume(tmp_path, capsys):
+    run = tmp_path / "run"
+    run_experiment(SPEC, run)
+    results = json.loads((run / "results.json").read_text())
+    assert results["periods"] == [2, 3] and results["unit"] == "month"
+    assert set(results["results"]) == set(load_config(SPEC).run_variants)
+    for variant, row in results["results"].items():
+        assert np.isfinite(row["rss_error_db"]) and np.isfinite(row["location_error_m"]), variant
+        assert row["rss_error_db_ci_low"] <= row["rss_error_db"] <= row["rss_error_db_ci_high"]
+    gufu_rows = results["runs"]["gufu"]["0"]
+    assert "offline_seconds" in gufu_rows[0] and [r["period"] for r in gufu_rows[1:]] == [2, 3]
+    assert "wknn_average" in capsys.readouterr().out
+    steps = [json.loads(line) for line in (run / "gufu" / "seed0" / "metrics.jsonl").open()]
+    assert {"autoencoder/loss", "gnn/loss", "update_module/loss"} <= {k for s in steps for k in s}
+    # A rerun reuses finished (variant, seed) runs and redoes a lost one to the same numbers.
+    lost = run / "gufu_residual" / "seed1.json"
+    before = json.loads(lost.read_text())["rows"]
+    lost.unlink()
+    run_experiment(SPEC, run)
+    again = json.loads(lost.read_text())["rows"]
+    assert again[1]["rss_error_db"] == pytest.approx(before[1]["rss_error_db"], abs=1e-4)
+    out = capsys.readouterr().out
+    assert "gufu, seed 0: finished earlier, reused" in out
+    assert "gufu_residual, seed 1: months [2, 3]" in out and "period 2: RSS error" in out
+    # A changed setting recomputes exactly the runs it shapes, and says so.
+    changed = "--config.variants.gufu_residual.update_rounds=1"
+    chosen = ["--config.run_variants=('gufu','gufu_residual')", "--config.seeds=(0,)"]
+    run_experiment(SPEC, run, changed, *chosen)
+    out = capsys.readouterr().out
+    assert "gufu_residual, seed 0: settings changed (gufu.update_rounds: 2 -> 1)" in out
+    assert "gufu, seed 0: finished earlier, reused" in out
+
+
+@pytest.mark.slow
+def test_synthetic_weekly_churn_protocol(tmp_path, capsys):
+    spec = SPEC.replace(":test", ":synthetic_test")
+    chosen = "--config.run_variants=('gufu_residual','wknn_average')"  # the rest: the test above
+    run_experiment(spec, tmp_path, chosen)
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["unit"] == "week" and results["periods"] == [1, 2]
+    assert set(results["results"]) == {"gufu_residual", "wknn_average"}
+    for variant, row in results["results"].items():
+        assert np.isfinite(row["rss_error_db"]) and np.isfinite(row["location_error_m"]), variant
+    # The data's churn table counts what the world did: APs only appear or vanish with churn.
+    assert sum(c["new_aps"] + c["gone_aps"] for c in results["ap_churn"].values()) > 0
+    out = capsys.readouterr().out
+    assert "AP changes by week" in out and "rss_error_db by week" in out
+
+
+def test_synthetic_periods_churn_like_the_world():
+    config = load_config(SPEC.replace(":test", ":synthetic_test"))
+    config.synthetic.update(dict(n_aps=40, weeks=3))
+    db, periods = gufu_periods.load_periods(config)
+    assert [p.number for p in periods] == [1, 2, 3]
+    assert db.detected.any(0).all()  # the database's AP set is what it detects
+    for p in periods:
+        # Batches are random places; the measurement revisits the database's survey points.
+        assert len(p.batch.rss) == config.synthetic.batch
+        np.testing.assert_array_equal(np.unique(p.measured.xy, axis=0), np.unique(db.xy, axis=0))
+    churn = gufu_periods.ap_churn(db, periods)
+    heard = [set(p.batch.ap_ids[p.batch.detected.any(0)]) for p in periods]
+    assert churn[2]["gone_aps"] == len(heard[0] - heard[1])
+
+
+def test_autoencoder_keeps_what_it_learned_for_the_aps_that_stay():
+    from jaxfp.methods.gufu.autoencoder import Autoencoder
+    from jaxfp.methods.gufu.model import carry_over_aps
+
+    old_model, new_model = Autoencoder(inputs=3, code=4), Autoencoder(inputs=2, code=4)
+    old = old_model.init(jax.random.key(0), np.zeros((1, 3), np.float32))
+    fresh = new_model.init(jax.random.key(1), np.zeros((1, 2), np.float32))
+    params = carry_over_aps(old, np.array(["a", "b", "c"]), fresh, np.array(["b", "d"]))
+    x_old = np.array([[0.2, 0.7, 0.4]], np.float32)  # b = 0.7, a and c leave
+    x_new = np.array([[0.7, 0.0]], np.float32)  # b = 0.7, d new and unheard here
+    # b's input row and output column moved with it; d's are fresh.
+    old_b = old_model.apply(old, x_old * [0, 1, 0], method="encode")
+    np.testing.assert_allclose(new_model.apply(params, x_new, method="encode"), old_b, rtol=1e-5)
+    code = np.ones((1, 4), np.float32)
+    np.testing.assert_allclose(
+        new_model.apply(params, code, method="decode")[:, 0],
+        old_model.apply(old, code, method="decode")[:, 1],
+        rtol=1e-5,
+    )
+    np.testing.assert_array_equal(
+        params["params"]["enc0"]["kernel"][1], fresh["params"]["enc0"]["kernel"][1]
+    )
+
+
+def test_the_command_line_wins_over_a_variants_own_settings():
+    config = apply_overrides(load_config(SPEC), ["--config.gufu.update_rounds=3"])
+    assert variant_settings(config, "gufu", "gufu_residual").update_rounds == 3
+    assert variant_settings(config, "gufu", "gufu_residual").rewrite == "residual"
+    config = apply_overrides(load_config(SPEC), ["--config.variants.gufu_residual.update_rounds=4"])
+    assert variant_settings(config, "gufu", "gufu_residual").update_rounds == 4
+    assert variant_settings(config, "gufu", "gufu").update_rounds == 1
+    with pytest.raises(ConfigError, match="not a field of config.gufu"):
+        config = load_config(SPEC)
+        config.variants.gufu.nope = 1
+        variant_settings(config, "gufu", "gufu")

@@ -1,0 +1,25 @@
+"""GUFU's GraphSAGE with edge features (Algorithm 1) on the hand-made site graph."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxfp.graphs import bipartite
+from jaxfp.methods.gufu.sage import EdgeSAGE
+
+from ...graphs.test_graphs import hand_graph
+
+
+def test_padding_does_not_change_the_embeddings():
+    g = bipartite.with_virtual_edges(hand_graph(), 0.5)
+    small = bipartite.to_graphs_tuple(g, 8, 16)
+    large = bipartite.to_graphs_tuple(g, 16, 40)
+    model = EdgeSAGE(features=8, num_layers=2)
+    params = model.init(jax.random.key(0), small.graph, jnp.asarray(small.edge_mask))
+    nodes_s, edges_s = model.apply(params, small.graph, jnp.asarray(small.edge_mask))
+    nodes_l, edges_l = model.apply(params, large.graph, jnp.asarray(large.edge_mask))
+    np.testing.assert_allclose(nodes_s[:6], nodes_l[:6], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(edges_s[:12], edges_l[:12], rtol=1e-5, atol=1e-6)
+    assert np.all(np.asarray(edges_l)[~large.edge_mask] == 0)
+    norms = np.linalg.norm(np.asarray(nodes_s[:6]), axis=1)
+    assert np.all((np.abs(norms - 1) < 1e-5) | (norms == 0))
