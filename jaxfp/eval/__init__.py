@@ -8,6 +8,7 @@ from jaxfp.eval.metrics import (
     position_errors,
     positioning_report,
     region_success_rate,
+    rss_mae,
     rss_nrmse,
     rss_rmse,
 )
@@ -39,6 +40,7 @@ __all__ = [
     "read_results",
     "region_success_rate",
     "render",
+    "rss_mae",
     "rss_nrmse",
     "rss_rmse",
     "write_results",

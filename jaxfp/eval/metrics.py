@@ -51,14 +51,23 @@ def region_success_rate(
     return float(np.mean(ok))
 
 
-def rss_rmse(estimate: np.ndarray, truth: np.ndarray, mask: np.ndarray | None = None) -> float:
-    """RMSE between RSS maps (dB), over `mask` (e.g. entries detected in the truth)."""
+def _rss_difference(estimate, truth, mask, name: str) -> np.ndarray:
     diff = np.asarray(estimate, np.float64) - np.asarray(truth, np.float64)
     if mask is not None:
         diff = diff[np.asarray(mask, bool)]
     if diff.size == 0:
-        raise ValueError("rss_rmse: empty mask")
-    return float(np.sqrt(np.mean(diff**2)))
+        raise ValueError(f"{name}: empty mask")
+    return diff
+
+
+def rss_rmse(estimate: np.ndarray, truth: np.ndarray, mask: np.ndarray | None = None) -> float:
+    """RMSE between RSS maps (dB), over `mask` (e.g. entries detected in the truth)."""
+    return float(np.sqrt(np.mean(_rss_difference(estimate, truth, mask, "rss_rmse") ** 2)))
+
+
+def rss_mae(estimate: np.ndarray, truth: np.ndarray, mask: np.ndarray | None = None) -> float:
+    """Mean absolute error between RSS maps (dB), over `mask`."""
+    return float(np.mean(np.abs(_rss_difference(estimate, truth, mask, "rss_mae"))))
 
 
 def rss_nrmse(estimate: np.ndarray, truth: np.ndarray, mask: np.ndarray | None = None) -> float:

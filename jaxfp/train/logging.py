@@ -10,6 +10,8 @@ from collections.abc import Mapping
 import numpy as np
 from tensorboardX import SummaryWriter
 
+from jaxfp.common.atomic_files import atomic_path
+
 
 class MetricWriter:
     """Scalars per step to TensorBoard and to JSON lines `{"step": s, "name": value, ...}`."""
@@ -32,10 +34,8 @@ class MetricWriter:
                         continue  # a line cut by a kill
                     if record.get("step", 0) <= step:
                         kept.append(line if line.endswith("\n") else line + "\n")
-        tmp = self.jsonl_path + ".tmp"
-        with open(tmp, "w") as f:
+        with atomic_path(self.jsonl_path) as tmp, open(tmp, "w") as f:
             f.writelines(kept)
-        os.replace(tmp, self.jsonl_path)
         self._jsonl = open(self.jsonl_path, "a")  # noqa: SIM115
 
     def write_scalars(self, step: int, scalars: Mapping[str, object]) -> None:

@@ -25,6 +25,9 @@ def test_rates_and_rss_errors():
     est = truth + np.array([[1.0, -1.0], [3.0, 0.0]])
     mask = np.array([[True, True], [False, True]])
     assert ev.rss_rmse(est, truth, mask) == pytest.approx(np.sqrt(2 / 3))
+    assert ev.rss_mae(est, truth, mask) == pytest.approx(2 / 3)
+    with pytest.raises(ValueError, match="rss_mae: empty mask"):
+        ev.rss_mae(est, truth, np.zeros_like(mask))
     assert ev.rss_nrmse(est, truth) == pytest.approx(
         np.sqrt(np.mean((est - truth) ** 2)) / np.sqrt(np.mean(truth**2))
     )

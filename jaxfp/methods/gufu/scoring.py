@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from jaxfp.data.types import FingerprintSet
+from jaxfp.eval.metrics import rss_mae
 
 
 def point_means(
@@ -49,23 +50,19 @@ def rss_error(
     by_floor = db_floor is not None and measured.floor is not None
     db_points, db_means = point_means(db_rss, db_xy, db_floor if by_floor else None)
     m_points, m_means = point_means(measured.rss, measured.xy, measured.floor if by_floor else None)
-    column = {ap: i for i, ap in enumerate(db_ap_ids.tolist())}
     index = {tuple(p): i for i, p in enumerate(db_points)}
-    errors = []
-    for p, row in zip(m_points, m_means, strict=True):
-        if tuple(p) not in index:
-            continue
-        db_row = db_means[index[tuple(p)]]
-        for a in np.flatnonzero(np.isfinite(row)):
-            j = column.get(measured.ap_ids[a])
-            value = db_row[j] if j is not None and np.isfinite(db_row[j]) else missing_dbm
-            errors.append(abs(value - row[a]))
-    if not errors:
+    shared = [(m, index[tuple(p)]) for m, p in enumerate(m_points) if tuple(p) in index]
+    truth = m_means[[m for m, _ in shared]] if shared else m_means[:0]
+    if not np.isfinite(truth).any():
         raise ValueError(
             f"{measured.source}: nothing to score: no AP detected (by at least half the samples) "
             "at a reference point the database shares"
         )
-    return float(np.mean(errors))
+    column = {ap: i for i, ap in enumerate(db_ap_ids.tolist())}
+    at = np.array([column.get(ap, -1) for ap in measured.ap_ids.tolist()], np.int64)
+    db_rows = db_means[[d for _, d in shared]][:, np.maximum(at, 0)]
+    estimate = np.where((at[None] >= 0) & np.isfinite(db_rows), db_rows, missing_dbm)
+    return rss_mae(estimate, truth, np.isfinite(truth))
 
 
 def places(fingerprints: FingerprintSet, floor_height_m: float, floors: np.ndarray) -> np.ndarray:
