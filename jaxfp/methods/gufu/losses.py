@@ -1,0 +1,56 @@
+"""GUFU's losses, module-level with a hashable `static` first argument so `jaxfp.train.optimise`
+reuses a compiled step exactly when the static settings and shapes match (see `model` for the
+choices behind each equation)."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from jaxfp.graphs import sampling
+from jaxfp.methods.gufu.autoencoder import Autoencoder
+from jaxfp.methods.gufu.sage import EdgeSAGE
+from jaxfp.nets import MLP
+
+
+def autoencoder_loss(static: tuple[Autoencoder, int], params, x, key):
+    """Eq. (2)/(10): reconstruction of the normalised RSS, on a mini-batch of records if set."""
+    model, batch = static
+    if batch and batch < x.shape[0]:  # mini-batches of records: steps cost O(batch)
+        key, rows = jax.random.split(key)
+        x = x[jax.random.randint(rows, (batch,), 0, x.shape[0])]
+    out, _ = model.apply(params, x, train=True, rngs={"dropout": key})
+    return jnp.mean((out - x) ** 2)
+
+
+def gnn_loss(static: tuple[EdgeSAGE, int, int], params, data, key):
+    """Eq. (4): GraphSAGE's unsupervised loss on (sampled) edges with random negatives."""
+    model, fanout, negatives = static
+    graph, mask = data["graph"], data["edge_mask"]
+    dropout_key, negative_key, sample_key = jax.random.split(key, 3)
+    if fanout:  # GraphSAGE's sampled neighbourhoods: nodes x fanout edges per step
+        ids, mask = sampling.sample_edges(sample_key, data["table"], fanout)
+        graph = sampling.edge_subgraph(graph, ids)
+    z, _ = model.apply(params, graph, mask, train=True, rngs={"dropout": dropout_key})
+    senders, receivers = graph.senders, graph.receivers
+    positive = jax.nn.log_sigmoid(jnp.sum(z[senders] * z[receivers], -1))
+    sampled = jax.random.randint(negative_key, (negatives, senders.shape[0]), 0, data["real_nodes"])
+    negative = jax.nn.log_sigmoid(-jnp.sum(z[senders][None] * z[sampled], -1)).mean(0)
+    per_edge = -(positive + negatives * negative)
+    weight = mask.astype(jnp.float32)
+    return jnp.sum(per_edge * weight) / jnp.maximum(jnp.sum(weight), 1.0)
+
+
+def update_module_loss(static: tuple[MLP, MLP, int, bool, float], params, d, key):
+    """Eq. (9) = eq. 5 + eq. 6 + λ (eq. 7 + eq. 8) over the padded old-new virtual pairs."""
+    mlp1, mlp2, s, has_cross, lam = static
+    located = mlp1.apply(params["mlp1"], d["z"])
+    features = mlp2.apply(params["mlp2"], d["loc"])
+    loss = jnp.mean(jnp.sum((located[:s] - d["loc"]) ** 2, -1))  # eq. 5
+    loss += jnp.mean(jnp.sum((features - d["codes_old"]) ** 2, -1))  # eq. 6
+    if has_cross:
+        new_at, old_at, w = s + d["new_end"], d["old_end"], d["cross_weight"]
+        eq7 = jnp.sum((located[new_at] - d["loc"][old_at]) ** 2, -1)
+        eq8 = jnp.sum((features[old_at] - d["codes_new"][d["new_end"]]) ** 2, -1)
+        loss += lam * jnp.sum(w * (eq7 + eq8)) / jnp.maximum(jnp.sum(w), 1.0)
+    return loss
