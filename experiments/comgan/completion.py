@@ -1,0 +1,110 @@
+"""ComGAN's completion and localization study (the paper's §IV: Tables I-II, Fig. 4).
+
+Synthetic room with the paper's geometry (40 RPs 1 m apart, six RUs; the default):
+    jaxfp run experiments/comgan/completion.py --workdir runs/comgan_synthetic
+UJI long-term library set, month 1 (49 RPs; the six most consistently detected APs as RUs):
+    jaxfp run experiments/comgan/completion.py:uji --workdir runs/comgan_uji \\
+        --config.data.path=/path/to/uji-lib-longterm-months01-15.zip
+DSI1 (shipped; 230 RPs) for the adaptability study: experiments/comgan/completion.py:dsi1
+Test size: experiments/comgan/completion.py:test
+"""
+
+import os
+
+import ml_collections
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def get_config(arg: str = "") -> ml_collections.ConfigDict:
+    c = ml_collections.ConfigDict()
+    c.method = "comgan"
+    c.seed = 0
+    c.seeds = (0, 1, 2)
+    c.data = ml_collections.ConfigDict(
+        dict(
+            source="synthetic",  # or "real" (path, parts, format below)
+            path="",
+            parts=("01/trn01",),
+            format="auto",
+            n_rus=6,
+            missing_dbm=-100.0,
+            floor_height_m=4.0,
+            split=(15, 15, 10),  # RSS training / RSS testing / localization testing RPs
+            split_seed=0,
+        )
+    )
+    c.synthetic = ml_collections.ConfigDict(
+        dict(
+            width_m=8.0,
+            height_m=5.0,
+            rp_spacing_m=1.0,  # 8 x 5 = 40 RPs 1 m apart
+            n_rus=6,
+            ru_power_dbm=-30.0,
+            path_loss_exponent=3.0,
+            shadowing_db=4.0,
+            samples_per_rp=380,  # the paper: 15,244 samples at 40 RPs
+            seed=0,
+        )
+    )
+    # The GAN: ComGAN's settings; the variants change some of them.
+    c.gan = ml_collections.ConfigDict(
+        dict(
+            n_critic=5,
+            measured=1,  # RUs kept per training sample (the paper removes five of six)
+            gp_weight=10.0,  # λ1
+            aux_weight=1.0,  # λ2
+            l1_weight=100.0,  # λ3
+            learning_rate=1e-4,
+            batch_size=64,
+            kernel=3,
+        )
+    )
+    c.variants = ml_collections.ConfigDict(
+        dict(
+            comgan={},
+            lite_comgan=dict(aux_weight=0.0),
+            cgan=dict(gp_weight=0.0, aux_weight=0.0),
+        )
+    )
+    c.run_variants = ("comgan", "lite_comgan", "cgan")
+    c.gan_train = ml_collections.ConfigDict(
+        dict(num_steps=3000, log_every=100, checkpoint_every=1000, batch_size=64, max_to_keep=2)
+    )
+    c.ks = (1, 2, 3)  # subsets (measured RUs) per completed sample
+    c.localizer_k = 2  # the paper's choice
+    c.interpolation = ml_collections.ConfigDict(
+        dict(idw_k=4, gp_lengths_m=(1.0, 2.0, 4.0, 8.0), gp_noises=(0.01, 0.1, 0.5))
+    )
+    c.localizer = ml_collections.ConfigDict(
+        dict(
+            num_steps=2000,
+            batch_size=64,
+            learning_rate=1e-3,
+            kernel=3,
+            log_every=100,
+            checkpoint_every=1000,
+            max_to_keep=2,
+        )
+    )
+    c.eval = ml_collections.ConfigDict(dict(bootstrap_resamples=1000, seed=0))
+    if arg in ("uji", "uji_test"):
+        c.data.source = "real"
+        c.data.path = os.path.join(REPO, "data", "uji-lib-longterm-months01-15.zip")
+        c.data.parts = tuple(f"01/trn{i:02d}" for i in range(1, 16))
+    if arg == "dsi1":
+        c.data.source = "real"
+        c.data.path = os.path.join(REPO, "data", "DSI1.mat")
+        c.data.parts = ("train", "test")
+    if arg in ("test", "uji_test"):
+        c.seeds = (0, 1)
+        c.synthetic.samples_per_rp = 12
+        c.gan_train.update(dict(num_steps=4, log_every=2, checkpoint_every=2))
+        c.localizer.update(dict(num_steps=4, log_every=2, checkpoint_every=2))
+        c.eval.bootstrap_resamples = 50
+        c.ks = (1, 2)
+    if arg == "uji_test":
+        c.data.path = os.path.join(REPO, "tests", "fixtures", "longterm_mini.zip")
+        c.data.parts = ("01/trn01",)
+        c.data.split = (2, 2, 1)
+    return c

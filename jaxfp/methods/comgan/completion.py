@@ -1,0 +1,97 @@
+"""Completing incomplete fingerprints (§III-C) and the interpolation baselines.
+
+`subset_completion` is eq. 6: r̃ = m ⊙ r_meas + (1 - m) ⊙ (1/K) Σ_k r̂^(k), where the K measured RUs
+of a sample each make one subset (the sample with only that RU measured) and r̂^(k) is the
+generator's completion of it. Measured entries are never overwritten. The interpolation baselines
+(IDW, Gaussian-process regression over the RSS-training RPs' mean fingerprints) predict from the
+RP's position alone and keep the measured entries the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxfp.common.neighbours import idw_average
+
+
+def measured_rus(n: int, rus: int, k: int, seed: int) -> np.ndarray:
+    """(n, k) distinct RU indices per sample, drawn once so every method sees the same ones."""
+    rng = np.random.default_rng(seed)
+    return np.argsort(rng.random((n, rus)), axis=1)[:, :k]
+
+
+def mask_of(measured: np.ndarray, rus: int) -> np.ndarray:
+    """(n, rus) float32 mask with ones at each row's measured RUs."""
+    mask = np.zeros((len(measured), rus), np.float32)
+    np.put_along_axis(mask, measured, 1.0, axis=1)
+    return mask
+
+
+def keep_measured(
+    measured_values: np.ndarray, mask: np.ndarray, predicted: np.ndarray
+) -> np.ndarray:
+    """Eq. 6's outer form: measured entries as measured, the rest predicted."""
+    return mask * measured_values + (1.0 - mask) * predicted
+
+
+def subset_completion(
+    generate: Callable[[jax.Array, jax.Array, jax.Array], jax.Array],
+    rss: jax.Array,
+    rp: jax.Array,
+    measured: jax.Array,
+) -> jax.Array:
+    """Eq. 6 for (n, L) standardised `rss` (only the `measured` (n, K) entries are read), RPs `rp`."""
+    rus = rss.shape[1]
+    subsets = jax.nn.one_hot(measured, rus, dtype=rss.dtype)  # (n, K, L): one RU each
+    predicted = jax.vmap(lambda m: generate(rss * m, m, rp), in_axes=1)(subsets)  # (K, n, L)
+    mask = jnp.max(subsets, axis=1)
+    return keep_measured(rss, mask, jnp.mean(predicted, axis=0))
+
+
+def idw_map(train_xy: np.ndarray, train_means: np.ndarray, xy: np.ndarray, k: int) -> np.ndarray:
+    """Each RU's mean RSS at `xy` by inverse-distance weighting of the training RPs' means."""
+    return idw_average(xy, train_xy, train_means, k)
+
+
+@jax.jit
+def _gp_log_evidence(x, y, length, noise):
+    d2 = jnp.sum((x[:, None] - x[None]) ** 2, -1)
+    cov = jnp.exp(-0.5 * d2 / length**2) + noise * jnp.eye(len(x))
+    chol = jnp.linalg.cholesky(cov)
+    alpha = jax.scipy.linalg.cho_solve((chol, True), y)
+    return (
+        -0.5 * jnp.sum(y * alpha, 0)
+        - jnp.sum(jnp.log(jnp.diag(chol)))
+        - 0.5 * len(x) * jnp.log(2 * jnp.pi)
+    )
+
+
+def gp_map(
+    train_xy: np.ndarray,
+    train_means: np.ndarray,
+    xy: np.ndarray,
+    lengths: tuple[float, ...],
+    noises: tuple[float, ...],
+) -> np.ndarray:
+    """Gaussian-process regression of each RU's (standardised) mean RSS over RP positions: an RBF
+    kernel whose length and noise are picked per RU from the grids by the marginal likelihood."""
+    mean, scale = train_means.mean(0), np.maximum(train_means.std(0), 1e-6)
+    y = jnp.asarray((train_means - mean) / scale)
+    x, q = jnp.asarray(train_xy, jnp.float32), jnp.asarray(xy, jnp.float32)
+    best = np.full(y.shape[1], -np.inf)
+    out = np.zeros((len(xy), y.shape[1]))
+    for length in lengths:
+        for noise in noises:
+            evidence = np.asarray(_gp_log_evidence(x, y, length, noise))
+            cov = jnp.exp(-0.5 * jnp.sum((x[:, None] - x[None]) ** 2, -1) / length**2)
+            cross = jnp.exp(-0.5 * jnp.sum((q[:, None] - x[None]) ** 2, -1) / length**2)
+            solved = jnp.linalg.solve(cov + noise * jnp.eye(len(x)), y)
+            prediction = np.asarray(cross @ solved)
+            better = evidence > best
+            out[:, better] = prediction[:, better]
+            best = np.where(better, evidence, best)
+    return out * scale + mean

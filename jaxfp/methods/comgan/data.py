@@ -1,0 +1,117 @@
+"""ComGAN's data: RSS vectors over L radio units (RUs) at reference points (RPs), the paper's RP
+split (RSS training / RSS testing / localization testing = 15 / 15 / 10) and the standardisation.
+
+One line per choice:
+- synthetic: the log-distance world of `jaxfp.data.synthetic` (eq. 1 with shadowing and Rayleigh
+  fading) with the paper's geometry: 40 RPs 1 m apart (8 x 5) in a room, six RUs, every RU heard.
+- real sets: the `n_rus` APs detected in the most RP-mean fingerprints (ties: most detections);
+  a reading the AP missed becomes `missing_dbm`; an RP is a position (and a floor height where the set
+  has several floors, `floor_height_m` apart), so the RP coordinates have 2 or 3 entries.
+- the split draws whole RPs in the ratio 15 / 15 / 10 (rounded, at least one each) with `split_seed`.
+- standardisation: per RU with the RSS-training samples' mean and spread; RP coordinates with the
+  training RPs' mean and one spread for all axes (distances keep their shape).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import NamedTuple
+
+import ml_collections
+import numpy as np
+
+from jaxfp.data.synthetic import WorldParams, make_world, survey
+from jaxfp.data.types import FingerprintSet
+
+PARTS = ("rss_train", "rss_test", "loc_test")
+
+
+class RuSet(NamedTuple):
+    """Samples (n, L) in dBm at RPs; `rp` indexes `rp_xy` (R, D)."""
+
+    rss: np.ndarray
+    rp: np.ndarray
+    rp_xy: np.ndarray
+    ru_ids: np.ndarray
+    source: str
+
+    def rows(self, rps: np.ndarray) -> np.ndarray:
+        return np.flatnonzero(np.isin(self.rp, rps))
+
+
+class Scale(NamedTuple):
+    """Standardisation of RSS (per RU) and RP coordinates, fitted on the RSS-training part."""
+
+    rss_mean: np.ndarray
+    rss_std: np.ndarray
+    xy_mean: np.ndarray
+    xy_std: float
+
+    @classmethod
+    def fit(cls, rss: np.ndarray, xy: np.ndarray) -> Scale:
+        return cls(
+            rss.mean(0), np.maximum(rss.std(0), 1e-6), xy.mean(0), max(float(xy.std()), 1e-6)
+        )
+
+    def rss_in(self, rss_dbm: np.ndarray) -> np.ndarray:
+        return ((rss_dbm - self.rss_mean) / self.rss_std).astype(np.float32)
+
+    def rss_out(self, rss: np.ndarray) -> np.ndarray:
+        return np.asarray(rss, np.float64) * self.rss_std + self.rss_mean
+
+    def xy_in(self, xy: np.ndarray) -> np.ndarray:
+        return ((xy - self.xy_mean) / self.xy_std).astype(np.float32)
+
+    def xy_out(self, xy: np.ndarray) -> np.ndarray:
+        return np.asarray(xy, np.float64) * self.xy_std + self.xy_mean
+
+
+def synthetic_set(s: ml_collections.ConfigDict) -> RuSet:
+    params = dataclasses.replace(
+        WorldParams(),
+        width_m=s.width_m,
+        height_m=s.height_m,
+        rp_spacing_m=s.rp_spacing_m,
+        n_aps=s.n_rus,
+        ap_power_dbm=s.ru_power_dbm,
+        path_loss_exponent=s.path_loss_exponent,
+        shadowing_db=s.shadowing_db,
+        sensitivity_dbm=-130.0,  # every RU is heard everywhere in the room
+    )
+    world = make_world(params, s.seed)
+    fs = survey(world, s.samples_per_rp, seed=s.seed + 1)
+    return _ru_set(fs, np.arange(s.n_rus), -130.0, 0.0, f"synthetic room (seed {s.seed})")
+
+
+def real_set(fs: FingerprintSet, n_rus: int, missing_dbm: float, floor_height_m: float) -> RuSet:
+    """The `n_rus` most consistently detected APs of `fs` as RUs."""
+    rp_values, rp = np.unique(fs.rp_id, return_inverse=True)
+    heard = np.zeros((len(rp_values), fs.n_aps))
+    np.add.at(heard, rp, fs.detected)
+    counts = np.bincount(rp, minlength=len(rp_values))[:, None]
+    consistent = (heard >= 0.5 * counts).sum(0)  # RPs where the AP is heard in most scans
+    order = np.lexsort((-fs.detected.sum(0), -consistent))
+    return _ru_set(fs, np.sort(order[:n_rus]), missing_dbm, floor_height_m, fs.source)
+
+
+def _ru_set(
+    fs: FingerprintSet, columns: np.ndarray, missing_dbm: float, floor_height_m: float, source: str
+) -> RuSet:
+    rss = np.where(fs.detected[:, columns], fs.rss[:, columns], missing_dbm).astype(np.float32)
+    place = fs.xy
+    if fs.floor is not None and len(np.unique(fs.floor)) > 1 and floor_height_m > 0:
+        place = np.c_[fs.xy, floor_height_m * fs.floor]
+    rp_xy, rp = np.unique(np.round(place, 3), axis=0, return_inverse=True)
+    return RuSet(rss, rp.reshape(-1), rp_xy, fs.ap_ids[columns], source)
+
+
+def split_rps(n_rps: int, ratios: tuple[float, ...], seed: int) -> dict[str, np.ndarray]:
+    """Whole RPs into RSS training / RSS testing / localization testing in `ratios`."""
+    ratios = np.asarray(ratios, np.float64) / np.sum(ratios)
+    sizes = np.maximum(np.round(ratios * n_rps).astype(int), 1)
+    sizes[0] = n_rps - sizes[1:].sum()
+    if sizes[0] < 1:
+        raise ValueError(f"{n_rps} RPs cannot be split in the ratio {tuple(ratios)}")
+    order = np.random.default_rng(seed).permutation(n_rps)
+    cuts = np.cumsum(sizes)[:-1]
+    return {name: np.sort(part) for name, part in zip(PARTS, np.split(order, cuts), strict=True)}

@@ -1,0 +1,331 @@
+"""`comgan`: the completion and localization study of the ComGAN paper (§IV) on one RU set.
+
+1. Split whole RPs 15 / 15 / 10 (RSS training / RSS testing / localization testing); standardise.
+2. Train each GAN variant in `config.run_variants` (`config.variants`: ComGAN, Lite-ComGAN, cGAN) on
+   the RSS-training samples, all seeds as one stacked, vmapped program (each seed its own batches).
+3. Complete the RSS-testing samples from K measured RUs each (eq. 6), for every K in `config.ks`;
+   the same measured RUs for every method. IDW and Gaussian-process interpolation of the training
+   RPs' mean fingerprints are the floor every learned method must beat.
+4. Element-wise RMSE and NRMSE (RMSE / RMS of the truth) over the unmeasured entries, in dBm: the
+   mean over seeds with a CI across seeds, and a 1,000-resample bootstrap CI of the pooled errors.
+5. The CNN localizer, trained on the RSS-testing RPs' samples — incomplete (unmeasured entries at
+   the training mean), fully measured, or hybrid (completed by each method at `config.localizer_k`)
+   — and tested on the localization-testing RPs' fully measured samples; mean and RMS error (m).
+
+Every training (GAN variant, localizer version) is a stage of the training core under the workdir:
+checkpoints, metrics.jsonl, progress bar, finite guard; a rerun reuses or resumes it when its
+settings are unchanged and recomputes it when they changed.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+
+from jaxfp.config import ConfigError, variant_settings
+from jaxfp.data.registry import load_parts
+from jaxfp.eval.results import over_seeds, table, write_results
+from jaxfp.methods.comgan import completion
+from jaxfp.methods.comgan.data import PARTS, RuSet, Scale, real_set, split_rps, synthetic_set
+from jaxfp.methods.comgan.nets import Critic, Generator, Localizer, RpEstimator
+from jaxfp.methods.comgan.training import GanSettings, init_state, make_iteration
+from jaxfp.train.keys import named_int, named_key, named_seed
+from jaxfp.train.loop import fit
+from jaxfp.train.members import init_members, member_step
+from jaxfp.train.options import LoopOptions
+from jaxfp.train.state import create_train_state
+from jaxfp.train.steps import make_train_step, regression_loss
+from jaxfp.train.whole_run import member_mesh
+
+INTERPOLATIONS = ("idw", "gpr")
+
+
+def load_ru_set(config: ml_collections.ConfigDict) -> RuSet:
+    d = config.data
+    if d.source == "synthetic":
+        return synthetic_set(config.synthetic)
+    if d.source == "real":
+        fs = load_parts(d.path, list(d.parts), d.format)
+        return real_set(fs, d.n_rus, d.missing_dbm, d.floor_height_m)
+    raise ConfigError(f"config.data.source: expected 'synthetic' or 'real', got {d.source!r}")
+
+
+class Study:
+    """The split, the standardised arrays and the stacked-seed stages of one run."""
+
+    def __init__(self, config: ml_collections.ConfigDict, workdir: str) -> None:
+        self.config, self.workdir = config, workdir
+        self.ru = load_ru_set(config)
+        self.rps = split_rps(len(self.ru.rp_xy), tuple(config.data.split), config.data.split_seed)
+        self.rows = {p: self.ru.rows(self.rps[p]) for p in PARTS}
+        train = self.rows["rss_train"]
+        self.scale = Scale.fit(self.ru.rss[train], self.ru.rp_xy[self.rps["rss_train"]])
+        self.x = self.scale.rss_in(self.ru.rss)  # (n, L) standardised
+        self.p = self.scale.xy_in(self.ru.rp_xy)[self.ru.rp]  # (n, D)
+        self.seeds = tuple(config.seeds)
+        self.n = len(self.seeds)
+        self.mesh = member_mesh(self.n)
+        self.shared = {"data": config.data.to_dict(), "seeds": list(self.seeds)}
+        if config.data.source == "synthetic":
+            self.shared["synthetic"] = config.synthetic.to_dict()
+        self._steps: dict[Callable, Callable] = {}
+        loc = config.localizer
+        self.localizer = Localizer(outputs=self.p.shape[1], kernel=loc.kernel)
+        self.localizer_step = make_train_step(regression_loss(self.localizer.apply), jit=False)
+
+    @property
+    def rus(self) -> int:
+        return self.x.shape[1]
+
+    def stage(
+        self,
+        name: str,
+        init: Callable[[jax.Array], Any],
+        step_fn: Callable,
+        batch_of: Callable[[np.random.Generator, int], dict[str, np.ndarray]],
+        options: LoopOptions,
+        shaping: dict[str, Any],
+    ) -> Any:
+        """Stacked states of every seed trained by `step_fn` under workdir/name; `batch_of(rng, m)`
+        draws member m's batch."""
+        keys = jnp.stack([named_key(seed, name, "init") for seed in self.seeds])
+        states = init_members(init, keys, self.mesh)
+
+        def batch_at(step: int) -> dict[str, np.ndarray]:
+            batches = [
+                batch_of(np.random.default_rng(named_seed(seed, name, step)), m)
+                for m, seed in enumerate(self.seeds)
+            ]
+            return jax.tree.map(lambda *b: np.stack(b), *batches)
+
+        if step_fn not in self._steps:  # stages sharing a step function share its compilation
+            self._steps[step_fn] = member_step(step_fn, self.n, self.mesh)
+        step = self._steps[step_fn]
+        workdir = os.path.join(self.workdir, name)
+        shaping = {**self.shared, **shaping, "stage": name}
+        states, _ = fit(options, workdir, states, step, batch_at, desc=name, shaping=shaping)
+        return states
+
+    def options(self, train: ml_collections.ConfigDict, name: str) -> LoopOptions:
+        return LoopOptions.from_config(train, seed=named_int(self.config.seed, name))
+
+    # --- the GAN ----------------------------------------------------------------------------------
+    def train_gan(self, variant: str) -> tuple[Any, Generator]:
+        g = variant_settings(self.config, "gan", variant)
+        settings = GanSettings(
+            Generator(kernel=g.kernel),
+            Critic(kernel=g.kernel),
+            RpEstimator(outputs=self.p.shape[1], kernel=g.kernel),
+            int(g.n_critic),
+            int(g.measured),
+            float(g.gp_weight),
+            float(g.aux_weight),
+            float(g.l1_weight),
+        )
+        rows = self.rows["rss_train"]
+        batch = int(g.batch_size)
+
+        def batch_of(rng: np.random.Generator, _: int) -> dict[str, np.ndarray]:
+            pick = rows[rng.integers(0, len(rows), (settings.n_critic + 1, batch))]
+            return {"rss": self.x[pick], "rp": self.p[pick]}
+
+        def init(key: jax.Array) -> dict:
+            return init_state(settings, key, self.rus, self.p.shape[1], g.learning_rate)
+
+        name = f"gan/{variant}"
+        options = self.options(self.config.gan_train, name)
+        states = self.stage(
+            name, init, make_iteration(settings), batch_of, options, {"gan": g.to_dict()}
+        )
+        return states["generator"], settings.generator
+
+    def complete(self, generator_state, model: Generator, rows: np.ndarray, measured: np.ndarray):
+        """(seeds, len(rows), L) standardised completions by eq. 6."""
+
+        x, rp = jnp.asarray(self.x[rows]), jnp.asarray(self.p[rows])
+        return np.asarray(_complete(model, generator_state.params, x, rp, jnp.asarray(measured)))
+
+    def interpolate(self, method: str, rows: np.ndarray, measured: np.ndarray) -> np.ndarray:
+        """(len(rows), L) standardised: measured entries kept, the rest interpolated from the
+        training RPs' mean fingerprints at each row's RP."""
+        train_rps = self.rps["rss_train"]
+        train_means = np.stack([self.x[self.ru.rp == r].mean(0) for r in train_rps])
+        train_xy = self.scale.xy_in(self.ru.rp_xy[train_rps])
+        query = self.p[rows]
+        i = self.config.interpolation
+        if method == "idw":
+            predicted = completion.idw_map(train_xy, train_means, query, i.idw_k)
+        else:
+            lengths = tuple(v / self.scale.xy_std for v in i.gp_lengths_m)
+            predicted = completion.gp_map(train_xy, train_means, query, lengths, tuple(i.gp_noises))
+        mask = completion.mask_of(measured, self.rus)
+        return completion.keep_measured(self.x[rows], mask, predicted)
+
+    # --- the localizer -----------------------------------------------------------------------------
+    def train_localizer(self, version: str, inputs: np.ndarray) -> np.ndarray:
+        """Train on (seeds, n, L) `inputs` at the RSS-testing RPs; returns (seeds,) mean and RMS
+        localization errors (m) on the localization-testing RPs."""
+        loc, model = self.config.localizer, self.localizer
+        targets = self.p[self.rows["rss_test"]]
+        tx = optax.adam(loc.learning_rate)
+        sample = jnp.zeros((1, self.rus))
+
+        def init(key: jax.Array):
+            return create_train_state(model, key, sample, tx)
+
+        def batch_of(rng: np.random.Generator, m: int) -> dict[str, np.ndarray]:
+            pick = rng.integers(0, len(targets), loc.batch_size)
+            return {"x": inputs[m, pick], "y": targets[pick]}
+
+        name = f"localizer/{version}"
+        options = self.options(loc, name)
+        shaping = {"localizer": loc.to_dict(), "inputs": _fingerprint(inputs)}
+        states = self.stage(name, init, self.localizer_step, batch_of, options, shaping)
+        test = jnp.asarray(self.x[self.rows["loc_test"]])
+        truth = self.scale.xy_out(self.p[self.rows["loc_test"]])
+        xy = self.scale.xy_out(np.asarray(_locate(model, states.params, test)))
+        return np.linalg.norm(xy - truth[None], axis=-1)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _complete(model: Generator, stacked_params, x, rp, measured) -> jax.Array:
+    """Eq. 6 for every seed's generator: (seeds, n, L)."""
+
+    def one(params):
+        def generate(xm, m, c):
+            return model.apply({"params": params}, xm, m, c)
+
+        return completion.subset_completion(generate, x, rp, measured)
+
+    return jax.vmap(one)(stacked_params)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _locate(model: Localizer, stacked_params, x) -> jax.Array:
+    return jax.vmap(lambda p: model.apply({"params": p}, x))(stacked_params)
+
+
+def _fingerprint(array: np.ndarray) -> str:
+    """A short content hash, so a localizer stage is recomputed when its training inputs change."""
+    import hashlib
+
+    return hashlib.sha256(np.ascontiguousarray(array, np.float32).tobytes()).hexdigest()[:16]
+
+
+def bootstrap_rmse(squared: np.ndarray, resamples: int, seed: int) -> tuple[float, float]:
+    """95% percentile-bootstrap CI of sqrt(mean(squared)), resampling the elements."""
+    rng = np.random.default_rng(seed)
+    stats = np.empty(resamples)
+    for i in range(resamples):
+        stats[i] = np.sqrt(squared[rng.integers(0, len(squared), len(squared))].mean())
+    low, high = np.percentile(stats, [2.5, 97.5])
+    return float(low), float(high)
+
+
+def element_errors(
+    s: Study, completed: np.ndarray, rows: np.ndarray, measured: np.ndarray
+) -> dict[str, Any]:
+    """(seeds or 1, n, L) standardised completions -> RMSE/NRMSE rows over the unmeasured entries."""
+    truth = s.ru.rss[rows].astype(np.float64)
+    unmeasured = completion.mask_of(measured, s.rus) == 0
+    per_seed_rmse, per_seed_nrmse, pooled = [], [], []
+    for c in completed:
+        diff = (s.scale.rss_out(c) - truth)[unmeasured]
+        per_seed_rmse.append(np.sqrt(np.mean(diff**2)))
+        per_seed_nrmse.append(per_seed_rmse[-1] / np.sqrt(np.mean(truth[unmeasured] ** 2)))
+        pooled.append(diff**2)
+    row = over_seeds(per_seed_rmse, "rmse_db")
+    row["nrmse"] = float(np.mean(per_seed_nrmse))
+    e = s.config.eval
+    row["rmse_boot_low"], row["rmse_boot_high"] = bootstrap_rmse(
+        np.concatenate(pooled), e.bootstrap_resamples, s.config.seed
+    )
+    return row
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
+    known = list(config.variants.keys())
+    unknown = set(config.run_variants) - set(known)
+    if unknown:
+        raise ConfigError(
+            f"config.run_variants: unknown {sorted(unknown)}; expected some of {known}"
+        )
+    if config.localizer_k not in config.ks:
+        raise ConfigError(f"config.localizer_k: expected one of config.ks {tuple(config.ks)}")
+    os.makedirs(workdir, exist_ok=True)
+    s = Study(config, workdir)
+    test_rows = s.rows["rss_test"]
+    measured_all = completion.measured_rus(len(test_rows), s.rus, max(config.ks), config.eval.seed)
+    completion_rows: dict[str, dict[str, Any]] = {}
+    hybrids: dict[str, np.ndarray] = {}
+    seconds: dict[str, float] = {}
+    for variant in config.run_variants:
+        print(f"[comgan] {variant}: training {len(s.seeds)} seeds", flush=True)
+        start = time.perf_counter()
+        generator, model = s.train_gan(variant)
+        seconds[variant] = time.perf_counter() - start
+        for k in config.ks:
+            measured = measured_all[:, :k]
+            completed = s.complete(generator, model, test_rows, measured)
+            completion_rows[f"{variant} K={k}"] = element_errors(s, completed, test_rows, measured)
+            hybrids[f"{variant} K={k}"] = completed
+    for method in INTERPOLATIONS:
+        for k in config.ks:
+            measured = measured_all[:, :k]
+            done = s.interpolate(method, test_rows, measured)[None]
+            completion_rows[f"{method} K={k}"] = element_errors(s, done, test_rows, measured)
+            hybrids[f"{method} K={k}"] = np.repeat(done, s.n, 0)
+    mask = completion.mask_of(measured_all[:, : config.localizer_k], s.rus)
+    full = np.repeat(s.x[test_rows][None], s.n, 0)
+    versions = {"incomplete": full * mask, "full": full}
+    for name, completed in hybrids.items():  # every method at localizer_k, the GANs at every K
+        method, k = name.split(" K=")
+        if int(k) == config.localizer_k or method in config.run_variants:
+            versions[f"hybrid {name}"] = completed
+    localization: dict[str, dict[str, Any]] = {}
+    for version, inputs in versions.items():
+        print(f"[comgan] localizer on {version}", flush=True)
+        errors = s.train_localizer(version.replace(" ", "_").replace("=", ""), inputs)
+        row = over_seeds(errors.mean(1), "mean_m")
+        row.update(over_seeds(np.sqrt((errors**2).mean(1)), "rmse_m"))
+        localization[version] = row
+    title = (
+        f"{s.ru.source}: {len(s.ru.rp_xy)} RPs ({', '.join(f'{p} {len(s.rps[p])}' for p in PARTS)}), "
+        f"{len(s.ru.rss)} samples, RUs {s.ru.ru_ids.tolist()}; seeds {list(s.seeds)}"
+    )
+    columns = [
+        "rmse_db",
+        "rmse_db_ci_low",
+        "rmse_db_ci_high",
+        "rmse_boot_low",
+        "rmse_boot_high",
+        "nrmse",
+    ]
+    loc_columns = ["mean_m", "mean_m_ci_low", "mean_m_ci_high", "rmse_m"]
+    tables = {
+        "localization error (m): the CNN localizer trained on the RSS-testing RPs' samples": table(
+            localization, loc_columns
+        )
+    }
+    write_results(
+        workdir,
+        title,
+        config,
+        completion_rows,
+        columns,
+        tables,
+        localization=localization,
+        train_seconds=seconds,
+        split={p: s.rps[p].tolist() for p in PARTS},
+        rus=s.ru.ru_ids.tolist(),
+    )
+    return {"completion": completion_rows, "localization": localization}

@@ -1,0 +1,132 @@
+"""ComGAN: gradient penalty, masks, eq. 6, the RP split, RU choice, one training iteration, the study."""
+
+import json
+import shutil
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxfp.data.types import FingerprintSet
+from jaxfp.methods.comgan import completion, data, training
+from jaxfp.methods.comgan.nets import Critic, Generator, RpEstimator
+
+from ...conftest import REPO, run_experiment
+
+SPEC = str(REPO / "experiments" / "comgan" / "completion.py:test")
+
+
+def settings(aux_weight=1.0, gp_weight=10.0):
+    return training.GanSettings(
+        Generator(), Critic(), RpEstimator(), 5, 1, gp_weight, aux_weight, 100.0
+    )
+
+
+def test_vmapped_gradient_penalty_equals_a_per_sample_loop():
+    critic = Critic()
+    rss, rp = (
+        jax.random.normal(jax.random.key(0), (5, 6)),
+        jax.random.normal(jax.random.key(1), (5, 2)),
+    )
+    params = critic.init(jax.random.key(2), rss, rp)["params"]
+
+    def apply(p, x, c):
+        return critic.apply({"params": p}, x, c)
+
+    got = training.gradient_penalty(apply, params, rss, rp)
+    for i in range(5):
+        g = jax.grad(lambda x, i=i: apply(params, x[None], rp[i : i + 1])[0])(rss[i])
+        np.testing.assert_allclose(got[i], (np.linalg.norm(g) - 1.0) ** 2, rtol=1e-5)
+
+
+def test_incomplete_masks_keep_the_asked_number_of_rus():
+    mask = training.incomplete_mask(jax.random.key(0), 200, 6, 2)
+    np.testing.assert_array_equal(np.asarray(mask).sum(1), 2)
+    assert (np.asarray(mask).sum(0) > 40).all()  # every RU is kept about a third of the time
+
+
+def test_eq6_keeps_measured_entries_and_averages_the_subsets():
+    rss = jnp.array([[1.0, 2.0, 3.0, 4.0]])
+
+    def generate(x, mask, rp):  # a "generator" that predicts the measured value everywhere
+        return jnp.broadcast_to(jnp.sum(x * mask, -1, keepdims=True), x.shape) + rp
+
+    out = completion.subset_completion(generate, rss, jnp.zeros((1, 1)), jnp.array([[0, 2]]))
+    # RU 0 and 2 measured (1 and 3, kept); the others are the mean of 1 and 3.
+    np.testing.assert_allclose(out, [[1.0, 2.0, 3.0, 2.0]])
+    measured = completion.measured_rus(50, 6, 3, seed=0)
+    mask = completion.mask_of(measured, 6)
+    np.testing.assert_array_equal(mask.sum(1), 3)
+    kept = completion.keep_measured(np.ones((50, 6)), mask, np.zeros((50, 6)))
+    np.testing.assert_array_equal(kept, mask)
+
+
+def test_rp_split_and_the_most_consistent_rus():
+    parts = data.split_rps(40, (15, 15, 10), seed=0)
+    assert [len(parts[p]) for p in data.PARTS] == [15, 15, 10]
+    assert len(np.unique(np.concatenate(list(parts.values())))) == 40
+    # AP 'c' is heard at every RP, 'a' at two of three, 'b' once: with 2 RUs, c and a.
+    rss = np.array([[-50, -60, -40], [-55, np.nan, -45], [np.nan, np.nan, -42]], np.float32)
+    fs = FingerprintSet(
+        rss=rss,
+        detected=np.isfinite(rss),
+        ap_ids=np.array(["a", "b", "c"]),
+        xy=np.array([[0.0, 0.0], [1.0, 0.0], [2.0, 0.0]]),
+        rp_id=np.arange(3),
+    )
+    ru = data.real_set(fs, 2, -100.0, 4.0)
+    assert ru.ru_ids.tolist() == ["a", "c"] and ru.rss[2, 0] == -100.0
+    assert ru.rp_xy.shape == (3, 2)
+
+
+@pytest.mark.parametrize("aux_weight", [1.0, 0.0])
+def test_one_jitted_iteration_is_finite_and_trains_both_players(aux_weight):
+    s = settings(aux_weight)
+    state = training.init_state(s, jax.random.key(0), 6, 2, 1e-3)
+    assert ("estimator" in state["critic"].params) == bool(aux_weight)
+    batch = {
+        "rss": jax.random.normal(jax.random.key(1), (6, 8, 6)),
+        "rp": jax.random.normal(jax.random.key(2), (6, 8, 2)),
+    }
+    step = jax.jit(training.make_iteration(s))
+    new, metrics = step(state, batch, jax.random.key(3))
+    assert float(metrics["finite"]) == 1.0 and np.isfinite(float(metrics["loss"]))
+    assert int(new["critic"].step) == 5 and int(new["generator"].step) == 1
+    changed = jax.tree.map(lambda a, b: bool(jnp.any(a != b)), state, new)
+    assert all(jax.tree.leaves(changed["generator"].params))
+    assert ("rp_consistency" in metrics) == bool(aux_weight)
+
+
+@pytest.mark.slow
+def test_the_study_end_to_end_and_a_resume_reproduces_it(tmp_path, capsys):
+    run = tmp_path / "run"
+    out = run_experiment(SPEC, run)
+    rows = out["completion"]
+    assert {"comgan K=1", "lite_comgan K=2", "cgan K=1", "idw K=1", "gpr K=2"} <= set(rows)
+    for row in rows.values():
+        assert 0 < row["rmse_db"] < 40 and row["rmse_boot_low"] <= row["rmse_boot_high"]
+    loc = out["localization"]
+    assert {"incomplete", "full", "hybrid comgan K=2", "hybrid gpr K=2"} <= set(loc)
+    saved = json.loads((run / "results.json").read_text())
+    assert saved["rus"] and len(saved["split"]["rss_train"]) == 15
+    lines = (run / "gan" / "comgan" / "metrics.jsonl").read_text().splitlines()
+    assert json.loads(lines[-1])["finite"] == 1.0
+    # Lose a localizer stage and the results: the rerun restores the rest and ends the same.
+    shutil.rmtree(run / "localizer" / "full")
+    (run / "results.json").unlink()
+    again = run_experiment(SPEC, run)
+    assert again == out
+
+
+def test_patch_conv_equals_flax_conv():
+    import flax.linen as nn
+
+    from jaxfp.methods.comgan.nets import PatchConv1D
+
+    x = jax.random.normal(jax.random.key(0), (4, 6, 5))
+    for kernel in (1, 3, 4):
+        patch = PatchConv1D(7, kernel)
+        params = patch.init(jax.random.key(1), x)
+        reference = nn.Conv(7, (kernel,), padding="SAME").apply(params, x)
+        np.testing.assert_allclose(patch.apply(params, x), reference, rtol=1e-5, atol=1e-5)
