@@ -5,7 +5,6 @@ Synthetic room with the paper's geometry (40 RPs 1 m apart, six RUs; the default
 UJI long-term library set, month 1 (49 RPs; the six most consistently detected APs as RUs):
     jaxfp run experiments/comgan/completion.py:uji --workdir runs/comgan_uji \\
         --config.data.path=/path/to/uji-lib-longterm-months01-15.zip
-DSI1 (shipped; 230 RPs) for the adaptability study: experiments/comgan/completion.py:dsi1
 Test size: experiments/comgan/completion.py:test
 """
 
@@ -55,6 +54,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
             gp_weight=10.0,  # λ1
             aux_weight=1.0,  # λ2
             l1_weight=100.0,  # λ3
+            adversarial="wasserstein",  # "bce" = the standard GAN loss (cGAN)
             learning_rate=1e-4,
             batch_size=64,
             kernel=3,
@@ -64,7 +64,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
         dict(
             comgan={},
             lite_comgan=dict(aux_weight=0.0),
-            cgan=dict(gp_weight=0.0, aux_weight=0.0),
+            cgan=dict(gp_weight=0.0, aux_weight=0.0, adversarial="bce"),
         )
     )
     c.run_variants = ("comgan", "lite_comgan", "cgan")
@@ -92,10 +92,6 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
         c.data.source = "real"
         c.data.path = os.path.join(REPO, "data", "uji-lib-longterm-months01-15.zip")
         c.data.parts = tuple(f"01/trn{i:02d}" for i in range(1, 16))
-    if arg == "dsi1":
-        c.data.source = "real"
-        c.data.path = os.path.join(REPO, "data", "DSI1.mat")
-        c.data.parts = ("train", "test")
     if arg in ("test", "uji_test"):
         c.seeds = (0, 1)
         c.synthetic.samples_per_rp = 12

@@ -2,10 +2,12 @@
 
 1. Split whole RPs 15 / 15 / 10 (RSS training / RSS testing / localization testing); standardise.
 2. Train each GAN variant in `config.run_variants` (`config.variants`: ComGAN, Lite-ComGAN, cGAN) on
-   the RSS-training samples, all seeds as one stacked, vmapped program (each seed its own batches).
+   the RSS-training samples, all seeds as one stacked, vmapped program (each seed its own batches);
+   `gan.adversarial` is "wasserstein" (ComGAN, Lite) or "bce" (cGAN).
 3. Complete the RSS-testing samples from K measured RUs each (eq. 6), for every K in `config.ks`;
    the same measured RUs for every method. IDW and Gaussian-process interpolation of the training
-   RPs' mean fingerprints are the floor every learned method must beat.
+   RPs' mean fingerprints are the floor every learned method must beat; "oracle RP mean" (each test
+   RP's own mean, from the truth) is the error no RP-only predictor can go below.
 4. Element-wise RMSE and NRMSE (RMSE / RMS of the truth) over the unmeasured entries, in dBm: the
    mean over seeds with a CI across seeds, and a 1,000-resample bootstrap CI of the pooled errors.
 5. The CNN localizer, trained on the RSS-testing RPs' samples — incomplete (unmeasured entries at
@@ -130,6 +132,7 @@ class Study:
             float(g.gp_weight),
             float(g.aux_weight),
             float(g.l1_weight),
+            g.adversarial,
         )
         rows = self.rows["rss_train"]
         batch = int(g.batch_size)
@@ -169,6 +172,17 @@ class Study:
             predicted = completion.gp_map(train_xy, train_means, query, lengths, tuple(i.gp_noises))
         mask = completion.mask_of(measured, self.rus)
         return completion.keep_measured(self.x[rows], mask, predicted)
+
+    def rp_mean_oracle(self, rows: np.ndarray, measured: np.ndarray) -> np.ndarray:
+        """Measured entries kept, the rest each row's own RP mean over `rows` (uses the truth: a
+        floor, not a method — the error left is the samples' spread around their RP's mean)."""
+        rp = self.ru.rp[rows]
+        means = np.zeros((rp.max() + 1, self.rus))
+        np.add.at(means, rp, self.x[rows])
+        means /= np.maximum(np.bincount(rp, minlength=len(means)), 1)[:, None]
+        return completion.keep_measured(
+            self.x[rows], completion.mask_of(measured, self.rus), means[rp]
+        )
 
     # --- the localizer -----------------------------------------------------------------------------
     def train_localizer(self, version: str, inputs: np.ndarray) -> np.ndarray:
@@ -259,6 +273,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         raise ConfigError(
             f"config.run_variants: unknown {sorted(unknown)}; expected some of {known}"
         )
+    for variant in config.run_variants:
+        adversarial = variant_settings(config, "gan", variant).adversarial
+        if adversarial not in ("wasserstein", "bce"):
+            raise ConfigError(
+                f"gan.adversarial for {variant}: expected 'wasserstein' or 'bce', got {adversarial!r}"
+            )
     if config.localizer_k not in config.ks:
         raise ConfigError(f"config.localizer_k: expected one of config.ks {tuple(config.ks)}")
     os.makedirs(workdir, exist_ok=True)
@@ -278,6 +298,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
             completed = s.complete(generator, model, test_rows, measured)
             completion_rows[f"{variant} K={k}"] = element_errors(s, completed, test_rows, measured)
             hybrids[f"{variant} K={k}"] = completed
+    # The floor for any predictor that sees only the RP: each test RP's own mean (from the truth).
+    for k in config.ks:
+        measured = measured_all[:, :k]
+        oracle = s.rp_mean_oracle(test_rows, measured)[None]
+        completion_rows[f"oracle RP mean K={k}"] = element_errors(s, oracle, test_rows, measured)
     for method in INTERPOLATIONS:
         for k in config.ks:
             measured = measured_all[:, :k]

@@ -9,7 +9,9 @@ the auxiliary RP estimator (trained on real samples with MSE to the RP). Losses:
 - critic: mean C(fake) - mean C(real) + λ1 · mean_i (||∇_x C(x̂_i)|| - 1)², the gradient taken per
   sample by `jax.vmap(jax.grad(...))` at x̂_i = ε_i real_i + (1 - ε_i) fake_i; + MSE(aux(real), RP).
 - generator (eq. 5): -mean C(fake) + λ2 MSE(ĉ1, ĉ2) + λ3 mean |fake - real| (all entries).
-- Lite-ComGAN: λ2 = 0 and no estimator; cGAN (baseline): λ1 = 0, λ2 = 0 (no penalty, no branch).
+- Lite-ComGAN: λ2 = 0 and no estimator.
+- cGAN (the baseline of ref. [11]): the same input and output, the standard (non-saturating, binary
+  cross-entropy) GAN loss instead of the Wasserstein one, no penalty, no branch; the L1 term kept.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ class GanSettings(NamedTuple):
     gp_weight: float  # λ1
     aux_weight: float  # λ2 (0: Lite-ComGAN)
     l1_weight: float  # λ3
+    adversarial: str = "wasserstein"  # or "bce" (cGAN)
 
 
 def incomplete_mask(key: jax.Array, batch: int, rus: int, measured: int) -> jax.Array:
@@ -83,10 +86,14 @@ def make_iteration(s: GanSettings):
     def critic_loss(c_params, g_params, real, rp, key):
         mask_key, eps_key = jax.random.split(key)
         fake = jax.lax.stop_gradient(fake_of(g_params, real, rp, mask_key))
-        wasserstein = jnp.mean(critic_apply(c_params["critic"], fake, rp)) - jnp.mean(
-            critic_apply(c_params["critic"], real, rp)
-        )
-        loss, metrics = wasserstein, {"wasserstein": -wasserstein}
+        real_score = critic_apply(c_params["critic"], real, rp)
+        fake_score = critic_apply(c_params["critic"], fake, rp)
+        if s.adversarial == "bce":
+            loss = jnp.mean(jax.nn.softplus(-real_score) + jax.nn.softplus(fake_score))
+            metrics = {"discriminator_bce": loss}
+        else:
+            wasserstein = jnp.mean(fake_score) - jnp.mean(real_score)
+            loss, metrics = wasserstein, {"wasserstein": -wasserstein}
         if s.gp_weight:
             eps = jax.random.uniform(eps_key, (real.shape[0], 1))
             penalty = gradient_penalty(
@@ -103,7 +110,11 @@ def make_iteration(s: GanSettings):
 
     def generator_loss(g_params, c_params, real, rp, key):
         fake = fake_of(g_params, real, rp, key)
-        adversarial = -jnp.mean(critic_apply(c_params["critic"], fake, rp))
+        score = critic_apply(c_params["critic"], fake, rp)
+        if s.adversarial == "bce":
+            adversarial = jnp.mean(jax.nn.softplus(-score))
+        else:
+            adversarial = -jnp.mean(score)
         l1 = jnp.mean(jnp.abs(fake - real))
         loss = adversarial + s.l1_weight * l1
         metrics = {"adversarial": adversarial, "l1": l1}

@@ -80,9 +80,9 @@ def test_rp_split_and_the_most_consistent_rus():
     assert ru.rp_xy.shape == (3, 2)
 
 
-@pytest.mark.parametrize("aux_weight", [1.0, 0.0])
-def test_one_jitted_iteration_is_finite_and_trains_both_players(aux_weight):
-    s = settings(aux_weight)
+@pytest.mark.parametrize("aux_weight,adversarial", [(1.0, "wasserstein"), (0.0, "bce")])
+def test_one_jitted_iteration_is_finite_and_trains_both_players(aux_weight, adversarial):
+    s = settings(aux_weight)._replace(adversarial=adversarial)
     state = training.init_state(s, jax.random.key(0), 6, 2, 1e-3)
     assert ("estimator" in state["critic"].params) == bool(aux_weight)
     batch = {
@@ -104,6 +104,7 @@ def test_the_study_end_to_end_and_a_resume_reproduces_it(tmp_path, capsys):
     out = run_experiment(SPEC, run)
     rows = out["completion"]
     assert {"comgan K=1", "lite_comgan K=2", "cgan K=1", "idw K=1", "gpr K=2"} <= set(rows)
+    assert rows["oracle RP mean K=1"]["rmse_db"] <= min(r["rmse_db"] for r in rows.values())
     for row in rows.values():
         assert 0 < row["rmse_db"] < 40 and row["rmse_boot_low"] <= row["rmse_boot_high"]
     loc = out["localization"]
@@ -130,3 +131,13 @@ def test_patch_conv_equals_flax_conv():
         params = patch.init(jax.random.key(1), x)
         reference = nn.Conv(7, (kernel,), padding="SAME").apply(params, x)
         np.testing.assert_allclose(patch.apply(params, x), reference, rtol=1e-5, atol=1e-5)
+
+
+def test_a_real_set_loads_through_the_config():
+    from jaxfp.config import load_config
+    from jaxfp.methods.comgan.run import load_ru_set
+
+    ru = load_ru_set(load_config(SPEC.replace(":test", ":uji_test")))
+    assert ru.rss.shape == (96, 6) and np.isfinite(ru.rss).all() and ru.rss.max() < 0
+    assert len(ru.rp_xy) == 16 and np.bincount(ru.rp).min() >= 1
+    assert ru.rss.min() == -100.0  # readings the AP missed
