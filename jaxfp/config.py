@@ -74,7 +74,10 @@ def apply_overrides(
             raise ConfigError(
                 f"--config.{key}: no field {leaf!r}; fields are {sorted(parent.keys())}"
             )
-        parent[leaf] = _parse_value(text, parent[leaf], key)
+        try:
+            parent[leaf] = _parse_value(text, parent[leaf], key)
+        except TypeError as err:  # ml_collections refuses a value of another type
+            raise ConfigError(f"--config.{key}: {err}") from None
         given.append(key)
     if given:  # kept so variants never override what the command line set
         config.command_line = tuple(dict.fromkeys((*config.get("command_line", ()), *given)))

@@ -69,6 +69,10 @@ def test_overrides_are_typed_and_checked():
             load_config(str(REPO / "experiments" / "demo.py")),
             ["--config.knn.variants.nn1_dbm.weighted=3"],
         )
+    with pytest.raises(ConfigError, match="--config.mlp.seeds"):
+        apply_overrides(
+            load_config(str(REPO / "experiments" / "demo.py")), ["--config.mlp.seeds=3"]
+        )
     apply_overrides(
         config, ["--config.knn.eval.success_radius_m=2", "--config.knn.data.train=('train',)"]
     )
