@@ -54,9 +54,3 @@ def write_json(
         f.flush()
         os.fsync(f.fileno())
     return os.fspath(path)
-
-
-def write_text(path: str | os.PathLike, text: str) -> str:
-    with atomic_path(path) as tmp, open(tmp, "w") as f:
-        f.write(text)
-    return os.fspath(path)

@@ -40,9 +40,11 @@ class StepLog:
                 "stopped"
             )
         if self.writer is not None:
-            for i in range(self.log_every - 1, len(losses), self.log_every):
+            logged = list(range(self.log_every - 1, len(losses), self.log_every))
+            if not logged or logged[-1] != len(losses) - 1:  # the fit's last loss, always
+                logged.append(len(losses) - 1)
+            for i in logged:
                 self.writer.write_scalars(self.step + i + 1, {f"{name}/loss": losses[i]})
-            self.writer.write_scalars(self.step + len(losses), {f"{name}/loss": losses[-1]})
             self.writer.flush()
         self.step += len(losses)
 

@@ -22,6 +22,7 @@ settings are unchanged and recomputes it when they changed.
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 import time
 from collections.abc import Callable
@@ -230,8 +231,6 @@ def _locate(model: Localizer, stacked_params, x) -> jax.Array:
 
 def _fingerprint(array: np.ndarray) -> str:
     """A short content hash, so a localizer stage is recomputed when its training inputs change."""
-    import hashlib
-
     return hashlib.sha256(np.ascontiguousarray(array, np.float32).tobytes()).hexdigest()[:16]
 
 

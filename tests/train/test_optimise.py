@@ -1,0 +1,48 @@
+"""Short in-memory fits: losses logged once per step, a non-finite loss stops with its step, and a
+compiled step is reused exactly when the static settings and shapes match."""
+
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxfp.train import MetricWriter, NonFiniteError, StepLog, optimise
+from jaxfp.train.optimise import _adam_step
+
+
+def quadratic(static, params, data, key):
+    scale = static
+    return scale * jnp.sum((params["w"] - data) ** 2)
+
+
+def test_logs_every_nth_and_the_last_step_once(tmp_path):
+    writer = MetricWriter(str(tmp_path))
+    log = StepLog(writer, log_every=2)
+    log.record("a", np.arange(4.0))
+    log.record("b", np.arange(3.0))
+    writer.close()
+    lines = [json.loads(line) for line in (tmp_path / "metrics.jsonl").open()]
+    assert lines == [
+        {"step": 2, "a/loss": 1.0},
+        {"step": 4, "a/loss": 3.0},
+        {"step": 6, "b/loss": 1.0},
+        {"step": 7, "b/loss": 2.0},
+    ]
+    with pytest.raises(NonFiniteError, match="c: non-finite loss nan at step 2 of 2"):
+        log.record("c", np.array([1.0, np.nan]))
+
+
+def test_optimise_converges_and_reuses_its_compiled_step():
+    target = jnp.array([1.0, -2.0])
+    before = _adam_step._cache_size()
+    params, loss = optimise(
+        quadratic, 1.0, {"w": jnp.zeros(2)}, target, jax.random.key(0), 300, 0.1, "q"
+    )
+    np.testing.assert_allclose(params["w"], target, atol=1e-2)
+    assert loss < 1e-3
+    optimise(quadratic, 1.0, {"w": jnp.ones(2)}, -target, jax.random.key(1), 3, 0.1, "q")
+    assert _adam_step._cache_size() == before + 1  # same static, shapes and rate: one compile
+    optimise(quadratic, 2.0, {"w": jnp.ones(2)}, target, jax.random.key(1), 3, 0.1, "q")
+    assert _adam_step._cache_size() == before + 2  # another static: its own compile
