@@ -102,7 +102,14 @@ def test_killed_run_resumes_to_the_same_data_set(small_set, tmp_path):
     assert summary["chunks_skipped_as_done"] == len(done)
     resumed, unbroken = CsiDataset(str(tmp_path)), CsiDataset(str(out))
     np.testing.assert_array_equal(resumed.rx_index, unbroken.rx_index)
-    np.testing.assert_array_equal(resumed.csi(np.arange(48)), unbroken.csi(np.arange(48)))
+    # Equal up to float32 rounding: the first receivers a fresh process traces can differ from the
+    # unbroken run's in the last bits (seen once in CI: 2.6% of entries, relative 7e-6), as Dr.Jit's
+    # LLVM kernels are compiled anew; every receiver, path and chunk boundary is the same.
+    np.testing.assert_allclose(
+        resumed.csi(np.arange(48)), unbroken.csi(np.arange(48)), rtol=1e-5, atol=1e-11
+    )
+    np.testing.assert_array_equal(resumed.num_paths, unbroken.num_paths)
+    np.testing.assert_array_equal(resumed.los, unbroken.los)
     assert not [c for c in os.listdir(chunks) if ".tmp" in c]
 
 
