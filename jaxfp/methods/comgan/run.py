@@ -162,7 +162,7 @@ class Study:
         """(len(rows), L) standardised: measured entries kept, the rest interpolated from the
         training RPs' mean fingerprints at each row's RP."""
         train_rps = self.rps["rss_train"]
-        train_means = np.stack([self.x[self.ru.rp == r].mean(0) for r in train_rps])
+        train_means = self.rp_means(self.rows["rss_train"])[train_rps]
         train_xy = self.scale.xy_in(self.ru.rp_xy[train_rps])
         query = self.p[rows]
         i = self.config.interpolation
@@ -177,13 +177,15 @@ class Study:
     def rp_mean_oracle(self, rows: np.ndarray, measured: np.ndarray) -> np.ndarray:
         """Measured entries kept, the rest each row's own RP mean over `rows` (uses the truth: a
         floor, not a method — the error left is the samples' spread around their RP's mean)."""
+        means = self.rp_means(rows)[self.ru.rp[rows]]
+        return completion.keep_measured(self.x[rows], completion.mask_of(measured, self.rus), means)
+
+    def rp_means(self, rows: np.ndarray) -> np.ndarray:
+        """(RPs, L) standardised mean fingerprint of each RP over `rows` (zeros where it has none)."""
         rp = self.ru.rp[rows]
-        means = np.zeros((rp.max() + 1, self.rus))
+        means = np.zeros((len(self.ru.rp_xy), self.rus))
         np.add.at(means, rp, self.x[rows])
-        means /= np.maximum(np.bincount(rp, minlength=len(means)), 1)[:, None]
-        return completion.keep_measured(
-            self.x[rows], completion.mask_of(measured, self.rus), means[rp]
-        )
+        return means / np.maximum(np.bincount(rp, minlength=len(means)), 1)[:, None]
 
     # --- the localizer -----------------------------------------------------------------------------
     def train_localizer(self, version: str, inputs: np.ndarray) -> np.ndarray:
