@@ -5,17 +5,27 @@ Synthetic room with the paper's geometry (40 RPs 1 m apart, six RUs; the default
 UJI long-term library set, month 1 (49 RPs; the six most consistently detected APs as RUs):
     jaxfp run experiments/comgan/completion.py:uji --workdir runs/comgan_uji \\
         --config.data.path=/path/to/uji-lib-longterm-months01-15.zip
-Test size: experiments/comgan/completion.py:test
+The adaptability study's third set (Fig. 4): DSI1's training part (230 RPs, ~6 scans each; shipped
+in data/):
+    jaxfp run experiments/comgan/completion.py:dsi --workdir runs/comgan_dsi
+Test sizes: experiments/comgan/completion.py:test and :uji_test
 """
 
 import os
 
 import ml_collections
 
+from jaxfp.config import ConfigError
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
+VARIANTS = ("", "uji", "dsi", "test", "uji_test")
+
+
 def get_config(arg: str = "") -> ml_collections.ConfigDict:
+    if arg not in VARIANTS:
+        raise ConfigError(f"{__file__}: config variant {arg!r}; expected one of {VARIANTS}")
     c = ml_collections.ConfigDict()
     c.method = "comgan"
     c.seed = 0
@@ -55,6 +65,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
             aux_weight=1.0,  # λ2
             l1_weight=100.0,  # λ3
             adversarial="wasserstein",  # "bce" = the standard GAN loss (cGAN)
+            prior="none",  # "gpr": unmeasured entries start at the GP mean (GPR-GAN)
             learning_rate=1e-4,
             batch_size=64,
             kernel=3,
@@ -65,10 +76,17 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
             comgan={},
             lite_comgan=dict(aux_weight=0.0),
             cgan=dict(gp_weight=0.0, aux_weight=0.0, adversarial="bce"),
+            gpr_gan=dict(prior="gpr", aux_weight=0.0),
         )
     )
-    c.run_variants = ("comgan", "lite_comgan", "cgan")
+    c.run_variants = ("comgan", "lite_comgan", "cgan", "gpr_gan")
     c.gan_train = ml_collections.ConfigDict(
+        dict(num_steps=3000, log_every=100, checkpoint_every=1000, batch_size=64, max_to_keep=2)
+    )
+    # The U-Net denoiser baseline (ref. [29]): no adversary, trained on the same incomplete samples.
+    c.run_unet = True
+    c.unet = ml_collections.ConfigDict(dict(use_rp=False, measured=1, learning_rate=1e-3, kernel=3))
+    c.unet_train = ml_collections.ConfigDict(
         dict(num_steps=3000, log_every=100, checkpoint_every=1000, batch_size=64, max_to_keep=2)
     )
     c.ks = (1, 2, 3)  # subsets (measured RUs) per completed sample
@@ -92,10 +110,15 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
         c.data.source = "real"
         c.data.path = os.path.join(REPO, "data", "uji-lib-longterm-months01-15.zip")
         c.data.parts = tuple(f"01/trn{i:02d}" for i in range(1, 16))
+    if arg == "dsi":
+        c.data.source = "real"
+        c.data.path = os.path.join(REPO, "data", "DSI1.mat")
+        c.data.parts = ("train",)
     if arg in ("test", "uji_test"):
         c.seeds = (0, 1)
         c.synthetic.samples_per_rp = 12
         c.gan_train.update(dict(num_steps=4, log_every=2, checkpoint_every=2))
+        c.unet_train.update(dict(num_steps=4, log_every=2, checkpoint_every=2))
         c.localizer.update(dict(num_steps=4, log_every=2, checkpoint_every=2))
         c.eval.bootstrap_resamples = 50
         c.ks = (1, 2)

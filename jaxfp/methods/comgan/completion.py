@@ -58,16 +58,18 @@ def idw_map(train_xy: np.ndarray, train_means: np.ndarray, xy: np.ndarray, k: in
 
 
 @jax.jit
-def _gp_log_evidence(x, y, length, noise):
+def _gp_fit(x, y, query, length, noise):
+    """Log marginal likelihood per output column and the posterior mean at `query` (RBF kernel)."""
     d2 = jnp.sum((x[:, None] - x[None]) ** 2, -1)
-    cov = jnp.exp(-0.5 * d2 / length**2) + noise * jnp.eye(len(x))
-    chol = jnp.linalg.cholesky(cov)
+    chol = jnp.linalg.cholesky(jnp.exp(-0.5 * d2 / length**2) + noise * jnp.eye(len(x)))
     alpha = jax.scipy.linalg.cho_solve((chol, True), y)
-    return (
+    evidence = (
         -0.5 * jnp.sum(y * alpha, 0)
         - jnp.sum(jnp.log(jnp.diag(chol)))
         - 0.5 * len(x) * jnp.log(2 * jnp.pi)
     )
+    cross = jnp.exp(-0.5 * jnp.sum((query[:, None] - x[None]) ** 2, -1) / length**2)
+    return evidence, cross @ alpha
 
 
 def gp_map(
@@ -86,12 +88,25 @@ def gp_map(
     out = np.zeros((len(xy), y.shape[1]))
     for length in lengths:
         for noise in noises:
-            evidence = np.asarray(_gp_log_evidence(x, y, length, noise))
-            cov = jnp.exp(-0.5 * jnp.sum((x[:, None] - x[None]) ** 2, -1) / length**2)
-            cross = jnp.exp(-0.5 * jnp.sum((q[:, None] - x[None]) ** 2, -1) / length**2)
-            solved = jnp.linalg.solve(cov + noise * jnp.eye(len(x)), y)
-            prediction = np.asarray(cross @ solved)
+            evidence, prediction = (np.asarray(a) for a in _gp_fit(x, y, q, length, noise))
             better = evidence > best
             out[:, better] = prediction[:, better]
             best = np.where(better, evidence, best)
     return out * scale + mean
+
+
+def gp_map_left_out(
+    train_xy: np.ndarray,
+    train_means: np.ndarray,
+    lengths: tuple[float, ...],
+    noises: tuple[float, ...],
+) -> np.ndarray:
+    """`gp_map` at each training RP from the other training RPs only: the prior a GPR-GAN is trained
+    with, so that at training RPs it is as coarse as it will be at unseen ones."""
+    out = np.zeros_like(train_means, dtype=np.float64)
+    for i in range(len(train_xy)):
+        others = np.arange(len(train_xy)) != i
+        out[i] = gp_map(
+            train_xy[others], train_means[others], train_xy[i : i + 1], lengths, noises
+        )[0]
+    return out

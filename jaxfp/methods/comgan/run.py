@@ -1,13 +1,17 @@
 """`comgan`: the completion and localization study of the ComGAN paper (§IV) on one RU set.
 
 1. Split whole RPs 15 / 15 / 10 (RSS training / RSS testing / localization testing); standardise.
-2. Train each GAN variant in `config.run_variants` (`config.variants`: ComGAN, Lite-ComGAN, cGAN) on
-   the RSS-training samples, all seeds as one stacked, vmapped program (each seed its own batches);
-   `gan.adversarial` is "wasserstein" (ComGAN, Lite) or "bce" (cGAN).
+2. Train each GAN variant in `config.run_variants` (`config.variants`: ComGAN, Lite-ComGAN, cGAN,
+   GPR-GAN) on the RSS-training samples, all seeds as one stacked, vmapped program (each seed its own
+   batches); `gan.adversarial` is "wasserstein" (ComGAN, Lite, GPR-GAN) or "bce" (cGAN); `gan.prior`
+   "gpr" fills the generator's unmeasured entries with the Gaussian-process mean at the RP (GPR-GAN;
+   at a training RP, the GP of the other training RPs, as coarse as at an unseen one). With
+   `config.run_unet`, the U-Net denoiser is trained the same way (`config.unet`).
 3. Complete the RSS-testing samples from K measured RUs each (eq. 6), for every K in `config.ks`;
-   the same measured RUs for every method. IDW and Gaussian-process interpolation of the training
-   RPs' mean fingerprints are the floor every learned method must beat; "oracle RP mean" (each test
-   RP's own mean, from the truth) is the error no RP-only predictor can go below.
+   the same measured RUs and the same subset averaging for every learned method. IDW and
+   Gaussian-process interpolation of the training RPs' mean fingerprints are the floor every learned
+   method must beat; "oracle RP mean" (each test RP's own mean, from the truth) is the error no
+   RP-only predictor can go below.
 4. Element-wise RMSE and NRMSE (RMSE / RMS of the truth) over the unmeasured entries, in dBm: the
    mean over seeds with a CI across seeds, and a 1,000-resample bootstrap CI of the pooled errors.
 5. The CNN localizer, trained on the RSS-testing RPs' samples — incomplete (unmeasured entries at
@@ -39,17 +43,18 @@ from jaxfp.data.registry import load_parts
 from jaxfp.eval.results import over_seeds, table, write_results
 from jaxfp.methods.comgan import completion
 from jaxfp.methods.comgan.data import PARTS, RuSet, Scale, real_set, split_rps, synthetic_set
-from jaxfp.methods.comgan.nets import Critic, Generator, Localizer, RpEstimator
-from jaxfp.methods.comgan.training import GanSettings, init_state, make_iteration
+from jaxfp.methods.comgan.nets import Critic, Generator, Localizer, RpEstimator, UNet1D
+from jaxfp.methods.comgan.training import GanSettings, denoiser_loss, init_state, make_iteration
 from jaxfp.train.keys import named_int, named_key, named_seed
 from jaxfp.train.loop import fit
 from jaxfp.train.members import init_members, member_step
 from jaxfp.train.options import LoopOptions
-from jaxfp.train.state import create_train_state
+from jaxfp.train.state import TrainState, create_train_state
 from jaxfp.train.steps import make_train_step, regression_loss
 from jaxfp.train.whole_run import member_mesh
 
 INTERPOLATIONS = ("idw", "gpr")
+PRIORS = ("none", "gpr")
 
 
 def load_ru_set(config: ml_collections.ConfigDict) -> RuSet:
@@ -81,6 +86,7 @@ class Study:
         if config.data.source == "synthetic":
             self.shared["synthetic"] = config.synthetic.to_dict()
         self._steps: dict[Callable, Callable] = {}
+        self._priors: dict[bool, np.ndarray] = {}
         loc = config.localizer
         self.localizer = Localizer(outputs=self.p.shape[1], kernel=loc.kernel)
         self.localizer_step = make_train_step(regression_loss(self.localizer.apply), jit=False)
@@ -134,13 +140,18 @@ class Study:
             float(g.aux_weight),
             float(g.l1_weight),
             g.adversarial,
+            g.prior == "gpr",
         )
         rows = self.rows["rss_train"]
         batch = int(g.batch_size)
+        prior = self.gpr_prior(left_out=True) if settings.prior else None
 
         def batch_of(rng: np.random.Generator, _: int) -> dict[str, np.ndarray]:
             pick = rows[rng.integers(0, len(rows), (settings.n_critic + 1, batch))]
-            return {"rss": self.x[pick], "rp": self.p[pick]}
+            out = {"rss": self.x[pick], "rp": self.p[pick]}
+            if prior is not None:
+                out["prior"] = prior[pick]
+            return out
 
         def init(key: jax.Array) -> dict:
             return init_state(settings, key, self.rus, self.p.shape[1], g.learning_rate)
@@ -152,27 +163,69 @@ class Study:
         )
         return states["generator"], settings.generator
 
-    def complete(self, generator_state, model: Generator, rows: np.ndarray, measured: np.ndarray):
-        """(seeds, len(rows), L) standardised completions by eq. 6."""
+    def train_unet(self) -> tuple[Any, UNet1D]:
+        u = self.config.unet
+        model = UNet1D(use_rp=bool(u.use_rp), kernel=int(u.kernel))
+        rows = self.rows["rss_train"]
+        tx = optax.adam(u.learning_rate)
+        sample = jnp.zeros((1, self.rus))
+        step = make_train_step(denoiser_loss(model, int(u.measured)), jit=False)
 
+        def init(key: jax.Array):
+            params = model.init(key, sample, sample, jnp.zeros((1, self.p.shape[1])))["params"]
+            return TrainState.create(apply_fn=model.apply, params=params, tx=tx)
+
+        def batch_of(rng: np.random.Generator, _: int) -> dict[str, np.ndarray]:
+            pick = rows[rng.integers(0, len(rows), int(self.config.unet_train.batch_size))]
+            return {"rss": self.x[pick], "rp": self.p[pick]}
+
+        options = self.options(self.config.unet_train, "unet")
+        states = self.stage("unet", init, step, batch_of, options, {"unet": u.to_dict()})
+        return states, model
+
+    def complete(
+        self, params, model: Generator | UNet1D, rows: np.ndarray, measured: np.ndarray, prior=None
+    ) -> np.ndarray:
+        """(seeds, len(rows), L) standardised completions by eq. 6 from stacked `params`."""
         x, rp = jnp.asarray(self.x[rows]), jnp.asarray(self.p[rows])
-        return np.asarray(_complete(model, generator_state.params, x, rp, jnp.asarray(measured)))
+        prior = None if prior is None else jnp.asarray(prior[rows])
+        return np.asarray(_complete(model, params, x, rp, jnp.asarray(measured), prior))
 
     def interpolate(self, method: str, rows: np.ndarray, measured: np.ndarray) -> np.ndarray:
         """(len(rows), L) standardised: measured entries kept, the rest interpolated from the
         training RPs' mean fingerprints at each row's RP."""
+        if method == "idw":
+            train_rps = self.rps["rss_train"]
+            train_means = self.rp_means(self.rows["rss_train"])[train_rps]
+            train_xy = self.scale.xy_in(self.ru.rp_xy[train_rps])
+            predicted = completion.idw_map(
+                train_xy, train_means, self.p[rows], self.config.interpolation.idw_k
+            )
+        else:
+            predicted = self.gpr_prior(left_out=False)[rows]
+        mask = completion.mask_of(measured, self.rus)
+        return completion.keep_measured(self.x[rows], mask, predicted)
+
+    def gpr_prior(self, left_out: bool) -> np.ndarray:
+        """(n, L) standardised Gaussian-process mean at each sample's RP, fitted to the training RPs'
+        means; with `left_out`, a training RP's value comes from the other training RPs."""
+        if left_out not in self._priors:
+            self._priors[left_out] = self._gpr_prior(left_out)
+        return self._priors[left_out]
+
+    def _gpr_prior(self, left_out: bool) -> np.ndarray:
         train_rps = self.rps["rss_train"]
         train_means = self.rp_means(self.rows["rss_train"])[train_rps]
         train_xy = self.scale.xy_in(self.ru.rp_xy[train_rps])
-        query = self.p[rows]
         i = self.config.interpolation
-        if method == "idw":
-            predicted = completion.idw_map(train_xy, train_means, query, i.idw_k)
-        else:
-            lengths = tuple(v / self.scale.xy_std for v in i.gp_lengths_m)
-            predicted = completion.gp_map(train_xy, train_means, query, lengths, tuple(i.gp_noises))
-        mask = completion.mask_of(measured, self.rus)
-        return completion.keep_measured(self.x[rows], mask, predicted)
+        lengths = tuple(v / self.scale.xy_std for v in i.gp_lengths_m)
+        all_xy = self.scale.xy_in(self.ru.rp_xy)
+        per_rp = completion.gp_map(train_xy, train_means, all_xy, lengths, tuple(i.gp_noises))
+        if left_out:
+            per_rp[train_rps] = completion.gp_map_left_out(
+                train_xy, train_means, lengths, tuple(i.gp_noises)
+            )
+        return per_rp[self.ru.rp].astype(np.float32)
 
     def rp_mean_oracle(self, rows: np.ndarray, measured: np.ndarray) -> np.ndarray:
         """Measured entries kept, the rest each row's own RP mean over `rows` (uses the truth: a
@@ -214,12 +267,13 @@ class Study:
 
 
 @functools.partial(jax.jit, static_argnums=0)
-def _complete(model: Generator, stacked_params, x, rp, measured) -> jax.Array:
-    """Eq. 6 for every seed's generator: (seeds, n, L)."""
+def _complete(model: Generator | UNet1D, stacked_params, x, rp, measured, prior) -> jax.Array:
+    """Eq. 6 for every seed's net: (seeds, n, L)."""
+    extra = () if prior is None else (prior,)
 
     def one(params):
         def generate(xm, m, c):
-            return model.apply({"params": params}, xm, m, c)
+            return model.apply({"params": params}, xm, m, c, *extra)
 
         return completion.subset_completion(generate, x, rp, measured)
 
@@ -275,11 +329,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
             f"config.run_variants: unknown {sorted(unknown)}; expected some of {known}"
         )
     for variant in config.run_variants:
-        adversarial = variant_settings(config, "gan", variant).adversarial
-        if adversarial not in ("wasserstein", "bce"):
+        g = variant_settings(config, "gan", variant)
+        if g.adversarial not in ("wasserstein", "bce"):
             raise ConfigError(
-                f"gan.adversarial for {variant}: expected 'wasserstein' or 'bce', got {adversarial!r}"
+                f"gan.adversarial for {variant}: expected 'wasserstein' or 'bce', "
+                f"got {g.adversarial!r}"
             )
+        if g.prior not in PRIORS:
+            raise ConfigError(f"gan.prior for {variant}: expected one of {PRIORS}, got {g.prior!r}")
     if config.localizer_k not in config.ks:
         raise ConfigError(f"config.localizer_k: expected one of config.ks {tuple(config.ks)}")
     os.makedirs(workdir, exist_ok=True)
@@ -289,16 +346,26 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     completion_rows: dict[str, dict[str, Any]] = {}
     hybrids: dict[str, np.ndarray] = {}
     seconds: dict[str, float] = {}
+    learned: dict[str, tuple[Any, Any, np.ndarray | None]] = {}  # params, net, prior
     for variant in config.run_variants:
         print(f"[comgan] {variant}: training {len(s.seeds)} seeds", flush=True)
         start = time.perf_counter()
         generator, model = s.train_gan(variant)
         seconds[variant] = time.perf_counter() - start
+        uses_prior = variant_settings(config, "gan", variant).prior == "gpr"
+        learned[variant] = (generator.params, model, s.gpr_prior(False) if uses_prior else None)
+    if config.run_unet:
+        print(f"[comgan] unet: training {len(s.seeds)} seeds", flush=True)
+        start = time.perf_counter()
+        states, model = s.train_unet()
+        seconds["unet"] = time.perf_counter() - start
+        learned["unet"] = (states.params, model, None)
+    for name, (params, model, prior) in learned.items():
         for k in config.ks:
             measured = measured_all[:, :k]
-            completed = s.complete(generator, model, test_rows, measured)
-            completion_rows[f"{variant} K={k}"] = element_errors(s, completed, test_rows, measured)
-            hybrids[f"{variant} K={k}"] = completed
+            completed = s.complete(params, model, test_rows, measured, prior)
+            completion_rows[f"{name} K={k}"] = element_errors(s, completed, test_rows, measured)
+            hybrids[f"{name} K={k}"] = completed
     # The floor for any predictor that sees only the RP: each test RP's own mean (from the truth).
     for k in config.ks:
         measured = measured_all[:, :k]
@@ -315,7 +382,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     versions = {"incomplete": full * mask, "full": full}
     for name, completed in hybrids.items():  # every method at localizer_k, the GANs at every K
         method, k = name.split(" K=")
-        if int(k) == config.localizer_k or method in config.run_variants:
+        if int(k) == config.localizer_k or method in learned:
             versions[f"hybrid {name}"] = completed
     localization: dict[str, dict[str, Any]] = {}
     for version, inputs in versions.items():

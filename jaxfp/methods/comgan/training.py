@@ -12,6 +12,10 @@ the auxiliary RP estimator (trained on real samples with MSE to the RP). Losses:
 - Lite-ComGAN: λ2 = 0 and no estimator.
 - cGAN (the baseline of ref. [11]): the same input and output, the standard (non-saturating, binary
   cross-entropy) GAN loss instead of the Wasserstein one, no penalty, no branch; the L1 term kept.
+- GPR-GAN (ref. [13] as §IV-D adapts it): ComGAN's WGAN-GP without the branch, the generator's
+  unmeasured entries filled with the batch's 'prior' (the Gaussian-process mean at the sample's RP).
+- U-Net denoiser (ref. [29]): no adversary; mean squared error of its output against the complete
+  sample, on samples made incomplete the same way (`denoiser_loss`).
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxfp.methods.comgan.nets import Critic, Generator, RpEstimator
+from jaxfp.methods.comgan.nets import Critic, Generator, RpEstimator, UNet1D
 from jaxfp.train.state import TrainState
 from jaxfp.train.steps import apply_gradients
 
@@ -39,6 +43,7 @@ class GanSettings(NamedTuple):
     aux_weight: float  # λ2 (0: Lite-ComGAN)
     l1_weight: float  # λ3
     adversarial: str = "wasserstein"  # or "bce" (cGAN)
+    prior: bool = False  # GPR-GAN: batches carry 'prior', the coarse fill of unmeasured entries
 
 
 def incomplete_mask(key: jax.Array, batch: int, rus: int, measured: int) -> jax.Array:
@@ -79,13 +84,13 @@ def make_iteration(s: GanSettings):
     (n_critic + 1, B, ...): 'rss' standardised complete samples, 'rp' standardised RPs)."""
     critic_apply = lambda p, x, c: s.critic.apply({"params": p}, x, c)  # noqa: E731
 
-    def fake_of(g_params, real, rp, key):
+    def fake_of(g_params, real, rp, prior, key):
         mask = incomplete_mask(key, real.shape[0], real.shape[1], s.measured)
-        return s.generator.apply({"params": g_params}, real, mask, rp)
+        return s.generator.apply({"params": g_params}, real, mask, rp, prior)
 
-    def critic_loss(c_params, g_params, real, rp, key):
+    def critic_loss(c_params, g_params, real, rp, prior, key):
         mask_key, eps_key = jax.random.split(key)
-        fake = jax.lax.stop_gradient(fake_of(g_params, real, rp, mask_key))
+        fake = jax.lax.stop_gradient(fake_of(g_params, real, rp, prior, mask_key))
         real_score = critic_apply(c_params["critic"], real, rp)
         fake_score = critic_apply(c_params["critic"], fake, rp)
         if s.adversarial == "bce":
@@ -108,8 +113,8 @@ def make_iteration(s: GanSettings):
             metrics["estimator_mse"] = rp_mse
         return loss, metrics
 
-    def generator_loss(g_params, c_params, real, rp, key):
-        fake = fake_of(g_params, real, rp, key)
+    def generator_loss(g_params, c_params, real, rp, prior, key):
+        fake = fake_of(g_params, real, rp, prior, key)
         score = critic_apply(c_params["critic"], fake, rp)
         if s.adversarial == "bce":
             adversarial = jnp.mean(jax.nn.softplus(-score))
@@ -130,18 +135,21 @@ def make_iteration(s: GanSettings):
         keys = jax.random.split(step_key, s.n_critic + 1)
         g_params = state["generator"].params
 
+        prior = batch["prior"] if s.prior else None
+
         def critic_step(critic: TrainState, inputs):
-            real, rp, key = inputs
+            real, rp, prior, key = inputs
             (loss, metrics), grads = jax.value_and_grad(critic_loss, has_aux=True)(
-                critic.params, g_params, real, rp, key
+                critic.params, g_params, real, rp, prior, key
             )
             critic, norms = apply_gradients(critic, grads, loss)
             return critic, {"critic_loss": loss, "critic_finite": norms["finite"], **metrics}
 
-        critics = (batch["rss"][:-1], batch["rp"][:-1], keys[:-1])
-        critic, c_metrics = jax.lax.scan(critic_step, state["critic"], critics)
+        last = None if prior is None else prior[-1]
+        critics = (batch["rss"][:-1], batch["rp"][:-1], None if prior is None else prior[:-1])
+        critic, c_metrics = jax.lax.scan(critic_step, state["critic"], (*critics, keys[:-1]))
         (loss, g_metrics), grads = jax.value_and_grad(generator_loss, has_aux=True)(
-            g_params, critic.params, batch["rss"][-1], batch["rp"][-1], keys[-1]
+            g_params, critic.params, batch["rss"][-1], batch["rp"][-1], last, keys[-1]
         )
         generator, norms = apply_gradients(state["generator"], grads, loss)
         c_last = jax.tree.map(lambda m: m[-1], c_metrics)
@@ -152,3 +160,17 @@ def make_iteration(s: GanSettings):
         return {"generator": generator, "critic": critic}, metrics
 
     return iteration
+
+
+def denoiser_loss(unet: UNet1D, measured: int):
+    """A `make_train_step` loss: MSE of the U-Net's output on batch['rss'] made incomplete (`measured`
+    RUs kept per sample, drawn from the step's key) against the complete sample."""
+
+    def loss_fn(params: Any, state: TrainState, batch: Any, key: jax.Array):
+        real, rp = batch["rss"], batch["rp"]
+        mask = incomplete_mask(key, real.shape[0], real.shape[1], measured)
+        out = unet.apply({"params": params}, real, mask, rp)
+        mse = jnp.mean((out - real) ** 2)
+        return mse, ({"mse": mse}, state.batch_stats)
+
+    return loss_fn

@@ -6,11 +6,14 @@ import shutil
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 from jaxfp.data.types import FingerprintSet
 from jaxfp.methods.comgan import completion, data, training
-from jaxfp.methods.comgan.nets import Critic, Generator, RpEstimator
+from jaxfp.methods.comgan.nets import Critic, Generator, RpEstimator, UNet1D
+from jaxfp.train.state import TrainState
+from jaxfp.train.steps import make_train_step
 
 from ...conftest import REPO, run_experiment
 
@@ -103,12 +106,15 @@ def test_the_study_end_to_end_and_a_resume_reproduces_it(tmp_path, capsys):
     run = tmp_path / "run"
     out = run_experiment(SPEC, run)
     rows = out["completion"]
-    assert {"comgan K=1", "lite_comgan K=2", "cgan K=1", "idw K=1", "gpr K=2"} <= set(rows)
+    expected = {"comgan K=1", "lite_comgan K=2", "cgan K=1", "gpr_gan K=2", "unet K=1", "gpr K=2"}
+    assert expected <= set(rows)
     assert rows["oracle RP mean K=1"]["rmse_db"] <= min(r["rmse_db"] for r in rows.values())
     for row in rows.values():
         assert 0 < row["rmse_db"] < 40 and row["rmse_boot_low"] <= row["rmse_boot_high"]
     loc = out["localization"]
-    assert {"incomplete", "full", "hybrid comgan K=2", "hybrid gpr K=2"} <= set(loc)
+    assert {"incomplete", "full", "hybrid comgan K=2", "hybrid unet K=2", "hybrid gpr K=2"} <= set(
+        loc
+    )
     saved = json.loads((run / "results.json").read_text())
     assert saved["rus"] and len(saved["split"]["rss_train"]) == 15
     lines = (run / "gan" / "comgan" / "metrics.jsonl").read_text().splitlines()
@@ -141,3 +147,71 @@ def test_a_real_set_loads_through_the_config():
     assert ru.rss.shape == (96, 6) and np.isfinite(ru.rss).all() and ru.rss.max() < 0
     assert len(ru.rp_xy) == 16 and np.bincount(ru.rp).min() >= 1
     assert ru.rss.min() == -100.0  # readings the AP missed
+
+
+def test_gpr_gan_fills_unmeasured_entries_with_the_prior_and_trains():
+    s = settings(aux_weight=0.0)._replace(prior=True)
+    state = training.init_state(s, jax.random.key(0), 6, 2, 1e-3)
+    params = state["generator"].params
+    rss, rp = jnp.ones((2, 6)), jnp.zeros((2, 2))
+    mask = jnp.array([[1.0, 0, 0, 0, 0, 0]] * 2)
+    prior = jnp.stack([jnp.zeros(6), jnp.full(6, 3.0)])
+    out = s.generator.apply({"params": params}, rss, mask, rp, prior)
+    assert not np.allclose(out[0], out[1])  # the prior reaches the output
+    changed_measured = prior.at[:, 0].set(-5.0)  # a prior under a measured entry is ignored
+    np.testing.assert_allclose(
+        s.generator.apply({"params": params}, rss, mask, rp, changed_measured), out, rtol=1e-6
+    )
+    batch = {
+        "rss": jax.random.normal(jax.random.key(1), (6, 8, 6)),
+        "rp": jax.random.normal(jax.random.key(2), (6, 8, 2)),
+        "prior": jax.random.normal(jax.random.key(3), (6, 8, 6)),
+    }
+    _, metrics = jax.jit(training.make_iteration(s))(state, batch, jax.random.key(4))
+    assert float(metrics["finite"]) == 1.0 and "gradient_penalty" in metrics
+
+
+@pytest.mark.parametrize("rus", [5, 6])
+def test_unet_denoiser_learns_to_fill_a_constant_vector(rus):
+    unet = UNet1D()
+    x = jnp.zeros((1, rus))
+    params = unet.init(jax.random.key(0), x, x, jnp.zeros((1, 2)))["params"]
+    assert unet.apply({"params": params}, x, x, jnp.zeros((1, 2))).shape == (1, rus)
+    state = TrainState.create(apply_fn=unet.apply, params=params, tx=optax.adam(1e-2))
+    step = make_train_step(training.denoiser_loss(unet, 1))
+    # Samples whose RUs all carry the same value: one measured RU says what the others are.
+    values = jax.random.normal(jax.random.key(1), (64, 1))
+    batch = {"rss": jnp.repeat(values, rus, 1), "rp": jnp.zeros((64, 2))}
+    first = None
+    for i in range(150):
+        state, metrics = step(state, batch, jax.random.key(i))
+        first = float(metrics["mse"]) if first is None else first
+    assert float(metrics["mse"]) < 0.1 * first
+
+
+def test_gaussian_process_maps_interpolate_and_leave_one_out_is_coarser():
+    xy = np.stack([np.arange(15.0), np.zeros(15)], 1)
+    values = np.stack([np.sin(xy[:, 0] / 3), np.cos(xy[:, 0] / 4)], 1)
+    lengths, noises = (1.0, 3.0, 6.0), (1e-4, 1e-2)
+    middle = xy[:-1] + [0.5, 0.0]
+    predicted = completion.gp_map(xy, values, middle, lengths, noises)
+    truth = np.stack([np.sin(middle[:, 0] / 3), np.cos(middle[:, 0] / 4)], 1)
+    assert np.abs(predicted - truth).max() < 0.05
+    in_sample = completion.gp_map(xy, values, xy, lengths, noises)
+    left_out = completion.gp_map_left_out(xy, values, lengths, noises)
+    assert np.abs(in_sample - values).mean() < np.abs(left_out - values).mean() < 0.1
+    np.testing.assert_allclose(
+        left_out[3],
+        completion.gp_map(np.delete(xy, 3, 0), np.delete(values, 3, 0), xy[3:4], lengths, noises)[
+            0
+        ],
+    )
+
+
+def test_config_variants_and_a_wrong_one():
+    from jaxfp.config import ConfigError, load_config
+
+    dsi = load_config(SPEC.replace(":test", ":dsi"))
+    assert dsi.data.source == "real" and dsi.data.path.endswith("DSI1.mat")
+    with pytest.raises(ConfigError, match="dsl"):
+        load_config(SPEC.replace(":test", ":dsl"))
