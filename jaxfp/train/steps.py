@@ -28,7 +28,9 @@ def apply_gradients(
     """Update `state` unless loss or gradients are non-finite; return norms for the logs."""
     grad_norm = optax.tree.norm(grads)
     finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
-    updates, opt_state = state.tx.update(grads, state.opt_state, state.params)
+    # Transforms that read the loss (e.g. optax.contrib.reduce_on_plateau) get it as `value`.
+    extra = {"value": loss} if isinstance(state.tx, optax.GradientTransformationExtraArgs) else {}
+    updates, opt_state = state.tx.update(grads, state.opt_state, state.params, **extra)
     updated = state.replace(params=optax.apply_updates(state.params, updates), opt_state=opt_state)
     if batch_stats is not None:
         updated = updated.replace(batch_stats=batch_stats)

@@ -29,7 +29,6 @@ import functools
 import hashlib
 import os
 import time
-from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -45,13 +44,11 @@ from jaxfp.methods.comgan import completion
 from jaxfp.methods.comgan.data import PARTS, RuSet, Scale, real_set, split_rps, synthetic_set
 from jaxfp.methods.comgan.nets import Critic, Generator, Localizer, RpEstimator, UNet1D
 from jaxfp.methods.comgan.training import GanSettings, denoiser_loss, init_state, make_iteration
-from jaxfp.train.keys import named_int, named_key, named_seed
-from jaxfp.train.loop import fit
-from jaxfp.train.members import init_members, member_step
+from jaxfp.train.keys import named_int
 from jaxfp.train.options import LoopOptions
+from jaxfp.train.seed_stages import SeedStages
 from jaxfp.train.state import TrainState, create_train_state
 from jaxfp.train.steps import make_train_step, regression_loss
-from jaxfp.train.whole_run import member_mesh
 
 INTERPOLATIONS = ("idw", "gpr")
 PRIORS = ("none", "gpr")
@@ -81,11 +78,10 @@ class Study:
         self.p = self.scale.xy_in(self.ru.rp_xy)[self.ru.rp]  # (n, D)
         self.seeds = tuple(config.seeds)
         self.n = len(self.seeds)
-        self.mesh = member_mesh(self.n)
-        self.shared = {"data": config.data.to_dict(), "seeds": list(self.seeds)}
+        shared = {"data": config.data.to_dict(), "seeds": list(self.seeds)}
         if config.data.source == "synthetic":
-            self.shared["synthetic"] = config.synthetic.to_dict()
-        self._steps: dict[Callable, Callable] = {}
+            shared["synthetic"] = config.synthetic.to_dict()
+        self.stages = SeedStages(workdir, self.seeds, shared)
         self._priors: dict[bool, np.ndarray] = {}
         loc = config.localizer
         self.localizer = Localizer(outputs=self.p.shape[1], kernel=loc.kernel)
@@ -94,35 +90,6 @@ class Study:
     @property
     def rus(self) -> int:
         return self.x.shape[1]
-
-    def stage(
-        self,
-        name: str,
-        init: Callable[[jax.Array], Any],
-        step_fn: Callable,
-        batch_of: Callable[[np.random.Generator, int], dict[str, np.ndarray]],
-        options: LoopOptions,
-        shaping: dict[str, Any],
-    ) -> Any:
-        """Stacked states of every seed trained by `step_fn` under workdir/name; `batch_of(rng, m)`
-        draws member m's batch."""
-        keys = jnp.stack([named_key(seed, name, "init") for seed in self.seeds])
-        states = init_members(init, keys, self.mesh)
-
-        def batch_at(step: int) -> dict[str, np.ndarray]:
-            batches = [
-                batch_of(np.random.default_rng(named_seed(seed, name, step)), m)
-                for m, seed in enumerate(self.seeds)
-            ]
-            return jax.tree.map(lambda *b: np.stack(b), *batches)
-
-        if step_fn not in self._steps:  # stages sharing a step function share its compilation
-            self._steps[step_fn] = member_step(step_fn, self.n, self.mesh)
-        step = self._steps[step_fn]
-        workdir = os.path.join(self.workdir, name)
-        shaping = {**self.shared, **shaping, "stage": name}
-        states, _ = fit(options, workdir, states, step, batch_at, desc=name, shaping=shaping)
-        return states
 
     def options(self, train: ml_collections.ConfigDict, name: str) -> LoopOptions:
         return LoopOptions.from_config(train, seed=named_int(self.config.seed, name))
@@ -158,7 +125,7 @@ class Study:
 
         name = f"gan/{variant}"
         options = self.options(self.config.gan_train, name)
-        states = self.stage(
+        states = self.stages.stage(
             name, init, make_iteration(settings), batch_of, options, {"gan": g.to_dict()}
         )
         return states["generator"], settings.generator
@@ -180,7 +147,7 @@ class Study:
             return {"rss": self.x[pick], "rp": self.p[pick]}
 
         options = self.options(self.config.unet_train, "unet")
-        states = self.stage("unet", init, step, batch_of, options, {"unet": u.to_dict()})
+        states = self.stages.stage("unet", init, step, batch_of, options, {"unet": u.to_dict()})
         return states, model
 
     def complete(
@@ -259,7 +226,7 @@ class Study:
         name = f"localizer/{version}"
         options = self.options(loc, name)
         shaping = {"localizer": loc.to_dict(), "inputs": _fingerprint(inputs)}
-        states = self.stage(name, init, self.localizer_step, batch_of, options, shaping)
+        states = self.stages.stage(name, init, self.localizer_step, batch_of, options, shaping)
         test = jnp.asarray(self.x[self.rows["loc_test"]])
         truth = self.scale.xy_out(self.p[self.rows["loc_test"]])
         xy = self.scale.xy_out(np.asarray(_locate(model, states.params, test)))

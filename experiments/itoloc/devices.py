@@ -1,0 +1,119 @@
+"""iToLoc under device heterogeneity: train on some devices, test per held-out device.
+
+Synthetic world with per-device gains and offsets (the default; the shift is known):
+    jaxfp run experiments/itoloc/devices.py --workdir runs/itoloc_devices
+UJIIndoorLoc (a directory or zip with trainingData.csv / validationData.csv; phones held out):
+    jaxfp run experiments/itoloc/devices.py:uji --workdir runs/itoloc_uji \\
+        --config.data.path=/path/to/UJIndoorLoc --config.data.held_out="('phone13', 'phone14')"
+Test size: experiments/itoloc/devices.py:test (synthetic) and :uji_test (the shipped fixture).
+"""
+
+import os
+
+import ml_collections
+
+from jaxfp.config import ConfigError
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+VARIANTS = ("", "uji", "test", "uji_test")
+
+
+def model_variants() -> ml_collections.ConfigDict:
+    """iToLoc and its ablations as overrides of `config.model` (shared with drift.py)."""
+    return ml_collections.ConfigDict(
+        dict(
+            itoloc={},
+            plain_cnn=dict(heads=("conv3",), adversary_weight=0.0, spatial_weight=0.0),
+            no_image=dict(image="vector"),
+            no_spatial=dict(spatial_weight=0.0),
+            no_adversary=dict(adversary_weight=0.0),
+        )
+    )
+
+
+def base_config(method: str) -> ml_collections.ConfigDict:
+    c = ml_collections.ConfigDict()
+    c.method = method
+    c.seed = 0
+    c.seeds = (0, 1, 2)
+    c.image = ml_collections.ConfigDict(dict(n_aps=16, missing_dbm=-110.0))
+    c.model = ml_collections.ConfigDict(
+        dict(
+            image="eq1",  # or "vector" (no image transform)
+            heads=("conv3", "conv5", "residual"),  # M1, M2, M3
+            dropout=0.5,
+            spatial_weight=0.1,  # γ (the paper gives none; Ls is in metres)
+            adversary_weight=0.1,  # λ after the warm-up (the paper gives none)
+        )
+    )
+    c.variants = model_variants()
+    c.run_variants = ("itoloc", "plain_cnn", "no_image", "no_spatial", "no_adversary")
+    c.train = ml_collections.ConfigDict(
+        dict(
+            num_steps=3000,
+            batch_size=32,  # §V-A
+            learning_rate=0.1,  # §V-A, divided by 10 on a plateau
+            momentum=0.9,
+            weight_decay=1e-4,
+            plateau_steps=100,  # the loss is averaged over this many steps ...
+            plateau_patience=5,  # ... and the rate drops after this many such windows without gain
+            log_every=100,
+            checkpoint_every=500,
+            max_to_keep=2,
+        )
+    )
+    c.knn = ml_collections.ConfigDict(dict(k=3, representation="positive"))
+    c.region_cell_m = 4.0
+    c.eval_batch = 512
+    return c
+
+
+def get_config(arg: str = "") -> ml_collections.ConfigDict:
+    if arg not in VARIANTS:
+        raise ConfigError(f"{__file__}: config variant {arg!r}; expected one of {VARIANTS}")
+    c = base_config("itoloc.devices")
+    c.domain_keys = ("device",)
+    c.data = ml_collections.ConfigDict(
+        dict(
+            source="synthetic",
+            path="",
+            train_parts=("train",),
+            test_parts=("test",),
+            format="auto",
+            held_out=("device2", "device3"),
+            floor_height_m=4.0,
+        )
+    )
+    c.synthetic = ml_collections.ConfigDict(
+        dict(
+            width_m=20.0,
+            height_m=12.0,
+            rp_spacing_m=2.0,
+            n_aps=16,
+            n_devices=4,
+            device_offset_db=6.0,  # per-device offset ~ N(0, 6 dB) ...
+            device_gain_spread=0.1,  # ... and gain ~ N(1, 0.1)
+            shadowing_db=4.0,
+            train_scans_per_rp=10,
+            test_scans_per_rp=4,
+            seed=0,
+        )
+    )
+    if arg in ("uji", "uji_test"):
+        c.data.source = "real"
+        c.data.train_parts = ("train",)
+        c.data.test_parts = ("train", "test")
+        c.data.held_out = ("phone13", "phone14")
+    if arg in ("test", "uji_test"):
+        c.seeds = (0, 1)
+        c.image.n_aps = 6
+        c.synthetic.update(
+            dict(width_m=8.0, height_m=6.0, train_scans_per_rp=2, test_scans_per_rp=1)
+        )
+        c.train.update(
+            dict(num_steps=4, log_every=2, checkpoint_every=2, batch_size=8, plateau_steps=2)
+        )
+        c.run_variants = ("itoloc", "plain_cnn", "no_image")
+    if arg == "uji_test":
+        c.data.path = os.path.join(REPO, "tests", "fixtures", "ujiindoorloc_mini")
+    return c

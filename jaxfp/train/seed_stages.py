@@ -1,0 +1,79 @@
+"""Stages of a study trained for every seed at once: stacked states, one vmapped step, `fit`.
+
+A stage is a named subfolder of the study's workdir with its own checkpoints and metrics; its
+`shaping` (the settings its result depends on) decides whether a rerun resumes it or recomputes
+it. Each seed draws its own batches from a generator seeded by (seed, stage name, step), so a
+resumed stage sees the batches an unbroken one would have seen.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxfp.train.keys import named_key, named_seed
+from jaxfp.train.loop import fit
+from jaxfp.train.members import init_members, member_step
+from jaxfp.train.options import LoopOptions
+from jaxfp.train.steps import Step
+from jaxfp.train.whole_run import member_mesh
+
+BatchOf = Callable[[np.random.Generator, int], Any]
+
+
+class SeedStages:
+    """Train stages of stacked seeds under `workdir`; stages sharing a step function share its
+    compilation. `shared` is added to every stage's shaping (the data and seeds they all use)."""
+
+    def __init__(self, workdir: str, seeds: Sequence[int], shared: dict[str, Any]) -> None:
+        self.workdir, self.seeds, self.shared = workdir, tuple(seeds), dict(shared)
+        self.mesh = member_mesh(len(self.seeds))
+        self._steps: dict[Callable, Step] = {}
+
+    def init(self, name: str, init: Callable[[jax.Array], Any]) -> Any:
+        """`init(key)` for every seed (key named by seed and stage), stacked."""
+        keys = jnp.stack([named_key(seed, name, "init") for seed in self.seeds])
+        return init_members(init, keys, self.mesh)
+
+    def stage(
+        self,
+        name: str,
+        init: Callable[[jax.Array], Any] | Any,
+        step_fn: Callable,
+        batch_of: BatchOf,
+        options: LoopOptions,
+        shaping: dict[str, Any],
+        eval_fn: Callable[[Any], dict[str, jax.Array]] | None = None,
+    ) -> Any:
+        """Stacked states of every seed trained by `step_fn` (un-jitted, one seed's step) under
+        workdir/name; `batch_of(rng, m)` draws seed m's batch. `init` is a per-seed init function
+        or already stacked states (a fine-tune)."""
+        states = self.init(name, init) if callable(init) else init
+
+        def batch_at(step: int) -> Any:
+            batches = [
+                batch_of(np.random.default_rng(named_seed(seed, name, step)), m)
+                for m, seed in enumerate(self.seeds)
+            ]
+            return jax.tree.map(lambda *b: np.stack(b), *batches)
+
+        if step_fn not in self._steps:
+            self._steps[step_fn] = member_step(step_fn, len(self.seeds), self.mesh)
+        workdir = os.path.join(self.workdir, name)
+        shaping = {**self.shared, **shaping, "stage": name}
+        states, _ = fit(
+            options,
+            workdir,
+            states,
+            self._steps[step_fn],
+            batch_at,
+            eval_fn,
+            desc=name,
+            shaping=shaping,
+        )
+        return states
