@@ -1,0 +1,114 @@
+"""iToLoc throughput: training samples per second of the full adversarial step (extractor, three
+location heads, discriminator) and of the plain CNN (extractor + M1) at the paper's batch size, and
+seconds per co-training selection (test-mode pass + K dropout passes) over a pool. Prints a table
+and writes JSON with the machine it ran on.
+
+    python experiments/bench/itoloc.py [--aps 16] [--repeats 10] [--out bench_itoloc.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from jaxfp.common.atomic_files import write_json
+from jaxfp.eval.bench import machine_info
+from jaxfp.eval.results import format_table
+from jaxfp.methods.itoloc.losses import LossSettings, make_loss
+from jaxfp.methods.itoloc.nets import ItoLocNet
+from jaxfp.train.state import TrainState
+from jaxfp.train.steps import make_train_step
+
+LOCATIONS, DOMAINS = 100, 15
+
+
+def timed(fn, repeats: int) -> float:
+    """Median seconds of `fn()` after one warm-up call."""
+    jax.block_until_ready(fn())
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        jax.block_until_ready(fn())
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--aps", type=int, default=16, help="image side N (APs)")
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--pool", type=int, default=960)
+    parser.add_argument("--dropout-passes", type=int, default=9)
+    parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--out", default="bench_itoloc.json")
+    args = parser.parse_args()
+    images = jax.random.normal(jax.random.key(0), (args.batch, args.aps, args.aps))
+    location = jnp.arange(args.batch) % LOCATIONS
+    distances = jnp.abs(jnp.arange(float(LOCATIONS))[:, None] - jnp.arange(float(LOCATIONS))[None])
+    rows = {}
+    for name, heads, adversary in (
+        ("iToLoc step (ME + M1-M3 + MD)", ("conv3", "conv5", "residual"), 0.1),
+        ("plain CNN step (ME + M1)", ("conv3",), 0.0),
+    ):
+        net = ItoLocNet(LOCATIONS, DOMAINS, heads)
+        variables = net.init({"params": jax.random.key(1), "dropout": jax.random.key(2)}, images)
+        state = TrainState.create(
+            apply_fn=net.apply,
+            params=variables["params"],
+            tx=optax.sgd(0.1, momentum=0.9),
+            batch_stats=variables["batch_stats"],
+        )
+        step = make_train_step(
+            make_loss(LossSettings(net, 0.1, adversary, 100), distances), donate=False
+        )
+        batch = {
+            "image": images,
+            "target": jnp.broadcast_to(
+                jax.nn.one_hot(location, LOCATIONS), (len(heads), args.batch, LOCATIONS)
+            ),
+            "weight": jnp.ones((len(heads), args.batch)),
+            "rp": jnp.broadcast_to(location, (len(heads), args.batch)),
+            "domain": jnp.arange(args.batch) % DOMAINS,
+        }
+        seconds = timed(
+            lambda s=step, st=state, b=batch: s(st, b, jax.random.key(3))[1]["loss"], args.repeats
+        )
+        rows[f"{name}, batch {args.batch}, {args.aps}x{args.aps}"] = {
+            "seconds": seconds,
+            "samples_per_second": args.batch / seconds,
+        }
+        if len(heads) == 3:
+            pool = jax.random.normal(jax.random.key(4), (args.pool, args.aps, args.aps))
+            apply = jax.jit(
+                lambda v, x, key, net=net: net.apply(
+                    v,
+                    x,
+                    train=False,
+                    dropout=key is not None,
+                    rngs=None if key is None else {"dropout": key},
+                )["locations"]
+            )
+
+            def selection(v=variables, pool=pool, apply=apply):
+                outs = [apply(v, pool, None)]
+                outs += [apply(v, pool, jax.random.key(k)) for k in range(args.dropout_passes)]
+                return outs[-1]
+
+            seconds = timed(selection, max(2, args.repeats // 3))
+            rows[f"co-training selection, pool {args.pool}, K={args.dropout_passes}"] = {
+                "seconds": seconds,
+                "samples_per_second": args.pool * (args.dropout_passes + 1) / seconds,
+            }
+    result = {"machine": machine_info(), "rows": rows}
+    write_json(args.out, result)
+    print(result["machine"])
+    print(format_table(rows, ["seconds", "samples_per_second"]))
+
+
+if __name__ == "__main__":
+    main()
