@@ -29,7 +29,7 @@ from jaxfp.config import ConfigError, variant_settings
 from jaxfp.data.registry import load_parts
 from jaxfp.data.synthetic import WorldParams, make_world, survey
 from jaxfp.data.types import FingerprintSet, concat
-from jaxfp.eval.results import over_seeds, write_results
+from jaxfp.eval.results import over_seeds, table, write_results
 from jaxfp.methods import program
 from jaxfp.methods.baselines.knn import build_index
 from jaxfp.methods.baselines.knn import predict as knn_predict
@@ -351,6 +351,23 @@ def _metric_row(values: dict[str, np.ndarray]) -> dict[str, Any]:
     return row
 
 
+def _pseudo_label_summary(log: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """One row per update round: pool, σ, labels kept per head and their true error (m)."""
+    rounds: dict[str, list[dict[str, Any]]] = {}
+    for line in log:
+        rounds.setdefault(f"{line['stage']} round {line['round']}", []).append(line)
+    out = {}
+    for name, lines in rounds.items():
+        errors = [x["pseudo_label_error_m"] for x in lines if x["pseudo_label_error_m"] is not None]
+        out[name] = {
+            "pool": lines[0]["pool"],
+            "sigma": lines[0]["sigma"],
+            "kept": float(np.mean([x["kept"] for x in lines])),
+            "error_m": float(np.mean(errors)) if errors else float("nan"),
+        }
+    return out
+
+
 def _check_variants(config: ml_collections.ConfigDict) -> None:
     known = list(config.variants.keys())
     unknown = set(config.run_variants) - set(known)
@@ -486,13 +503,19 @@ def run_drift(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]
         f"{list(d.months)}; {len(study.aps)} APs in the image; seeds {list(study.seeds)}"
     )
     rows = dict(sorted(rows.items()))
+    tables = {
+        "co-training: pseudo labels per round (kept per head and their true error in m; mean over "
+        "seeds and heads)": table(
+            _pseudo_label_summary(update_log), ["pool", "sigma", "kept", "error_m"]
+        )
+    }
     write_results(
         workdir,
         title,
         config,
         rows,
         METRIC_COLUMNS,
-        {},
+        tables,
         aps=study.aps.tolist(),
         update_log=update_log,
     )
