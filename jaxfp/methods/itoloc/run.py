@@ -475,7 +475,10 @@ def run_drift(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]
     domains.of(train_fs)
     for fs in months.values():
         domains.of(fs)
-    shared = {"data": d.to_dict(), "seeds": list(config.seeds), "image": config.image.to_dict()}
+    # Which months follow does not shape the month-1 training (its domain count aside).
+    data = {k: v for k, v in d.to_dict().items() if k not in ("months", "month_parts")}
+    shared = {"data": data, "domains": len(domains.ids), "seeds": list(config.seeds)}
+    shared["image"] = config.image.to_dict()
     study = Study(config, workdir, train_fs, domains, len(domains.ids), shared)
     rows: dict[str, dict[str, Any]] = {}
     update_log: list[dict[str, Any]] = []
