@@ -74,7 +74,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
         c.seeds = (0, 1)
         c.image.n_aps = 6
         c.data.path = os.path.join(REPO, "tests", "fixtures", "longterm_mini.zip")
-        c.data.months = (2,)
+        c.data.months = (2, 3)
         c.train.update(
             dict(num_steps=4, log_every=2, checkpoint_every=2, batch_size=8, plateau_steps=2)
         )

@@ -490,8 +490,9 @@ def run_drift(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]
         )
         offline = study.offline(variant, labelled)
         states = offline
-        for m, fs in months.items():
+        for m, fs in months.items():  # before any update: an update's steps donate the states
             rows[f"month {m:02d} {name}, no update"] = study.row(offline, variant, fs)
+        for m, fs in months.items():
             if config.run_update:
                 test = study.scans(fs, variant)
                 states, log = study.update(
