@@ -25,6 +25,7 @@ import ml_collections
 import numpy as np
 import optax
 
+from jaxfp.common.chunks import map_chunks
 from jaxfp.config import ConfigError, variant_settings
 from jaxfp.data.registry import load_parts
 from jaxfp.data.synthetic import WorldParams, make_world, survey
@@ -157,17 +158,13 @@ class Study:
         dropout_key: jax.Array | None = None,
     ) -> np.ndarray:
         """(seeds, heads, n, C) location probabilities; with `dropout_key`, dropout on."""
-        chunk = int(self.config.eval_batch)
-        out = []
-        for start in range(0, len(images), chunk):
-            block = jnp.asarray(images[start : start + chunk])
+
+        def run(block: np.ndarray, start: int) -> jax.Array:
             key = None if dropout_key is None else jax.random.fold_in(dropout_key, start)
-            out.append(
-                np.asarray(
-                    _probabilities(variant.net, states.params, states.batch_stats, block, key)
-                )
-            )
-        return np.concatenate(out, axis=2)
+            params, stats = states.params, states.batch_stats
+            return _probabilities(variant.net, params, stats, jnp.asarray(block), key)
+
+        return map_chunks(run, images, int(self.config.eval_batch), axis=2)
 
     def scores(self, probs: np.ndarray, test: Scans) -> dict[str, np.ndarray]:
         """Per-seed mean error, 95th percentile and region success from (seeds, heads, n, C)."""
