@@ -8,30 +8,17 @@ by one. Prints a table and writes JSON with the machine it ran on.
 from __future__ import annotations
 
 import argparse
-import time
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from jaxfp.common.atomic_files import write_json
-from jaxfp.eval.bench import machine_info
+from jaxfp.eval.bench import machine_info, median_seconds
 from jaxfp.eval.results import format_table
 from jaxfp.methods.comgan import completion, training
 from jaxfp.methods.comgan.nets import Critic, Generator, RpEstimator
 
 RUS, RP_DIMS = 6, 2
-
-
-def timed(fn, repeats: int) -> float:
-    """Median seconds of `fn()` (compiled and warmed up first)."""
-    jax.block_until_ready(fn())
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        jax.block_until_ready(fn())
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
 
 
 def main() -> None:
@@ -56,7 +43,7 @@ def main() -> None:
         x = jax.random.normal(jax.random.key(1), (batch, RUS))
         rp = jax.random.normal(jax.random.key(2), (batch, RP_DIMS))
         measured = jnp.asarray(completion.measured_rus(batch, RUS, 2, seed=0))
-        seconds = timed(lambda x=x, rp=rp, m=measured: complete(x, rp, m), args.repeats)
+        seconds = median_seconds(lambda x=x, rp=rp, m=measured: complete(x, rp, m), args.repeats)
         rows[f"completion, batch {batch} (K=2)"] = {
             "seconds": seconds,
             "per_second": batch / seconds,
@@ -66,7 +53,9 @@ def main() -> None:
         "rss": jax.random.normal(jax.random.key(3), (s.n_critic + 1, 64, RUS)),
         "rp": jax.random.normal(jax.random.key(4), (s.n_critic + 1, 64, RP_DIMS)),
     }
-    seconds = timed(lambda: iteration(state, batch, jax.random.key(5))[1]["loss"], args.repeats)
+    seconds = median_seconds(
+        lambda: iteration(state, batch, jax.random.key(5))[1]["loss"], args.repeats
+    )
     rows["WGAN-GP iteration, batch 64 (5 critic + 1 generator)"] = {
         "seconds": seconds,
         "per_second": 1.0 / seconds,
@@ -76,7 +65,7 @@ def main() -> None:
     stacked = jax.vmap(lambda k: training.init_state(s, k, RUS, RP_DIMS, 1e-4))(keys)
     stacked_batch = jax.tree.map(lambda a: jnp.broadcast_to(a, (n, *a.shape)), batch)
     vmapped = jax.jit(jax.vmap(training.make_iteration(s)))
-    seconds = timed(lambda: vmapped(stacked, stacked_batch, keys)[1]["loss"], args.repeats)
+    seconds = median_seconds(lambda: vmapped(stacked, stacked_batch, keys)[1]["loss"], args.repeats)
     rows[f"{n} seeds, one vmapped iteration"] = {"seconds": seconds, "per_second": n / seconds}
     one_by_one = rows["WGAN-GP iteration, batch 64 (5 critic + 1 generator)"]["seconds"] * n
     rows[f"{n} seeds, one by one"] = {"seconds": one_by_one, "per_second": n / one_by_one}

@@ -9,15 +9,13 @@ and writes JSON with the machine it ran on.
 from __future__ import annotations
 
 import argparse
-import time
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 
 from jaxfp.common.atomic_files import write_json
-from jaxfp.eval.bench import machine_info
+from jaxfp.eval.bench import machine_info, median_seconds
 from jaxfp.eval.results import format_table
 from jaxfp.methods.itoloc.losses import LossSettings, make_loss
 from jaxfp.methods.itoloc.nets import ItoLocNet
@@ -25,17 +23,6 @@ from jaxfp.train.state import TrainState
 from jaxfp.train.steps import make_train_step
 
 LOCATIONS, DOMAINS = 100, 15
-
-
-def timed(fn, repeats: int) -> float:
-    """Median seconds of `fn()` after one warm-up call."""
-    jax.block_until_ready(fn())
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        jax.block_until_ready(fn())
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
 
 
 def main() -> None:
@@ -75,7 +62,7 @@ def main() -> None:
             "rp": jnp.broadcast_to(location, (len(heads), args.batch)),
             "domain": jnp.arange(args.batch) % DOMAINS,
         }
-        seconds = timed(
+        seconds = median_seconds(
             lambda s=step, st=state, b=batch: s(st, b, jax.random.key(3))[1]["loss"], args.repeats
         )
         rows[f"{name}, batch {args.batch}, {args.aps}x{args.aps}"] = {
@@ -99,7 +86,7 @@ def main() -> None:
                 outs += [apply(v, pool, jax.random.key(k)) for k in range(args.dropout_passes)]
                 return outs[-1]
 
-            seconds = timed(selection, max(2, args.repeats // 3))
+            seconds = median_seconds(selection, max(2, args.repeats // 3))
             rows[f"co-training selection, pool {args.pool}, K={args.dropout_passes}"] = {
                 "seconds": seconds,
                 "samples_per_second": args.pool * (args.dropout_passes + 1) / seconds,
