@@ -115,6 +115,22 @@ def evolve(world: World, seed: int) -> World:
     )
 
 
+def relocate_aps(world: World, count: int, seed: int) -> World:
+    """`count` active APs moved to new random places (same ids and powers, a new shadowing field
+    around the new place); the next period."""
+    rng = np.random.default_rng([seed, world.period, count])
+    active = np.flatnonzero(world.ap_active)
+    if not 0 <= count <= len(active):
+        raise ValueError(f"count: expected 0..{len(active)} (the active APs), got {count}")
+    moved = rng.choice(active, count, replace=False)
+    new = _new_aps(world.params, rng, count)
+    names = ("ap_xy", "ap_floor", "shadow_freq", "shadow_phase")
+    arrays = {name: getattr(world, name).copy() for name in names}
+    for name, values in arrays.items():
+        values[moved] = new[name]
+    return dataclasses.replace(world, period=world.period + 1, **arrays)
+
+
 def mean_rss(world: World, xy: np.ndarray, floor: np.ndarray) -> np.ndarray:
     """Noise-free RSS (n, L) in dBm: path loss, floor attenuation and shadowing, no fading."""
     p = world.params

@@ -81,3 +81,20 @@ def percentile_bar_plot(
     if title:
         ax.set_title(title)
     return _save(fig, path)
+
+
+def per_point_error_plot(
+    curves: Mapping[str, np.ndarray], path: str | os.PathLike, title: str = ""
+) -> str:
+    """Mean error (m) at each reference point, one line per named case (FPN's Figs. 5-6)."""
+    fig, ax = plt.subplots(figsize=(8, 3.5), dpi=120)
+    for name, values in curves.items():
+        values = np.asarray(values, np.float64)
+        ax.plot(np.arange(len(values)), values, marker=".", lw=0.8, label=name)
+    ax.set_xlabel("reference point")
+    ax.set_ylabel("mean error (m)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title)
+    return _save(fig, path)

@@ -40,10 +40,15 @@ def fit(
     block_each_step: bool = False,
     desc: str = "train",
     shaping: Any = None,
+    after_eval: Callable[[Any, Metrics], Any] | None = None,
+    stop_when: Callable[[Any], bool] | None = None,
 ) -> tuple[Any, list[dict[str, float]]]:
     """Train `state` to options.num_steps; returns (state, evaluation history).
 
-    `shaping`: the config (or part of it) this run's result depends on (default: the options)."""
+    `shaping`: the config (or part of it) this run's result depends on (default: the options).
+    `eval_fn(state)` may return per-member arrays (their mean is logged); `after_eval(state,
+    scores)` returns the state to go on with (e.g. keeping the best parameters); `stop_when(state)`
+    ends the run early after an evaluation, checkpointed, so a resumed run stops there too."""
     t = options
     prepare_workdir(workdir, dataclasses.asdict(t) if shaping is None else shaping)
     checkpoints = Checkpointer(os.path.join(workdir, "checkpoints"), t.max_to_keep)
@@ -90,7 +95,8 @@ def fit(
         clock, clock_steps = time.perf_counter(), 0
 
     try:
-        for step in range(start, t.num_steps):
+        stopped = stop_when is not None and start > 0 and stop_when(state)
+        for step in range(start, t.num_steps if not stopped else start):
             state, metrics = train_step(state, batch_at(step), rng)
             if block_each_step:
                 jax.block_until_ready(metrics)
@@ -103,11 +109,19 @@ def fit(
                 flush()
             evaluate = last_step or (t.eval_every > 0 and done % t.eval_every == 0)
             if eval_fn is not None and evaluate:
-                scores = {k: float(np.asarray(v)) for k, v in eval_fn(state).items()}
+                raw = eval_fn(state)
+                if after_eval is not None:
+                    state = after_eval(state, raw)
+                scores = {k: float(np.mean(np.asarray(v))) for k, v in raw.items()}
                 writer.write_scalars(done, {f"eval/{k}": v for k, v in scores.items()})
                 evaluations.append({"step": done, **scores})
+                stopped = stop_when is not None and stop_when(state)
+                save = save or stopped
             if save:
                 checkpoints.save(done, state, rng)
+            if stopped:
+                flush()
+                break
         flush()
     finally:
         bar.close()

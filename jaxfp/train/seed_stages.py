@@ -49,10 +49,13 @@ class SeedStages:
         options: LoopOptions,
         shaping: dict[str, Any],
         eval_fn: Callable[[Any], dict[str, jax.Array]] | None = None,
+        after_eval: Callable[[Any, dict[str, jax.Array]], Any] | None = None,
+        stop_when: Callable[[Any], bool] | None = None,
     ) -> Any:
         """Stacked states of every seed trained by `step_fn` (un-jitted, one seed's step) under
         workdir/name; `batch_of(rng, m)` draws seed m's batch. `init` is a per-seed init function
-        or already stacked states (a fine-tune)."""
+        or already stacked states (a fine-tune); `after_eval`/`stop_when` as in `fit` (e.g.
+        `jaxfp.train.early_stopping`)."""
         states = self.init(name, init) if callable(init) else init
 
         def batch_at(step: int) -> Any:
@@ -75,5 +78,7 @@ class SeedStages:
             eval_fn,
             desc=name,
             shaping=shaping,
+            after_eval=after_eval,
+            stop_when=stop_when,
         )
         return states

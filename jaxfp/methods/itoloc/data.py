@@ -18,18 +18,9 @@ from typing import NamedTuple
 
 import numpy as np
 
+from jaxfp.data.places import ReferencePoints, floor_code
 from jaxfp.data.types import DataFormatError, FingerprintSet
 from jaxfp.methods.itoloc.image import fingerprint_image, positive_rss, vector_image
-
-
-def floor_code_of(floor: np.ndarray, building: np.ndarray | None) -> np.ndarray:
-    floor = np.asarray(floor, np.int64)
-    return floor if building is None else np.asarray(building, np.int64) * 100 + floor
-
-
-def floor_code(fs: FingerprintSet) -> np.ndarray:
-    floor = np.zeros(fs.n, np.int64) if fs.floor is None else fs.floor
-    return floor_code_of(floor, fs.building)
 
 
 class Site(NamedTuple):
@@ -41,17 +32,14 @@ class Site(NamedTuple):
 
     @classmethod
     def of(cls, fs: FingerprintSet, floor_height_m: float) -> Site:
-        keys = np.c_[np.round(fs.xy, 3), floor_code(fs)]
-        unique = np.unique(keys, axis=0)
-        xyz = np.c_[unique[:, :2], unique[:, 2] * floor_height_m]
+        points = ReferencePoints.of(fs)
+        xyz = np.c_[points.xy, points.floor * floor_height_m]
         distances = np.linalg.norm(xyz[:, None] - xyz[None], axis=-1)
-        return cls(unique[:, :2], unique[:, 2].astype(np.int64), distances.astype(np.float32))
+        return cls(points.xy, points.floor, distances.astype(np.float32))
 
     def locate(self, fs: FingerprintSet) -> np.ndarray:
         """(n,) class index of each scan's own location; -1 where it is not a training location."""
-        keys = np.c_[np.round(fs.xy, 3), floor_code(fs)]
-        table = {tuple(k): i for i, k in enumerate(np.c_[self.xy, self.floor])}
-        return np.array([table.get(tuple(k), -1) for k in keys], np.int64)
+        return ReferencePoints(self.xy, self.floor).locate(fs)
 
 
 class Domains:

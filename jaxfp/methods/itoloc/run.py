@@ -27,6 +27,7 @@ import optax
 
 from jaxfp.common.chunks import map_chunks
 from jaxfp.config import ConfigError, variant_settings
+from jaxfp.data.places import floor_code_of
 from jaxfp.data.registry import load_parts
 from jaxfp.data.synthetic import WorldParams, make_world, survey
 from jaxfp.data.types import FingerprintSet, concat
@@ -35,7 +36,7 @@ from jaxfp.methods import program
 from jaxfp.methods.baselines.knn import build_index
 from jaxfp.methods.baselines.knn import predict as knn_predict
 from jaxfp.methods.itoloc import cotraining
-from jaxfp.methods.itoloc.data import Domains, Scans, Site, floor_code_of, regions, scans
+from jaxfp.methods.itoloc.data import Domains, Scans, Site, regions, scans
 from jaxfp.methods.itoloc.image import select_aps
 from jaxfp.methods.itoloc.losses import LossSettings, make_loss
 from jaxfp.methods.itoloc.nets import ItoLocNet

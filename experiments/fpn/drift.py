@@ -1,0 +1,56 @@
+"""FPN month by month on the UJI long-term library set: trained with month 1's map and walks,
+then each month the map is rebuilt from that month's training scans, the networks scored
+untrained, briefly fine-tuned, scored again; test walks over each month's test scans; WkNN,
+nearest RP and Kalman on the same month.
+
+    jaxfp run experiments/fpn/drift.py --workdir runs/fpn_drift \\
+        --config.data.path=/path/to/uji-lib-longterm-months01-15.zip
+Test size: experiments/fpn/drift.py:test (the shipped fixture).
+"""
+
+import importlib.util
+import os
+
+import ml_collections
+
+from jaxfp.config import ConfigError
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+VARIANTS = ("", "test")
+
+
+def _synthetic_module():
+    spec = importlib.util.spec_from_file_location(
+        "fpn_synthetic", os.path.join(HERE, "synthetic.py")
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def get_config(arg: str = "") -> ml_collections.ConfigDict:
+    if arg not in VARIANTS:
+        raise ConfigError(f"{__file__}: config variant {arg!r}; expected one of {VARIANTS}")
+    c = _synthetic_module().base_config("fpn.drift")
+    c.data = ml_collections.ConfigDict(
+        dict(
+            path=os.path.join(REPO, "data", "uji-lib-longterm-months01-15.zip"),
+            format="auto",
+            parts="{month:02d}/{kind}*",  # kind: trn (the map survey) or tst (the test scans)
+            first_month=1,
+            months=tuple(range(2, 16)),
+        )
+    )
+    c.walk.radius_m = 2.0  # the library's reference points are ~1.8 m apart along shelves
+    if arg == "test":
+        c.seeds = (0, 1)
+        c.data.path = os.path.join(REPO, "tests", "fixtures", "longterm_mini.zip")
+        c.data.months = (2, 3)
+        c.model.update(dict(features=8, encoder_hidden=(16,)))
+        c.walk.update(dict(length=4, validation_walks=8, test_walks=12, radius_m=10.0))
+        c.train.update(dict(num_steps=6, batch_size=4, eval_every=2, log_every=2))
+        c.train.update(dict(checkpoint_every=2, learning_rate=1e-3))
+        c.adapt.update(dict(num_steps=4, batch_size=4, eval_every=2, checkpoint_every=2))
+        c.eval_batch = 8
+    return c

@@ -1,0 +1,39 @@
+"""FPN's baselines over walks: the basic fingerprint (nearest map row) and a Kalman filter on its
+positions. WkNN comes from `jaxfp.methods.baselines`.
+
+- Basic fingerprint (Table 1): the reference point whose radio-map row is nearest (Euclidean, dBm
+  after the −95/−100 rule) to the scan — no preprocessing, as the paper's 10.61 m row.
+- Kalman fingerprint: the basic fingerprint's positions filtered along each walk by a random-walk
+  (constant-position) model, x_t = x_{t−1} + w, z_t = x_t + v, isotropic std `process_std_m` and
+  `measurement_std_m` (config); the floor is the basic fingerprint's. The walks here have no
+  persistent velocity, so a constant-velocity model has nothing to track.
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+import numpy as np
+
+from jaxfp.common.neighbours import pairwise_distance
+
+
+def nearest_point(signals: np.ndarray, radio_map: np.ndarray) -> np.ndarray:
+    """(...,) index of the map row (R, L) nearest each signal (..., L)."""
+    flat = signals.reshape(-1, signals.shape[-1])
+    d = pairwise_distance(jnp.asarray(flat), jnp.asarray(radio_map), "euclidean")
+    return np.asarray(jnp.argmin(d, -1)).reshape(signals.shape[:-1])
+
+
+def kalman_track(measured_xy: np.ndarray, process_std_m: float, measurement_std_m: float):
+    """(W, T, 2) filtered positions of measurements (W, T, 2) under the random-walk model."""
+    q, r = process_std_m**2, measurement_std_m**2
+    out = np.empty_like(measured_xy, dtype=np.float64)
+    x, p = measured_xy[:, 0].astype(np.float64), r
+    out[:, 0] = x
+    for t in range(1, measured_xy.shape[1]):
+        p = p + q
+        gain = p / (p + r)
+        x = x + gain * (measured_xy[:, t] - x)
+        p = (1 - gain) * p
+        out[:, t] = x
+    return out
