@@ -15,10 +15,12 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
 
 from jaxfp.train.keys import named_key, named_seed
 from jaxfp.train.loop import fit
-from jaxfp.train.members import init_members, member_step
+from jaxfp.train.members import member_step
 from jaxfp.train.options import LoopOptions
 from jaxfp.train.steps import Step
 from jaxfp.train.whole_run import member_mesh
@@ -37,8 +39,12 @@ class SeedStages:
 
     def init(self, name: str, init: Callable[[jax.Array], Any]) -> Any:
         """`init(key)` for every seed (key named by seed and stage), stacked."""
-        keys = jnp.stack([named_key(seed, name, "init") for seed in self.seeds])
-        return init_members(init, keys, self.mesh)
+        # One seed at a time, then stacked: XLA:CPU (jaxlib 0.10) deadlocks running a vmapped
+        # init of two stacked 128-wide LSTM layers (their orthogonal initialisers' QRs).
+        one = jax.jit(init)
+        states = [one(named_key(seed, name, "init")) for seed in self.seeds]
+        stacked = jax.tree.map(lambda *leaves: jnp.stack(leaves), *states)
+        return jax.device_put(stacked, NamedSharding(self.mesh, P("members")))
 
     def stage(
         self,

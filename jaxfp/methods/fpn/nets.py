@@ -4,7 +4,8 @@ One line per choice the paper leaves open:
 - The encoder is fully connected and applied to each reference point's map row: V_r (size L, the
   input signal's size) = m_r + FC(m_r), the last layer zero-initialised so V starts as the map.
 - S and V are combined by comparison: d_tr = mean_l (S_tl − V_rl)², and the LSTM reads the
-  log-softmax of −d_t / τ over the R points (τ learned); `combine="compare_and_signal"` also
+  log-softmax of −d_t / τ over the R points (τ learned), layer-normalised; `combine=
+  "compare_and_signal"` also
   feeds S itself. The output is a softmax over the R points: Dense(h_t) + κ · that log-softmax
   (κ learned), so the map comparison reaches the output directly and the LSTM adds the past.
 - `use_map=False` is the plain 2-layer LSTM on raw signals (no map): it must hold the map in its
@@ -44,7 +45,8 @@ class Recurrent(nn.Module):
     def __call__(self, xs: jax.Array, carry: Sequence[Any] | None = None) -> tuple[jax.Array, Any]:
         carries = []
         for i in range(self.layers):
-            rnn = nn.RNN(nn.OptimizedLSTMCell(self.features), return_carry=True, name=f"lstm{i}")
+            cell = nn.OptimizedLSTMCell(self.features, name=f"lstm{i}")
+            rnn = nn.RNN(cell, return_carry=True)
             c, xs = rnn(xs, initial_carry=None if carry is None else carry[i])
             carries.append(c)
         return xs, tuple(carries)
@@ -82,7 +84,10 @@ class Positioner(nn.Module):
         )
         log_tau = self.param("log_temperature", nn.initializers.constant(jnp.log(1e-3)), ())
         match = jax.nn.log_softmax(-map_distances(signals, encoded) / jnp.exp(log_tau))
-        inputs = match if self.combine == "compare" else jnp.concatenate([match, signals], -1)
+        # Log-probabilities run to -100s; normalised per step so the LSTM's gates do not saturate.
+        inputs = nn.LayerNorm()(match)
+        if self.combine == "compare_and_signal":
+            inputs = jnp.concatenate([inputs, signals], -1)
         h, carry = Recurrent(self.features, self.layers)(inputs, carry)
         skip = self.param("match_weight", nn.initializers.ones, ())
         return nn.Dense(self.n_points)(h) + skip * match, carry

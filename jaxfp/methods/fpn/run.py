@@ -20,6 +20,7 @@ floor hit rate; fine-tuning wall time in seconds.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from typing import Any, NamedTuple
@@ -34,7 +35,7 @@ from jaxfp.config import ConfigError, variant_settings
 from jaxfp.data.places import ReferencePoints, floor_code
 from jaxfp.data.registry import load_parts
 from jaxfp.data.synthetic import WorldParams, make_world, relocate_aps, survey
-from jaxfp.data.types import FingerprintSet
+from jaxfp.data.types import RSS_MAX_DBM, RSS_MIN_DBM, FingerprintSet
 from jaxfp.eval.plots import per_point_error_plot
 from jaxfp.eval.results import over_seeds, write_results
 from jaxfp.methods import program
@@ -118,13 +119,10 @@ class Study:
             )
         return unit
 
-    def scans(self, fs: FingerprintSet, noise_db: float = 0.0, seed: int = 0) -> Scans:
-        """`fs` on the unit scale; `noise_db` adds Gaussian noise to detected readings first."""
+    def scans(self, fs: FingerprintSet) -> Scans:
+        """`fs` on the unit scale, at its reference points."""
         r = self.config.radio_map
-        rss = fs.rss
-        if noise_db > 0:
-            rss = rss + noise_db * np.random.default_rng(seed).standard_normal(rss.shape)
-        dbm = received_dbm(rss, fs.detected, r.threshold_dbm, r.missing_dbm)
+        dbm = received_dbm(fs.rss, fs.detected, r.threshold_dbm, r.missing_dbm)
         return Scans(to_unit(dbm, r.missing_dbm), fs.xy, floor_code(fs), self.points.locate(fs))
 
     def walks(self, scans: Scans, count: int, seed: int, radius_m: float) -> Walks:
@@ -283,6 +281,15 @@ class Study:
         }
 
 
+def with_noise(fs: FingerprintSet, noise_db: float, seed: int) -> FingerprintSet:
+    """`fs` with Gaussian noise of `noise_db` added to its detected readings (walk scans)."""
+    if noise_db <= 0:
+        return fs
+    noise = noise_db * np.random.default_rng(seed).standard_normal(fs.rss.shape)
+    rss = np.clip(fs.rss + noise, RSS_MIN_DBM, RSS_MAX_DBM).astype(np.float32)  # NaN stays NaN
+    return dataclasses.replace(fs, rss=rss)
+
+
 def _with_fresh_optimizer(states: Any, tx: optax.GradientTransformation) -> Any:
     """A copy of the stacked states with a fresh optimizer (the caller's states stay valid: the
     training steps donate what they are given)."""
@@ -362,21 +369,21 @@ def run_synthetic(config: ml_collections.ConfigDict, workdir: str) -> dict[str, 
     )
     before = make_world(params, s.seed)
     after = relocate_aps(before, s.moved_aps, s.seed)
-    sets = {}
+    sets, noise = {}, float(walk.noise_db)
     for name, world, offset in (("before", before, 0), ("after", after, 10)):
+        seed = s.seed + offset
         sets[name] = {
-            "map": survey(world, s.map_scans_per_rp, s.seed + offset + 1),
-            "train": survey(world, s.train_scans_per_rp, s.seed + offset + 2),
-            "test": survey(world, s.test_scans_per_rp, s.seed + offset + 3),
+            "map": survey(world, s.map_scans_per_rp, seed + 1),
+            "train": with_noise(survey(world, s.train_scans_per_rp, seed + 2), noise, seed + 4),
+            "test": with_noise(survey(world, s.test_scans_per_rp, seed + 3), noise, seed + 5),
         }
     points = ReferencePoints.of(sets["before"]["map"])
     shared = {"synthetic": s.to_dict(), "radio_map": config.radio_map.to_dict()}
     shared["seeds"] = list(config.seeds)
     study = Study(config, workdir, points, shared)
     maps = {k: study.map_of(v["map"]) for k, v in sets.items()}
-    noise = float(walk.noise_db)
-    train = {k: study.scans(v["train"], noise, s.seed + 20) for k, v in sets.items()}
-    tests = {k: study.scans(v["test"], noise, s.seed + 30) for k, v in sets.items()}
+    train = {k: study.scans(v["train"]) for k, v in sets.items()}
+    tests = {k: study.scans(v["test"]) for k, v in sets.items()}
     walks = {
         k: study.walks(v, int(walk.test_walks), s.seed + 40, float(walk.radius_m))
         for k, v in tests.items()
