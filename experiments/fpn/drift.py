@@ -43,6 +43,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
         )
     )
     c.walk.radius_m = 2.0  # the library's reference points are ~1.8 m apart along shelves
+    c.baselines.walk_filter_signal_std_db = 5.0  # month 1: RMS scan - map row 5.2 dB (active APs)
     if arg == "test":
         c.seeds = (0, 1)
         c.data.path = os.path.join(REPO, "tests", "fixtures", "longterm_mini.zip")
@@ -50,7 +51,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
         c.model.update(dict(features=8, encoder_hidden=(16,)))
         c.walk.update(dict(length=4, validation_walks=8, test_walks=12, radius_m=10.0))
         c.train.update(dict(num_steps=6, batch_size=4, eval_every=2, log_every=2))
-        c.train.update(dict(checkpoint_every=2, learning_rate=1e-3))
+        c.train.update(dict(checkpoint_every=2))
         c.adapt.update(dict(num_steps=4, batch_size=4, eval_every=2, checkpoint_every=2))
         c.eval_batch = 8
     return c

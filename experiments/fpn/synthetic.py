@@ -44,16 +44,18 @@ def base_config(method: str) -> ml_collections.ConfigDict:
             test_walks=300,
         )
     )
-    # §4.1: Adam 1e-4, 20% validation; early stopping keeps the best validation parameters.
+    # §4.1: Adam, 20% validation; early stopping keeps the best validation parameters. The
+    # paper's learning rate is 1e-4 for up to 500 epochs; 1e-3 reaches the same plateau within
+    # this CPU's budget (measured: val CE still falling at 1e-4 after 1,000 steps).
     c.train = ml_collections.ConfigDict(
         dict(
             num_steps=4000,
             batch_size=32,
-            learning_rate=1e-4,
+            learning_rate=1e-3,
             ap_removal_rate=0.2,  # each AP removed from map and signals with this probability
             validation_fraction=0.2,
             eval_every=100,
-            patience=5,  # evaluations without improvement before stopping
+            patience=10,  # evaluations without improvement before stopping
             log_every=100,
             checkpoint_every=100,
             max_to_keep=1,
@@ -67,6 +69,7 @@ def base_config(method: str) -> ml_collections.ConfigDict:
             knn_representation="positive",
             kalman_process_std_m=3.0,  # one grid step per scan
             kalman_measurement_std_m=3.0,
+            walk_filter_signal_std_db=13.0,  # ≈ the synthetic scans' noise (12 dB + fading)
         )
     )
     c.eval_batch = 512
@@ -89,7 +92,8 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
             shadowing_db=4.0,
             floor_attenuation_db=15.0,
             map_scans_per_rp=20,
-            train_scans_per_rp=20,
+            # §4.1 takes 200 per RP; with 20 the networks memorise the scans (val CE rises)
+            train_scans_per_rp=150,
             test_scans_per_rp=5,
         )
     )
@@ -103,7 +107,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
         c.model.update(dict(features=8, encoder_hidden=(16,)))
         c.walk.update(dict(length=4, validation_walks=8, test_walks=12))
         c.train.update(dict(num_steps=6, batch_size=4, eval_every=2, log_every=2))
-        c.train.update(dict(checkpoint_every=2, learning_rate=1e-3))
+        c.train.update(dict(checkpoint_every=2))
         c.adapt.update(dict(num_steps=4, batch_size=4, eval_every=2, checkpoint_every=2))
         c.eval_batch = 8
     return c

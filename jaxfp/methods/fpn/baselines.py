@@ -7,6 +7,10 @@ positions. WkNN comes from `jaxfp.methods.baselines`.
   (constant-position) model, x_t = x_{t−1} + w, z_t = x_t + v, isotropic std `process_std_m` and
   `measurement_std_m` (config); the floor is the basic fingerprint's. The walks here have no
   persistent velocity, so a constant-velocity model has nothing to track.
+- Walk filter (not in the paper; a diagnostic of what the sequence can give): the exact Bayes
+  filter of a walk on the reference-point graph — each step moves to a uniformly drawn neighbour,
+  each scan is the point's map row plus independent Gaussian noise of `signal_std_db` per AP;
+  the estimate is the most probable point given the scans so far (causal, like the LSTM).
 """
 
 from __future__ import annotations
@@ -36,4 +40,36 @@ def kalman_track(measured_xy: np.ndarray, process_std_m: float, measurement_std_
         x = x + gain * (measured_xy[:, t] - x)
         p = (1 - gain) * p
         out[:, t] = x
+    return out
+
+
+def walk_filter(
+    signals: np.ndarray, radio_map: np.ndarray, neighbours: list[np.ndarray], signal_std: float
+) -> np.ndarray:
+    """(W, T) most probable point per step of walks (W, T, L) given the scans up to that step;
+    `signal_std` on the signals' scale. A point without neighbours keeps to itself."""
+    n = len(radio_map)
+    transition = np.zeros((n, n))
+    for p, near in enumerate(neighbours):
+        transition[p, near if len(near) else [p]] = 1.0 / max(len(near), 1)
+    d2 = (
+        np.asarray(
+            pairwise_distance(
+                jnp.asarray(signals.reshape(-1, signals.shape[-1])),
+                jnp.asarray(radio_map),
+                "euclidean",
+            )
+        ).reshape(*signals.shape[:2], n)
+        ** 2
+    )
+    log_likelihood = -d2 / (2 * signal_std**2)
+    out = np.empty(signals.shape[:2], np.int64)
+    belief = np.full((signals.shape[0], n), 1.0 / n)
+    for t in range(signals.shape[1]):
+        prior = belief if t == 0 else belief @ transition
+        log_post = np.log(np.maximum(prior, 1e-300)) + log_likelihood[:, t]
+        log_post -= log_post.max(-1, keepdims=True)
+        belief = np.exp(log_post)
+        belief /= belief.sum(-1, keepdims=True)
+        out[:, t] = belief.argmax(-1)
     return out

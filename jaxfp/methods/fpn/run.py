@@ -41,7 +41,7 @@ from jaxfp.eval.results import over_seeds, write_results
 from jaxfp.methods import program
 from jaxfp.methods.baselines.knn import build_index
 from jaxfp.methods.baselines.knn import predict as knn_predict
-from jaxfp.methods.fpn.baselines import kalman_track, nearest_point
+from jaxfp.methods.fpn.baselines import kalman_track, nearest_point, walk_filter
 from jaxfp.methods.fpn.nets import Positioner
 from jaxfp.methods.fpn.radio_map import radio_map, received_dbm, to_unit
 from jaxfp.methods.fpn.training import (
@@ -260,13 +260,19 @@ class Study:
     def baseline_scores(
         self, walks: Walks, radio_map: np.ndarray, database: FingerprintSet, test: FingerprintSet
     ) -> dict[str, dict[str, Any]]:
-        """Nearest RP and Kalman with `radio_map`, WkNN with `database` (the map's survey scans)."""
+        """Nearest RP, Kalman and the walk filter with `radio_map`, WkNN with `database` (the map's
+        survey scans)."""
         b = self.config.baselines
         signals = walks.scans.signals[walks.rows]
         nearest = nearest_point(signals, radio_map)
         kalman = kalman_track(
             self.points.xy[nearest], b.kalman_process_std_m, b.kalman_measurement_std_m
         )
+        neighbours = neighbour_lists(
+            self.points.xy, self.points.floor, float(self.config.walk.radius_m)
+        )
+        std = float(b.walk_filter_signal_std_db) / 100.0  # the unit scale: 100 dB per unit
+        filtered = walk_filter(signals, radio_map, neighbours, std)
         index = build_index(database, b.knn_representation)
         found = knn_predict(index, test.aligned_to(database), int(b.knn_k))
         floors = (
@@ -275,6 +281,7 @@ class Study:
         return {
             "nearest RP": self.point_scores(nearest[None], walks),
             "Kalman": self.position_scores(kalman[None], self.points.floor[nearest][None], walks),
+            "walk filter": self.point_scores(filtered[None], walks),
             "WkNN": self.position_scores(
                 found["xy"][walks.rows][None], floors[walks.rows][None], walks
             ),

@@ -142,6 +142,17 @@ def test_kalman_follows_a_jump_partly_and_nearest_point_picks_the_closest_row():
     np.testing.assert_array_equal(found, [[1, 0]])
 
 
+def test_the_walk_filter_only_moves_to_neighbours_when_the_scans_say_nothing():
+    xy = np.array([[0.0, 0], [3, 0], [6, 0], [9, 0]])
+    neighbours = walks.neighbour_lists(xy, np.zeros(4, int), 3.05)
+    radio = np.eye(4)
+    signals = np.full((1, 3, 4), 0.25)
+    signals[0, 0] = radio[0]  # a clear start at point 0, then scans equally far from every row
+    found = baselines.walk_filter(signals, radio, neighbours, signal_std=0.3)
+    np.testing.assert_array_equal(found[0, :2], [0, 1])  # point 1 is point 0's only neighbour
+    assert found[0, 2] in (0, 2)
+
+
 def test_relocated_aps_keep_their_ids_and_move():
     world = make_world(WorldParams(n_aps=10), 0)
     moved = relocate_aps(world, 4, 0)
@@ -210,5 +221,5 @@ def test_configs_and_bad_variants(tmp_path):
     with pytest.raises(ConfigError, match="tset"):
         load_config(DRIFT + ":tset")
     c = load_config(SYNTHETIC)
-    assert c.train.learning_rate == 1e-4 and c.train.validation_fraction == 0.2
+    assert c.train.validation_fraction == 0.2 and c.train.ap_removal_rate > 0
     assert c.model.layers == 2 and c.synthetic.rp_spacing_m == 3.0 and c.synthetic.n_floors == 3
