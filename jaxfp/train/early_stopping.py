@@ -30,11 +30,15 @@ class Tracked(struct.PyTreeNode):
 def track(state: Any, members: int | None = None) -> Tracked:
     """`state` (stacked over `members` when given) with no best yet."""
     shape = () if members is None else (members,)
+    best_loss, stale = jnp.full(shape, jnp.inf, jnp.float32), jnp.zeros(shape, jnp.int32)
+    if members is not None:  # placed like the members' parameters (a restore keeps placement)
+        sharding = jax.tree.leaves(state.params)[0].sharding
+        best_loss, stale = jax.device_put((best_loss, stale), sharding)
     return Tracked(
         state=state,
         best_params=jax.tree.map(jnp.copy, state.params),  # the state's own buffers are donated
-        best_loss=jnp.full(shape, jnp.inf, jnp.float32),
-        stale_evals=jnp.zeros(shape, jnp.int32),
+        best_loss=best_loss,
+        stale_evals=stale,
     )
 
 
