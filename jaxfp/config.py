@@ -9,6 +9,7 @@ import ast
 import importlib.util
 import os
 from collections.abc import Sequence
+from types import ModuleType
 
 import ml_collections
 
@@ -17,14 +18,20 @@ class ConfigError(ValueError):
     """A config the user wrote or asked for is wrong (bad file, unknown key, unparsable value)."""
 
 
-def load_config(spec: str) -> ml_collections.ConfigDict:
-    path, _, arg = spec.partition(":")
+def config_module(path: str) -> ModuleType:
+    """The config file at `path` as a module (a config builds on a sibling's shared parts)."""
     if not os.path.isfile(path):
         raise ConfigError(f"{path}: no such config file")
     module_spec = importlib.util.spec_from_file_location(f"jaxfp_config_{abs(hash(path))}", path)
     assert module_spec is not None and module_spec.loader is not None
     module = importlib.util.module_from_spec(module_spec)
     module_spec.loader.exec_module(module)
+    return module
+
+
+def load_config(spec: str) -> ml_collections.ConfigDict:
+    path, _, arg = spec.partition(":")
+    module = config_module(path)
     if not hasattr(module, "get_config"):
         raise ConfigError(f"{path}: expected a function get_config()")
     config = module.get_config(arg) if arg else module.get_config()

@@ -8,31 +8,21 @@ nearest RP and Kalman on the same month.
 Test size: experiments/fpn/drift.py:test (the shipped fixture).
 """
 
-import importlib.util
 import os
 
 import ml_collections
 
-from jaxfp.config import ConfigError
+from jaxfp.config import ConfigError, config_module
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 VARIANTS = ("", "test")
 
 
-def _synthetic_module():
-    spec = importlib.util.spec_from_file_location(
-        "fpn_synthetic", os.path.join(HERE, "synthetic.py")
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def get_config(arg: str = "") -> ml_collections.ConfigDict:
     if arg not in VARIANTS:
         raise ConfigError(f"{__file__}: config variant {arg!r}; expected one of {VARIANTS}")
-    c = _synthetic_module().base_config("fpn.drift")
+    c = config_module(os.path.join(HERE, "synthetic.py")).base_config("fpn.drift")
     c.data = ml_collections.ConfigDict(
         dict(
             path=os.path.join(REPO, "data", "uji-lib-longterm-months01-15.zip"),

@@ -6,31 +6,21 @@ month by co-training on that month's unlabelled test scans, and scored on them.
 Test size: experiments/itoloc/drift.py:test (the shipped fixture).
 """
 
-import importlib.util
 import os
 
 import ml_collections
 
-from jaxfp.config import ConfigError
+from jaxfp.config import ConfigError, config_module
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 VARIANTS = ("", "test")
 
 
-def _devices_module():
-    spec = importlib.util.spec_from_file_location(
-        "itoloc_devices", os.path.join(HERE, "devices.py")
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def get_config(arg: str = "") -> ml_collections.ConfigDict:
     if arg not in VARIANTS:
         raise ConfigError(f"{__file__}: config variant {arg!r}; expected one of {VARIANTS}")
-    c = _devices_module().base_config("itoloc.drift")
+    c = config_module(os.path.join(HERE, "devices.py")).base_config("itoloc.drift")
     c.domain_keys = ("month", "set_kind", "set_number")  # one device: domains are collections
     c.run_variants = ("itoloc",)
     c.run_update = True

@@ -10,6 +10,8 @@ of magnitude (Campus GF: ~6% of APs installed and ~4% removed per week).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
@@ -40,6 +42,12 @@ class WorldParams:
     removal_rate: float = 0.04
     power_change_rate: float = 0.05
     power_change_db: float = 6.0
+
+    @classmethod
+    def from_mapping(cls, mapping: Mapping[str, Any]) -> WorldParams:
+        """The fields a config section sets (its other keys, e.g. scan counts, are not ours)."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in mapping.items() if k in names})
 
 
 @dataclasses.dataclass(frozen=True)

@@ -21,6 +21,7 @@ floor hit rate; fine-tuning wall time in seconds.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import time
 from typing import Any, NamedTuple
@@ -31,6 +32,7 @@ import ml_collections
 import numpy as np
 import optax
 
+from jaxfp.common.atomic_files import write_json
 from jaxfp.config import ConfigError, variant_settings
 from jaxfp.data.places import ReferencePoints, floor_code
 from jaxfp.data.registry import load_parts
@@ -353,27 +355,33 @@ def _fine_tune(
     states: Any,
     radio_map: np.ndarray,
     scans: Scans,
-) -> tuple[Any, float]:
-    """Brief fine-tuning (config.adapt) from `states`, which stay valid; (states, seconds)."""
-    clock = time.perf_counter()
+) -> tuple[Any, float | None]:
+    """Brief fine-tuning (config.adapt) from `states`, which stay valid; (states, seconds). The
+    wall time is kept beside the stage, so a rerun that restores the finished stage reports the
+    time the fine-tune took (a resumed one: the time of the part this run did)."""
+    folder = os.path.join(study.stages.workdir, stage)
+    log, record = os.path.join(folder, "metrics.jsonl"), os.path.join(folder, "seconds.json")
+
+    def logged() -> int:
+        return os.path.getsize(log) if os.path.exists(log) else 0
+
+    before, clock = logged(), time.perf_counter()
     tuned = study.train(stage, variant, states, radio_map, scans, study.config.adapt)
     jax.block_until_ready(tuned.params)
-    return tuned, time.perf_counter() - clock
+    if logged() != before:  # it trained now
+        write_json(record, {"seconds": time.perf_counter() - clock})
+    seconds = None
+    if os.path.exists(record):
+        with open(record) as f:
+            seconds = float(json.load(f)["seconds"])
+    return tuned, seconds
 
 
 # --- protocol: the paper's experiment on a synthetic three-floor world --------------------------
 def run_synthetic(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     _check_variants(config)
     s, walk = config.synthetic, config.walk
-    params = WorldParams(
-        width_m=s.width_m,
-        height_m=s.height_m,
-        n_floors=s.n_floors,
-        n_aps=s.n_aps,
-        rp_spacing_m=s.rp_spacing_m,
-        shadowing_db=s.shadowing_db,
-        floor_attenuation_db=s.floor_attenuation_db,
-    )
+    params = WorldParams.from_mapping(s)
     before = make_world(params, s.seed)
     after = relocate_aps(before, s.moved_aps, s.seed)
     sets, noise = {}, float(walk.noise_db)

@@ -381,16 +381,7 @@ def device_sets(config: ml_collections.ConfigDict) -> tuple[FingerprintSet, Fing
     d = config.data
     if d.source == "synthetic":
         s = config.synthetic
-        params = WorldParams(
-            width_m=s.width_m,
-            height_m=s.height_m,
-            n_aps=s.n_aps,
-            rp_spacing_m=s.rp_spacing_m,
-            n_devices=s.n_devices,
-            device_offset_db=s.device_offset_db,
-            device_gain_spread=s.device_gain_spread,
-            shadowing_db=s.shadowing_db,
-        )
+        params = WorldParams.from_mapping(s)
         world = make_world(params, s.seed)
         devices = range(s.n_devices)
         train = concat(
