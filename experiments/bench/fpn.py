@@ -100,10 +100,12 @@ def main() -> None:
         ("plain LSTM", Positioner(POINTS, use_map=False)),
     ):
         rows.update(bench_net(name, net, batch, args))
+    for row in rows.values():
+        row["ms"] = 1000 * row["seconds"]
     result = {"machine": machine_info(), "rows": rows}
     write_json(args.out, result)
     print(result["machine"])
-    print(format_table(rows, ["seconds", "walks_per_s"]))
+    print(format_table(rows, ["seconds", "ms", "walks_per_s"]))
 
 
 if __name__ == "__main__":
