@@ -34,7 +34,7 @@ import optax
 
 from jaxfp.common.atomic_files import write_json
 from jaxfp.config import ConfigError, variant_settings
-from jaxfp.data.places import ReferencePoints, floor_code
+from jaxfp.data.places import ReferencePoints, floor_code, floor_code_of
 from jaxfp.data.registry import load_parts
 from jaxfp.data.synthetic import WorldParams, make_world, relocate_aps, survey
 from jaxfp.data.types import RSS_MAX_DBM, RSS_MIN_DBM, FingerprintSet
@@ -105,6 +105,7 @@ class Study:
         self.config, self.points = config, points
         self.seeds = tuple(config.seeds)
         self.stages = SeedStages(workdir, self.seeds, shared)
+        self.neighbours = neighbour_lists(points.xy, points.floor, float(config.walk.radius_m))
         self._steps: dict[tuple, Any] = {}
 
     # --- data ----------------------------------------------------------------------------------
@@ -187,15 +188,14 @@ class Study:
             float(train_cfg.validation_fraction),
             named_seed(self.config.seed, stage, "split"),
         )
-        neighbours = neighbour_lists(self.points.xy, self.points.floor, float(walk.radius_m))
         rng = np.random.default_rng(named_seed(self.config.seed, stage, "validation"))
-        val_walks = random_walks(neighbours, int(walk.validation_walks), int(walk.length), rng)
+        val_walks = random_walks(self.neighbours, int(walk.validation_walks), int(walk.length), rng)
         val_batch = Walks(scans, val_pool.draw(val_walks, rng)).batch(radio_map)
         val_batch = jax.tree.map(jnp.asarray, val_batch)
         size, length = int(train_cfg.batch_size), int(walk.length)
 
         def batch_of(rng: np.random.Generator, _: int) -> dict[str, np.ndarray]:
-            rows = pool.draw(random_walks(neighbours, size, length, rng), rng)
+            rows = pool.draw(random_walks(self.neighbours, size, length, rng), rng)
             return Walks(scans, rows).batch(radio_map)
 
         def eval_fn(tracked: Any) -> dict[str, jax.Array]:
@@ -270,16 +270,11 @@ class Study:
         kalman = kalman_track(
             self.points.xy[nearest], b.kalman_process_std_m, b.kalman_measurement_std_m
         )
-        neighbours = neighbour_lists(
-            self.points.xy, self.points.floor, float(self.config.walk.radius_m)
-        )
         std = float(b.walk_filter_signal_std_db) / 100.0  # the unit scale: 100 dB per unit
-        filtered = walk_filter(signals, radio_map, neighbours, std)
+        filtered = walk_filter(signals, radio_map, self.neighbours, std)
         index = build_index(database, b.knn_representation)
         found = knn_predict(index, test.aligned_to(database), int(b.knn_k))
-        floors = (
-            found["floor"] if test.building is None else found["building"] * 100 + found["floor"]
-        )
+        floors = floor_code_of(found["floor"], None if test.building is None else found["building"])
         return {
             "nearest RP": self.point_scores(nearest[None], walks),
             "Kalman": self.position_scores(kalman[None], self.points.floor[nearest][None], walks),
@@ -479,10 +474,10 @@ def run_drift(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]
     shared = {"data": data, "radio_map": config.radio_map.to_dict(), "seeds": list(config.seeds)}
     study = Study(config, workdir, points, shared)
     months = [d.first_month, *d.months]
-    maps, databases, walks = {}, {}, {}
+    maps, databases, walks, previous = {}, {}, {}, None
     for m in months:
         databases[m] = first if m == d.first_month else load(m, "trn", first)
-        maps[m] = study.map_of(databases[m], maps.get(months[max(months.index(m) - 1, 0)]))
+        maps[m] = previous = study.map_of(databases[m], previous)
         test = load(m, "tst", first)
         walks[m] = (
             study.walks(study.scans(test), int(walk.test_walks), m, float(walk.radius_m)),
