@@ -15,6 +15,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
@@ -88,3 +89,13 @@ class SeedStages:
             stop_when=stop_when,
         )
         return states
+
+
+def with_fresh_optimizer(states: Any, tx: optax.GradientTransformation) -> Any:
+    """A copy of stacked states with a fresh optimizer `tx` (new moments, step 0) for a fine-tune;
+    the caller's states stay valid (a stage's steps donate what they are given)."""
+    params = jax.tree.map(jnp.copy, states.params)
+    opt_state = jax.jit(jax.vmap(tx.init))(params)
+    return states.replace(
+        params=params, step=jnp.zeros_like(states.step), tx=tx, opt_state=opt_state
+    )

@@ -56,7 +56,7 @@ from jaxfp.methods.fpn.walks import ScanPool, neighbour_lists, random_walks
 from jaxfp.train.early_stopping import best_state, patience_exhausted, record, track, tracking_step
 from jaxfp.train.keys import named_int, named_seed
 from jaxfp.train.options import LoopOptions
-from jaxfp.train.seed_stages import SeedStages
+from jaxfp.train.seed_stages import SeedStages, with_fresh_optimizer
 from jaxfp.train.state import TrainState
 from jaxfp.train.steps import make_train_step
 
@@ -218,7 +218,7 @@ class Study:
 
             states = self.stages.init(stage, init)
         else:
-            states = _with_fresh_optimizer(start, tx)
+            states = with_fresh_optimizer(start, tx)
         options = LoopOptions.from_config(train_cfg, seed=named_int(self.config.seed, stage))
         shaping = {"model": variant.settings.to_dict(), "train": train_cfg.to_dict()}
         shaping["walk"] = walk.to_dict()
@@ -292,16 +292,6 @@ def with_noise(fs: FingerprintSet, noise_db: float, seed: int) -> FingerprintSet
     noise = noise_db * np.random.default_rng(seed).standard_normal(fs.rss.shape)
     rss = np.clip(fs.rss + noise, RSS_MIN_DBM, RSS_MAX_DBM).astype(np.float32)  # NaN stays NaN
     return dataclasses.replace(fs, rss=rss)
-
-
-def _with_fresh_optimizer(states: Any, tx: optax.GradientTransformation) -> Any:
-    """A copy of the stacked states with a fresh optimizer (the caller's states stay valid: the
-    training steps donate what they are given)."""
-    params = jax.tree.map(jnp.copy, states.params)
-    opt_state = jax.jit(jax.vmap(tx.init))(params)
-    return states.replace(
-        params=params, step=jnp.zeros_like(states.step), tx=tx, opt_state=opt_state
-    )
 
 
 def _row(scores: dict[str, Any], seconds: float | None = None) -> dict[str, Any]:

@@ -42,7 +42,7 @@ from jaxfp.methods.itoloc.losses import LossSettings, make_loss
 from jaxfp.methods.itoloc.nets import ItoLocNet
 from jaxfp.train.keys import named_int, named_key, named_seed
 from jaxfp.train.options import LoopOptions
-from jaxfp.train.seed_stages import SeedStages
+from jaxfp.train.seed_stages import SeedStages, with_fresh_optimizer
 from jaxfp.train.state import TrainState
 from jaxfp.train.steps import make_train_step
 
@@ -212,7 +212,7 @@ class Study:
         u = self.config.cotrain
         train = self.config.cotrain_train
         tx = self.optimizer(train)
-        states = _with_optimizer(states, tx)
+        states = with_fresh_optimizer(states, tx)
         n_seeds, heads, size = len(self.seeds), variant.heads, int(train.batch_size)
         c = len(self.site.xy)
         onehot = np.eye(c, dtype=np.float32)
@@ -334,12 +334,6 @@ def _probabilities(net: ItoLocNet, params, batch_stats, images, key) -> jax.Arra
     seeds = jax.tree.leaves(params)[0].shape[0]
     keys = None if key is None else jax.random.split(key, seeds)
     return jax.vmap(one)(params, batch_stats, keys)
-
-
-def _with_optimizer(states: Any, tx: optax.GradientTransformation) -> Any:
-    """The stacked states with a fresh optimizer `tx` (the update's learning rate, new moments)."""
-    opt_state = jax.jit(jax.vmap(tx.init))(states.params)
-    return states.replace(step=jnp.zeros_like(states.step), tx=tx, opt_state=opt_state)
 
 
 def _metric_row(values: dict[str, np.ndarray]) -> dict[str, Any]:
