@@ -12,6 +12,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxfp.nets.conv import Conv
 from jaxfp.nets.output_head import head
 
 # (expansion t, channels c, repeats n, stride s) of MobileNetV2.
@@ -35,7 +36,7 @@ class ConvBN(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool) -> jax.Array:
-        x = nn.Conv(
+        x = Conv(
             self.features,
             (self.kernel, self.kernel),
             self.strides,

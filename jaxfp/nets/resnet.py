@@ -14,6 +14,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxfp.nets.conv import Conv
 from jaxfp.nets.output_head import head
 
 
@@ -25,12 +26,12 @@ class BasicBlock(nn.Module):
     def __call__(self, x: jax.Array, train: bool) -> jax.Array:
         norm = partial(nn.BatchNorm, use_running_average=not train, momentum=0.9)
         residual = x
-        y = nn.Conv(self.features, (3, 3), self.strides, padding=1, use_bias=False, name="conv1")(x)
+        y = Conv(self.features, (3, 3), self.strides, padding=1, use_bias=False, name="conv1")(x)
         y = nn.relu(norm(name="bn1")(y))
-        y = nn.Conv(self.features, (3, 3), padding=1, use_bias=False, name="conv2")(y)
+        y = Conv(self.features, (3, 3), padding=1, use_bias=False, name="conv2")(y)
         y = norm(name="bn2", scale_init=nn.initializers.zeros)(y)
         if residual.shape != y.shape:
-            residual = nn.Conv(self.features, (1, 1), self.strides, use_bias=False, name="proj")(x)
+            residual = Conv(self.features, (1, 1), self.strides, use_bias=False, name="proj")(x)
             residual = norm(name="proj_bn")(residual)
         return nn.relu(y + residual)
 
@@ -44,15 +45,13 @@ class Bottleneck(nn.Module):
     def __call__(self, x: jax.Array, train: bool) -> jax.Array:
         norm = partial(nn.BatchNorm, use_running_average=not train, momentum=0.9)
         residual = x
-        y = nn.relu(
-            norm(name="bn1")(nn.Conv(self.features, (1, 1), use_bias=False, name="conv1")(x))
-        )
-        y = nn.Conv(self.features, (3, 3), self.strides, padding=1, use_bias=False, name="conv2")(y)
+        y = nn.relu(norm(name="bn1")(Conv(self.features, (1, 1), use_bias=False, name="conv1")(x)))
+        y = Conv(self.features, (3, 3), self.strides, padding=1, use_bias=False, name="conv2")(y)
         y = nn.relu(norm(name="bn2")(y))
-        y = nn.Conv(self.features * self.expansion, (1, 1), use_bias=False, name="conv3")(y)
+        y = Conv(self.features * self.expansion, (1, 1), use_bias=False, name="conv3")(y)
         y = norm(name="bn3", scale_init=nn.initializers.zeros)(y)
         if residual.shape != y.shape:
-            residual = nn.Conv(
+            residual = Conv(
                 self.features * self.expansion, (1, 1), self.strides, use_bias=False, name="proj"
             )(x)
             residual = norm(name="proj_bn")(residual)
@@ -68,7 +67,7 @@ class ResNet(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
         x = jnp.transpose(x, (0, 2, 3, 1))  # channels last for flax convolutions
-        x = nn.Conv(self.width, (7, 7), 2, padding=3, use_bias=False, name="stem")(x)
+        x = Conv(self.width, (7, 7), 2, padding=3, use_bias=False, name="stem")(x)
         x = nn.BatchNorm(use_running_average=not train, momentum=0.9, name="stem_bn")(x)
         x = nn.max_pool(nn.relu(x), (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
         for stage, blocks in enumerate(self.stage_sizes):

@@ -19,6 +19,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxfp.nets.conv import Conv
 from jaxfp.nets.gradient_reversal import reverse_gradient
 
 HEADS = ("conv3", "conv5", "residual")
@@ -30,7 +31,7 @@ class ConvBlock(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool) -> jax.Array:
-        x = nn.Conv(self.features, (self.kernel, self.kernel), padding="SAME", use_bias=False)(x)
+        x = Conv(self.features, (self.kernel, self.kernel), padding="SAME", use_bias=False)(x)
         x = nn.BatchNorm(use_running_average=not train, momentum=0.9)(x)
         return nn.leaky_relu(x, 0.1)
 
@@ -42,10 +43,10 @@ class ResidualBlock(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array, train: bool) -> jax.Array:
         h = ConvBlock(self.features, self.kernel)(x, train)
-        h = nn.Conv(self.features, (self.kernel, self.kernel), padding="SAME", use_bias=False)(h)
+        h = Conv(self.features, (self.kernel, self.kernel), padding="SAME", use_bias=False)(h)
         h = nn.BatchNorm(use_running_average=not train, momentum=0.9)(h)
         if x.shape[-1] != self.features:
-            x = nn.Conv(self.features, (1, 1), use_bias=False)(x)
+            x = Conv(self.features, (1, 1), use_bias=False)(x)
         return nn.leaky_relu(h + x, 0.1)
 
 
