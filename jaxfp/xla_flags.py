@@ -1,0 +1,31 @@
+"""XLA flags jaxfp starts JAX with on CPU, measured side by side in
+`experiments/bench/versus_pytorch.py` (README, "Performance").
+
+Imported by `jaxfp/__init__.py`, so any entry point that imports jaxfp before its first JAX
+computation gets them. A flag the user already set in XLA_FLAGS is left as the user set it;
+JAXFP_XLA_DEFAULTS=0 adds none.
+"""
+
+from __future__ import annotations
+
+import os
+
+# YNNPACK's fusion of lone convolutions is slower than XLA's own convolution on this CPU for every
+# backbone measured (forward and both gradients).
+DEFAULT_FLAGS = {"--xla_cpu_experimental_ynn_fusion_type": "-individual_convolution"}
+
+
+def with_defaults(user_flags: str, defaults: dict[str, str] = DEFAULT_FLAGS) -> str:
+    """`user_flags` plus each default flag the user did not set."""
+    names = {flag.split("=", 1)[0] for flag in user_flags.split()}
+    added = [f"{name}={value}" for name, value in defaults.items() if name not in names]
+    return " ".join([*user_flags.split(), *added])
+
+
+def apply() -> None:
+    """Set XLA_FLAGS for this process (no effect once JAX's CPU backend has started)."""
+    if os.environ.get("JAXFP_XLA_DEFAULTS", "1") != "0":
+        os.environ["XLA_FLAGS"] = with_defaults(os.environ.get("XLA_FLAGS", ""))
+
+
+apply()
