@@ -156,7 +156,6 @@ def matmul_flops_per_s(n: int = 2048, repeats: int = 10) -> float:
 
 def torch_case(case: str, side: str, threads: int) -> tuple[Callable[[], object], int]:
     import torch
-
     import torch_twins as twins
 
     torch.set_num_threads(threads)
@@ -293,7 +292,9 @@ def main() -> None:
         "rows": rows,
     }
     write_json(args.out, result)
-    print(json.dumps(result["machine"]), f"matmul {peak / 1e9:.0f} GFLOP/s", f"{args.threads} threads")
+    print(
+        json.dumps(result["machine"]), f"matmul {peak / 1e9:.0f} GFLOP/s", f"{args.threads} threads"
+    )
     print(format_table(rows))
 
 

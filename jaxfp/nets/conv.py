@@ -1,12 +1,16 @@
-"""Convolution for `nn.Conv` that avoids XLA:CPU's slow path on images smaller than the kernel.
+"""Convolution for `nn.Conv` that avoids XLA:CPU's slow paths (jaxlib 0.10).
 
-jaxlib 0.10's CPU convolution runs 30–60× below its usual rate when the input has fewer pixels
-than the kernel (a 3×3 kernel on the 2×4 and 1×2 maps of a ResNet's last stages on the 32×64
-angle-delay input: 55–88 ms forward against ~2 ms as a matrix product; measured on both sides of
-the boundary with `experiments/bench/conv_paths.py`). There the convolution is computed as what it
-is, one matrix product of the image patches (gathered by static slices) with the kernel, whose
-gradients autodiff turns into matrix products and pads. Everywhere else `lax.conv_general_dilated`.
-The parameters are `nn.Conv`'s own, so checkpoints do not depend on the path taken.
+Measured per layer shape with `experiments/bench/conv_paths.py` (README, "Performance"):
+- On images with fewer pixels than the kernel (a 3×3 kernel on the 2×4 and 1×2 maps of a
+  ResNet's last stages on the 32×64 angle-delay input) XLA's convolution runs 30–60× below its
+  usual rate (55–88 ms forward against ~2 ms): there it is one matrix product of the image
+  patches (gathered by static slices) with the kernel.
+- Depthwise convolutions (one filter per channel: MobileNetV2, ShuffleNetV2) run 10–100× slower
+  through XLA's grouped convolution than as a sum of kh·kw shifted slices times per-channel
+  weights, which XLA fuses into one elementwise loop: that is the depthwise path, at every size.
+Autodiff turns both into matrix products, slices and pads. Everywhere else
+`lax.conv_general_dilated`. The parameters are `nn.Conv`'s own, so checkpoints do not depend on
+the path taken.
 """
 
 from __future__ import annotations
@@ -25,14 +29,45 @@ _NHWC = lax.ConvDimensionNumbers(
 )
 
 
-def patches_matmul_applies(
-    image_hw: Sequence[int], kernel_hw: Sequence[int], dimension_numbers: Any, groups: int
-) -> bool:
-    """Whether `conv_general_dilated` takes the patch-matrix path for these shapes."""
-    if groups != 1 or len(image_hw) != 2:
-        return False
-    dims = lax.conv_dimension_numbers((1, 1, *image_hw), (*kernel_hw, 1, 1), dimension_numbers)
-    return dims == _NHWC and image_hw[0] * image_hw[1] < kernel_hw[0] * kernel_hw[1]
+def conv_path(
+    lhs_shape: Sequence[int], rhs_shape: Sequence[int], dimension_numbers: Any, groups: int
+) -> str:
+    """'patches', 'depthwise' or 'lax': how `conv_general_dilated` computes these shapes."""
+    if len(lhs_shape) != 4:
+        return "lax"
+    dims = lax.conv_dimension_numbers(lhs_shape, rhs_shape, dimension_numbers)
+    if dims != _NHWC:
+        return "lax"
+    (height, width, channels), (kh, kw, _, features) = lhs_shape[1:], rhs_shape
+    if groups == 1 and height * width < kh * kw:
+        return "patches"
+    if groups > 1 and groups == channels == features:
+        return "depthwise"
+    return "lax"
+
+
+def shifted_views(
+    x: jax.Array,
+    kernel_hw: Sequence[int],
+    strides: Sequence[int],
+    padding: Sequence[tuple[int, int]],
+) -> list[jax.Array]:
+    """The kh·kw strided views of the padded image (B, H', W', C) each kernel tap multiplies."""
+    kh, kw = kernel_hw
+    x = jnp.pad(x, ((0, 0), tuple(padding[0]), tuple(padding[1]), (0, 0)))
+    batch, height, width, channels = x.shape
+    out_h = (height - kh) // strides[0] + 1
+    out_w = (width - kw) // strides[1] + 1
+    return [
+        lax.slice(
+            x,
+            (0, i, j, 0),
+            (batch, i + (out_h - 1) * strides[0] + 1, j + (out_w - 1) * strides[1] + 1, channels),
+            (1, strides[0], strides[1], 1),
+        )
+        for i in range(kh)
+        for j in range(kw)
+    ]
 
 
 def patches_conv(
@@ -40,22 +75,19 @@ def patches_conv(
 ) -> jax.Array:
     """NHWC × HWIO convolution as one matrix product of the image patches with the kernel."""
     kh, kw, cin, cout = kernel.shape
-    x = jnp.pad(x, ((0, 0), tuple(padding[0]), tuple(padding[1]), (0, 0)))
-    batch, height, width, _ = x.shape
-    out_h = (height - kh) // strides[0] + 1
-    out_w = (width - kw) // strides[1] + 1
-    columns = [
-        lax.slice(
-            x,
-            (0, i, j, 0),
-            (batch, i + (out_h - 1) * strides[0] + 1, j + (out_w - 1) * strides[1] + 1, cin),
-            (1, strides[0], strides[1], 1),
-        )
-        for i in range(kh)
-        for j in range(kw)
-    ]
-    patches = jnp.concatenate(columns, axis=-1)  # features ordered (i, j, c) like the kernel
+    # features ordered (i, j, c), like the kernel's reshape
+    patches = jnp.concatenate(shifted_views(x, (kh, kw), strides, padding), axis=-1)
     return jnp.dot(patches, kernel.reshape(kh * kw * cin, cout))
+
+
+def depthwise_conv(
+    x: jax.Array, kernel: jax.Array, strides: Sequence[int], padding: Sequence[tuple[int, int]]
+) -> jax.Array:
+    """Depthwise NHWC convolution (kernel (kh, kw, 1, C)) as a sum of weighted shifted views."""
+    kh, kw = kernel.shape[:2]
+    views = shifted_views(x, (kh, kw), strides, padding)
+    taps = kernel.reshape(kh * kw, -1)
+    return sum(view * taps[t] for t, view in enumerate(views))
 
 
 def conv_general_dilated(
@@ -74,17 +106,12 @@ def conv_general_dilated(
     undilated = all(d == 1 for d in (lhs_dilation or ())) and all(
         d == 1 for d in (rhs_dilation or ())
     )
-    if (
-        undilated
-        and not kwargs
-        and lhs.ndim == 4
-        and patches_matmul_applies(
-            lhs.shape[1:3], rhs.shape[:2], dimension_numbers, feature_group_count
-        )
-    ):
+    path = conv_path(lhs.shape, rhs.shape, dimension_numbers, feature_group_count)
+    if undilated and not kwargs and path != "lax":
         if isinstance(padding, str):
             padding = lax.padtype_to_pads(lhs.shape[1:3], rhs.shape[:2], window_strides, padding)
-        return patches_conv(lhs, rhs, window_strides, padding)
+        conv = patches_conv if path == "patches" else depthwise_conv
+        return conv(lhs, rhs, window_strides, padding)
     return lax.conv_general_dilated(
         lhs,
         rhs,

@@ -1,4 +1,5 @@
-"""The patch-matrix convolution equals XLA's, in value and gradients, where it is taken."""
+"""The patch-matrix and depthwise paths equal XLA's convolution, in value and gradients, where
+they are taken; everything else stays with XLA."""
 
 from __future__ import annotations
 
@@ -8,32 +9,41 @@ import numpy as np
 import pytest
 from jax import lax
 
-from jaxfp.nets.conv import Conv, conv_general_dilated, patches_matmul_applies
+from jaxfp.nets.conv import Conv, conv_general_dilated, conv_path
 
 NHWC = ("NHWC", "HWIO", "NHWC")
 
 
 @pytest.mark.parametrize(
-    ("image", "kernel", "strides", "padding"),
+    ("path", "image", "kernel", "strides", "padding"),
     [
-        ((2, 4), (3, 3), (1, 1), ((1, 1), (1, 1))),
-        ((1, 2), (3, 3), (1, 1), ((1, 1), (1, 1))),
-        ((2, 4), (3, 3), (2, 2), ((1, 1), (1, 1))),
-        ((3, 2), (5, 5), (1, 1), "SAME"),
-        ((1, 3), (3, 3), (1, 2), ((0, 2), (1, 0))),
+        ("patches", (2, 4), (3, 3), (1, 1), ((1, 1), (1, 1))),
+        ("patches", (1, 2), (3, 3), (1, 1), ((1, 1), (1, 1))),
+        ("patches", (2, 4), (3, 3), (2, 2), ((1, 1), (1, 1))),
+        ("patches", (3, 2), (5, 5), (1, 1), "SAME"),
+        ("patches", (1, 3), (3, 3), (1, 2), ((0, 2), (1, 0))),
+        ("depthwise", (6, 9), (3, 3), (1, 1), ((1, 1), (1, 1))),
+        ("depthwise", (7, 8), (3, 3), (2, 2), ((1, 1), (1, 1))),
+        ("depthwise", (2, 3), (5, 5), (1, 1), "SAME"),
     ],
 )
-def test_patches_path_matches_lax_in_value_and_gradients(image, kernel, strides, padding) -> None:
-    x = jax.random.normal(jax.random.key(0), (3, *image, 5))
-    w = jax.random.normal(jax.random.key(1), (*kernel, 5, 7))
+def test_fast_paths_match_lax_in_value_and_gradients(path, image, kernel, strides, padding) -> None:
+    channels = 5
+    groups = channels if path == "depthwise" else 1
+    x = jax.random.normal(jax.random.key(0), (3, *image, channels))
+    w = jax.random.normal(jax.random.key(1), (*kernel, channels // groups, 5 if groups > 1 else 7))
     dims = lax.conv_dimension_numbers(x.shape, w.shape, NHWC)
-    assert patches_matmul_applies(image, kernel, dims, 1)
+    assert conv_path(x.shape, w.shape, dims, groups) == path
 
     def plain(x, w):
-        return lax.conv_general_dilated(x, w, strides, padding, dimension_numbers=dims)
+        return lax.conv_general_dilated(
+            x, w, strides, padding, dimension_numbers=dims, feature_group_count=groups
+        )
 
     def ours(x, w):
-        return conv_general_dilated(x, w, strides, padding, dimension_numbers=dims)
+        return conv_general_dilated(
+            x, w, strides, padding, dimension_numbers=dims, feature_group_count=groups
+        )
 
     y = plain(x, w)
     assert ours(x, w).shape == y.shape
@@ -46,11 +56,13 @@ def test_patches_path_matches_lax_in_value_and_gradients(image, kernel, strides,
 
 
 def test_large_images_grouped_and_nchw_convolutions_stay_with_lax() -> None:
-    nhwc = lax.conv_dimension_numbers((1, 8, 8, 1), (3, 3, 1, 1), NHWC)
-    assert not patches_matmul_applies((8, 8), (3, 3), nhwc, 1)
-    assert not patches_matmul_applies((2, 2), (3, 3), nhwc, groups=4)
-    nchw = lax.conv_dimension_numbers((1, 1, 2, 2), (1, 1, 3, 3), None)
-    assert not patches_matmul_applies((2, 2), (3, 3), nchw, 1)
+    def path(lhs, rhs, groups=1, layout=NHWC):
+        return conv_path(lhs, rhs, lax.conv_dimension_numbers(lhs, rhs, layout), groups)
+
+    assert path((1, 8, 8, 4), (3, 3, 4, 4)) == "lax"
+    assert path((1, 2, 2, 4), (3, 3, 2, 4), groups=2) == "lax"  # grouped, not depthwise
+    assert path((1, 2, 2, 4), (3, 3, 1, 8), groups=4) == "lax"  # channel multiplier 2
+    assert path((1, 4, 2, 2), (4, 1, 3, 3), layout=None) == "lax"  # NCHW
 
 
 def test_module_has_nn_conv_parameters_and_vmaps_over_members() -> None:
