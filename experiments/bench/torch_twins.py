@@ -333,3 +333,129 @@ def itoloc_case(
         opt.step()
 
     return step, batch
+
+
+class EdgeSageLayer(nn.Module):
+    """`jaxfp.methods.gufu.sage.EdgeSAGELayer`: mean of [sender ⊕ edge] over incoming edges."""
+
+    def __init__(self, node_in: int, edge_in: int, features: int) -> None:
+        super().__init__()
+        self.node = nn.Linear(2 * node_in + edge_in, features)
+        self.edge = nn.Linear(2 * features + edge_in, features)
+
+    def forward(
+        self,
+        nodes: torch.Tensor,
+        edges: torch.Tensor,
+        senders: torch.Tensor,
+        receivers: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        message = torch.cat([nodes[senders], edges], -1)
+        total = nodes.new_zeros(nodes.shape[0], message.shape[1]).index_add_(0, receivers, message)
+        count = nodes.new_zeros(nodes.shape[0]).index_add_(
+            0, receivers, nodes.new_ones(len(receivers))
+        )
+        neighbours = total / count.clamp(min=1.0)[:, None]
+        h = F.normalize(F.relu(self.node(torch.cat([nodes, neighbours], -1))), dim=-1, eps=1e-12)
+        e = F.relu(self.edge(torch.cat([h[senders], h[receivers], edges], -1)))
+        return h, e
+
+
+def graphsage_case(
+    nodes: int, edges: int, node_in: int, edge_in: int, features: int
+) -> tuple[Step, int]:
+    """Two EdgeSAGE layers and a 2-D head on every node, MSE, Adam: one full-graph step."""
+    generator = torch.Generator().manual_seed(0)
+    senders = torch.randint(0, nodes, (edges,), generator=generator)
+    receivers = torch.randint(0, nodes, (edges,), generator=generator)
+    x, e = torch.randn(nodes, node_in), torch.randn(edges, edge_in)
+    target = torch.zeros(nodes, 2)
+    layers = nn.ModuleList(
+        [EdgeSageLayer(node_in, edge_in, features), EdgeSageLayer(features, features, features)]
+    )
+    head = nn.Linear(features, 2)
+    opt = torch.optim.Adam([*layers.parameters(), *head.parameters()], 1e-3)
+
+    def step() -> None:
+        opt.zero_grad(set_to_none=True)
+        h, m = x, e
+        for layer in layers:
+            h, m = layer(h, m, senders, receivers)
+        F.mse_loss(head(h), target, reduction="none").sum(-1).mean().backward()
+        opt.step()
+
+    return step, nodes
+
+
+def conv_trunk(cin: int, filters: tuple[int, ...], length: int) -> list[nn.Module]:
+    layers: list[nn.Module] = []
+    for width in filters:
+        layers += [nn.Conv1d(cin, width, 3, padding=1), nn.LeakyReLU(0.2)]
+        cin = width
+    return [*layers, nn.Flatten()]
+
+
+class GanNet(nn.Module):
+    """ComGAN's generator / critic / RP estimator (`jaxfp.methods.comgan.nets`): Conv1D over the
+    RUs with the RP broadcast as channels, then dense layers."""
+
+    def __init__(
+        self, cin: int, filters: tuple[int, ...], dense: int, out: int, length: int, act: nn.Module
+    ) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            *conv_trunk(cin, filters, length),
+            nn.Linear(filters[-1] * length, dense),
+            act,
+            nn.Linear(dense, out),
+        )
+
+    def forward(self, channels: list[torch.Tensor], rp: torch.Tensor | None) -> torch.Tensor:
+        x = torch.stack(channels, 1)  # (B, C, L)
+        if rp is not None:
+            x = torch.cat([x, rp[:, :, None].expand(-1, -1, x.shape[-1])], 1)
+        return self.body(x)
+
+
+def comgan_case(
+    rus: int, rp_dims: int, batch: int, n_critic: int = 5, measured: int = 1
+) -> tuple[Step, int]:
+    """One WGAN-GP iteration as `jaxfp.methods.comgan.training.make_iteration` runs it: n_critic
+    critic steps (Wasserstein + λ1 gradient penalty per sample + the estimator's RP MSE), then one
+    generator step (adversarial + λ2 RP consistency + λ3 L1); Adam for both players."""
+    generator = GanNet(2 + rp_dims, (16, 64, 128, 64, 16), 96, rus, rus, nn.ReLU())
+    critic = GanNet(1 + rp_dims, (16, 64, 128), 8, 1, rus, nn.LeakyReLU(0.2))
+    estimator = GanNet(1, (16, 64, 128), 8, rp_dims, rus, nn.LeakyReLU(0.2))
+    g_opt = torch.optim.Adam(generator.parameters(), 1e-4)
+    c_opt = torch.optim.Adam([*critic.parameters(), *estimator.parameters()], 1e-4)
+    rss = torch.randn(n_critic + 1, batch, rus)
+    rp = torch.randn(n_critic + 1, batch, rp_dims)
+
+    def fake_of(real: torch.Tensor, position: torch.Tensor) -> torch.Tensor:
+        scores = torch.rand(real.shape)
+        mask = (scores <= scores.sort(1).values[:, measured - 1 : measured]).float()
+        return generator([real * mask, mask], position)
+
+    def step() -> None:
+        for i in range(n_critic):
+            real, position = rss[i], rp[i]
+            with torch.no_grad():
+                fake = fake_of(real, position)
+            eps = torch.rand(batch, 1)
+            inter = (eps * real + (1 - eps) * fake).requires_grad_(True)
+            (grad,) = torch.autograd.grad(critic([inter], position).sum(), inter, create_graph=True)
+            penalty = ((grad.pow(2).sum(-1) + 1e-12).sqrt() - 1) ** 2
+            wasserstein = critic([fake], position).mean() - critic([real], position).mean()
+            rp_mse = (estimator([real], None) - position).pow(2).sum(-1).mean()
+            c_opt.zero_grad(set_to_none=True)
+            (wasserstein + 10.0 * penalty.mean() + rp_mse).backward()
+            c_opt.step()
+        real, position = rss[-1], rp[-1]
+        fake = fake_of(real, position)
+        consistency = (estimator([real], None) - estimator([fake], None)).pow(2).sum(-1).mean()
+        loss = -critic([fake], position).mean() + consistency + 100.0 * (fake - real).abs().mean()
+        g_opt.zero_grad(set_to_none=True)
+        loss.backward()
+        g_opt.step()
+
+    return step, batch

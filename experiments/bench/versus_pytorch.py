@@ -31,6 +31,8 @@ BATCH, INPUT = 32, (4, 32, 64)  # the project's angle-delay input: 4 channels x 
 MEMBERS = 8
 FPN_POINTS, FPN_APS, FPN_LENGTH = 210, 40, 10
 ITOLOC_SIDE, ITOLOC_LOCATIONS, ITOLOC_DOMAINS = 16, 100, 15
+COMGAN_RUS, COMGAN_RP_DIMS, COMGAN_BATCH = 6, 2, 64
+SAGE_NODES, SAGE_EDGES, SAGE_NODE_IN, SAGE_EDGE_IN, SAGE_FEATURES = 10_400, 800_000, 16, 1, 32
 JEMALLOC = "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2"
 BACKBONE_CASES = ("resnet18", "resnet34", "resnet50", "mobilenet_v2", "shufflenet_v2")
 CASES = {
@@ -40,6 +42,8 @@ CASES = {
     "plain_lstm": f"plain 2-layer LSTM 128, {BATCH} walks x {FPN_LENGTH}, {FPN_APS} APs -> {FPN_POINTS} points, Adam",
     "itoloc": f"iToLoc adversarial step (ME + M1-M3 + MD), batch {BATCH}, {ITOLOC_SIDE}x{ITOLOC_SIDE}, SGD momentum",
     "itoloc_plain_cnn": f"iToLoc plain CNN (ME + M1), batch {BATCH}, {ITOLOC_SIDE}x{ITOLOC_SIDE}, SGD momentum",
+    "comgan": f"ComGAN WGAN-GP iteration (5 critic steps with the gradient penalty + 1 generator step), batch {COMGAN_BATCH}, {COMGAN_RUS} RUs, Adam",
+    "graphsage": f"GUFU's EdgeSAGE, 2 layers x {SAGE_FEATURES} + 2-D node head, full graph of {SAGE_NODES:,} nodes / {SAGE_EDGES:,} edges, Adam",
 }
 TORCH_SIDES = {"ensemble": ("torch", "torch_func")}
 USER_XLA_FLAGS = os.environ.get("XLA_FLAGS")  # before jaxfp's import adds its own
@@ -118,6 +122,21 @@ def jax_case(case: str) -> tuple[Callable[[], object], int, float]:
             "domain": jnp.arange(BATCH) % ITOLOC_DOMAINS,
         }
         samples = BATCH
+    elif case == "comgan":
+        from jaxfp.methods.comgan import training
+        from jaxfp.methods.comgan.nets import Critic, Generator, RpEstimator
+
+        s = training.GanSettings(Generator(), Critic(), RpEstimator(), 5, 1, 10.0, 1.0, 100.0)
+        state = training.init_state(s, key, COMGAN_RUS, COMGAN_RP_DIMS, 1e-4)
+        step = jax.jit(training.make_iteration(s), donate_argnums=0)
+        batch = {
+            "rss": jax.random.normal(key, (s.n_critic + 1, COMGAN_BATCH, COMGAN_RUS)),
+            "rp": jax.random.normal(key, (s.n_critic + 1, COMGAN_BATCH, COMGAN_RP_DIMS)),
+        }
+        samples = COMGAN_BATCH
+    elif case == "graphsage":
+        step, state, batch = graphsage_step(key)
+        samples = SAGE_NODES
     else:
         raise ValueError(f"unknown case {case!r}; expected one of {sorted(CASES)}")
     flops = xla_flops(step, state, batch, key)
@@ -128,6 +147,45 @@ def jax_case(case: str) -> tuple[Callable[[], object], int, float]:
         return jax.block_until_ready(metrics)
 
     return run, samples, flops
+
+
+def graphsage_step(key: object) -> tuple[Callable, object, object]:
+    import flax.linen as nn
+    import jax
+    import jax.numpy as jnp
+    import jraph
+    import optax
+
+    from jaxfp.methods.gufu.sage import EdgeSAGE
+    from jaxfp.train import make_train_step
+    from jaxfp.train.state import TrainState
+
+    class Regressor(nn.Module):
+        @nn.compact
+        def __call__(self, graph: jraph.GraphsTuple, edge_mask: jax.Array) -> jax.Array:
+            nodes, _ = EdgeSAGE(SAGE_FEATURES, 2)(graph, edge_mask)
+            return nn.Dense(2)(nodes)
+
+    ends = jax.random.randint(key, (2, SAGE_EDGES), 0, SAGE_NODES)
+    graph = jraph.GraphsTuple(
+        nodes=jax.random.normal(key, (SAGE_NODES, SAGE_NODE_IN)),
+        edges={"features": jax.random.normal(key, (SAGE_EDGES, SAGE_EDGE_IN))},
+        senders=ends[0],
+        receivers=ends[1],
+        n_node=jnp.array([SAGE_NODES]),
+        n_edge=jnp.array([SAGE_EDGES]),
+        globals=None,
+    )
+    batch = {"graph": graph, "mask": jnp.ones(SAGE_EDGES, bool), "y": jnp.zeros((SAGE_NODES, 2))}
+    model = Regressor()
+    params = model.init(key, batch["graph"], batch["mask"])["params"]
+    state = TrainState.create(apply_fn=model.apply, params=params, tx=optax.adam(1e-3))
+
+    def loss_fn(params, state, batch, key):
+        out = model.apply({"params": params}, batch["graph"], batch["mask"])
+        return jnp.mean(jnp.sum((out - batch["y"]) ** 2, -1)), ({}, None)
+
+    return make_train_step(loss_fn), state, batch
 
 
 def xla_flops(step: Callable, state: object, batch: object, key: object) -> float:
@@ -173,6 +231,12 @@ def torch_case(case: str, side: str, threads: int) -> tuple[Callable[[], object]
         return twins.itoloc_case(
             heads, adversary, BATCH, ITOLOC_SIDE, ITOLOC_LOCATIONS, ITOLOC_DOMAINS
         )
+    if case == "comgan":
+        return twins.comgan_case(COMGAN_RUS, COMGAN_RP_DIMS, COMGAN_BATCH)
+    if case == "graphsage":
+        return twins.graphsage_case(
+            SAGE_NODES, SAGE_EDGES, SAGE_NODE_IN, SAGE_EDGE_IN, SAGE_FEATURES
+        )
     raise ValueError(f"unknown case {case!r}; expected one of {sorted(CASES)}")
 
 
@@ -197,6 +261,15 @@ def worker(case: str, side: str, steps: int, threads: int) -> dict:
 
 
 # ------------------------------------------------------------------------------------- driver
+
+
+def sharded_sides(case: str, threads: int) -> dict[str, str]:
+    """The ensemble also as jaxfp runs it on a CPU: members sharded over one device per core."""
+    if case != "ensemble" or threads < 2:
+        return {}
+    return {
+        f"jax[members on {threads} devices]": f"--xla_force_host_platform_device_count={threads}"
+    }
 
 
 def run_worker(case: str, side: str, flags: str, allocator: str, args: argparse.Namespace) -> dict:
@@ -254,31 +327,35 @@ def main() -> None:
         peak = run_worker("matmul", "jax", "default", "glibc", args)["flops_per_s"]
         samples.setdefault(("matmul", "jax", "glibc"), []).append(peak)
         for case in cases:
-            sides = [*jax_sides, *TORCH_SIDES.get(case, ("torch",))]
-            for side in sides:
+            case_jax = {**jax_sides, **sharded_sides(case, args.threads)}
+            for side in [*case_jax, *TORCH_SIDES.get(case, ("torch",))]:
                 for allocator in allocators:
-                    flags = jax_sides.get(side, "default")
-                    kind = "jax" if side in jax_sides else side
+                    flags = case_jax.get(side, "default")
+                    kind = "jax" if side in case_jax else side
                     result = run_worker(case, kind, flags, allocator, args)
                     samples.setdefault((case, side, allocator), []).append(result["seconds"])
                     info[(case, side)] = result
-                    print(f"{case:18s} {side:28s} {allocator:9s} {result['seconds'] * 1e3:9.1f} ms")
+                    print(
+                        f"{case:18s} {side:28s} {allocator:9s} {result['seconds'] * 1e3:9.1f} ms",
+                        flush=True,
+                    )
     peak = statistics.median(samples.pop(("matmul", "jax", "glibc")))
     rows: dict[str, dict] = {}
     for case in cases:
+        case_jax = {**jax_sides, **sharded_sides(case, args.threads)}
         medians = {
             (side, a): statistics.median(samples[(case, side, a)])
-            for side in [*jax_sides, *TORCH_SIDES.get(case, ("torch",))]
+            for side in [*case_jax, *TORCH_SIDES.get(case, ("torch",))]
             for a in allocators
         }
-        torch_best = min(v for (side, _), v in medians.items() if side not in jax_sides)
+        torch_best = min(v for (side, _), v in medians.items() if side not in case_jax)
         for (side, allocator), seconds in medians.items():
             row = {
                 "ms_per_step": seconds * 1e3,
                 "samples_per_s": info[(case, side)]["samples"] / seconds,
                 "time_vs_best_torch": seconds / torch_best,
             }
-            if side in jax_sides:
+            if side in case_jax:
                 flops = info[(case, side)]["flops"]
                 row["share_of_matmul"] = flops / seconds / peak
             rows[f"{case} | {side} | {allocator}"] = row
