@@ -26,8 +26,10 @@ SHAPES = (
     (4, 8, 128, 128, 3, 1, 1),  # stage 2
     (2, 4, 256, 256, 3, 1, 1),  # stage 3: fewer pixels than the kernel
     (1, 2, 512, 512, 3, 1, 1),  # stage 4
+    (4, 8, 128, 256, 3, 2, 1),  # stage 3's first block: a 2x4 output
     (2, 4, 256, 512, 3, 2, 1),  # stage 4's first block
-    (4, 8, 256, 256, 1, 1, 1),  # a bottleneck's 1x1
+    (8, 16, 256, 64, 1, 1, 1),  # a bottleneck's 1x1
+    (8, 16, 256, 512, 1, 2, 1),  # a strided 1x1 projection
     (16, 32, 32, 32, 3, 1, 32),  # MobileNetV2 depthwise
     (8, 16, 144, 144, 3, 2, 144),
     (2, 4, 576, 576, 3, 1, 576),
@@ -63,7 +65,8 @@ def main() -> None:
         x = jax.random.normal(jax.random.key(0), (32, height, width, cin))
         w = jax.random.normal(jax.random.key(1), (k, k, cin // groups, cout)) * 0.05
         dims = lax.conv_dimension_numbers(x.shape, w.shape, NHWC)
-        row = {"path": conv_path(x.shape, w.shape, dims, groups)}
+        out_hw = ((height - 1) // stride + 1, (width - 1) // stride + 1)  # 'SAME'-sized output
+        row = {"path": conv_path(x.shape, w.shape, out_hw, dims, groups)}
         for name, conv in (("xla", lax.conv_general_dilated), ("jaxfp", conv_general_dilated)):
             row[f"{name}_fwd_ms"], row[f"{name}_fwd_bwd_ms"] = time_path(
                 conv, x, w, stride, groups, args.repeats

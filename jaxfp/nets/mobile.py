@@ -14,6 +14,7 @@ import jax.numpy as jnp
 
 from jaxfp.nets.conv import Conv
 from jaxfp.nets.output_head import head
+from jaxfp.nets.pooling import max_pool
 
 # (expansion t, channels c, repeats n, stride s) of MobileNetV2.
 MOBILENET_V2_SETTINGS = (
@@ -117,7 +118,7 @@ class ShuffleNetV2(nn.Module):
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
         x = jnp.transpose(x, (0, 2, 3, 1))
         x = ConvBN(self.channels[0], 3, 2, activation="relu")(x, train)
-        x = nn.max_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
+        x = max_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
         for repeats, features in zip(self.repeats, self.channels[1:-1], strict=True):
             for i in range(repeats):
                 x = ShuffleUnit(features, 2 if i == 0 else 1)(x, train)

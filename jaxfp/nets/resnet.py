@@ -16,6 +16,7 @@ import jax.numpy as jnp
 
 from jaxfp.nets.conv import Conv
 from jaxfp.nets.output_head import head
+from jaxfp.nets.pooling import max_pool
 
 
 class BasicBlock(nn.Module):
@@ -69,7 +70,7 @@ class ResNet(nn.Module):
         x = jnp.transpose(x, (0, 2, 3, 1))  # channels last for flax convolutions
         x = Conv(self.width, (7, 7), 2, padding=3, use_bias=False, name="stem")(x)
         x = nn.BatchNorm(use_running_average=not train, momentum=0.9, name="stem_bn")(x)
-        x = nn.max_pool(nn.relu(x), (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
+        x = max_pool(nn.relu(x), (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
         for stage, blocks in enumerate(self.stage_sizes):
             for b in range(blocks):
                 strides = 2 if stage > 0 and b == 0 else 1

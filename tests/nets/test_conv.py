@@ -33,7 +33,14 @@ def test_fast_paths_match_lax_in_value_and_gradients(path, image, kernel, stride
     x = jax.random.normal(jax.random.key(0), (3, *image, channels))
     w = jax.random.normal(jax.random.key(1), (*kernel, channels // groups, 5 if groups > 1 else 7))
     dims = lax.conv_dimension_numbers(x.shape, w.shape, NHWC)
-    assert conv_path(x.shape, w.shape, dims, groups) == path
+    out_hw = jax.eval_shape(
+        lambda x, w: lax.conv_general_dilated(
+            x, w, strides, padding, dimension_numbers=dims, feature_group_count=groups
+        ),
+        x,
+        w,
+    ).shape[1:3]
+    assert conv_path(x.shape, w.shape, out_hw, dims, groups) == path
 
     def plain(x, w):
         return lax.conv_general_dilated(
@@ -56,13 +63,15 @@ def test_fast_paths_match_lax_in_value_and_gradients(path, image, kernel, stride
 
 
 def test_large_images_grouped_and_nchw_convolutions_stay_with_lax() -> None:
-    def path(lhs, rhs, groups=1, layout=NHWC):
-        return conv_path(lhs, rhs, lax.conv_dimension_numbers(lhs, rhs, layout), groups)
+    def path(lhs, rhs, out_hw, groups=1, layout=NHWC):
+        dims = lax.conv_dimension_numbers(lhs, rhs, layout)
+        return conv_path(lhs, rhs, out_hw, dims, groups)
 
-    assert path((1, 8, 8, 4), (3, 3, 4, 4)) == "lax"
-    assert path((1, 2, 2, 4), (3, 3, 2, 4), groups=2) == "lax"  # grouped, not depthwise
-    assert path((1, 2, 2, 4), (3, 3, 1, 8), groups=4) == "lax"  # channel multiplier 2
-    assert path((1, 4, 2, 2), (4, 1, 3, 3), layout=None) == "lax"  # NCHW
+    assert path((1, 8, 8, 4), (3, 3, 4, 4), (8, 8)) == "lax"
+    assert path((1, 8, 8, 4), (3, 3, 4, 4), (3, 3)) == "patches"  # a small output decides
+    assert path((1, 2, 2, 4), (3, 3, 2, 4), (2, 2), groups=2) == "lax"  # grouped, not depthwise
+    assert path((1, 2, 2, 4), (3, 3, 1, 8), (2, 2), groups=4) == "lax"  # channel multiplier 2
+    assert path((1, 4, 2, 2), (4, 1, 3, 3), (2, 2), layout=None) == "lax"  # NCHW
 
 
 def test_module_has_nn_conv_parameters_and_vmaps_over_members() -> None:
@@ -78,3 +87,24 @@ def test_module_has_nn_conv_parameters_and_vmaps_over_members() -> None:
     got = jax.vmap(lambda p: ours.apply(p, x))(params)
     want = jax.vmap(lambda p: plain.apply(p, x))(params)
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("strides", [(1, 1), (2, 2)])
+def test_pointwise_path_matches_lax(strides) -> None:
+    x = jax.random.normal(jax.random.key(4), (2, 5, 6, 3))
+    w = jax.random.normal(jax.random.key(5), (1, 1, 3, 4))
+    dims = lax.conv_dimension_numbers(x.shape, w.shape, NHWC)
+    assert conv_path(x.shape, w.shape, (5, 6), dims, 1) == "pointwise"
+
+    def plain(x, w):
+        return lax.conv_general_dilated(x, w, strides, "VALID", dimension_numbers=dims)
+
+    def ours(x, w):
+        return conv_general_dilated(x, w, strides, "VALID", dimension_numbers=dims)
+
+    np.testing.assert_allclose(ours(x, w), plain(x, w), rtol=1e-5, atol=1e-5)
+    cotangent = jnp.cos(plain(x, w))
+    for got, want in zip(
+        jax.vjp(ours, x, w)[1](cotangent), jax.vjp(plain, x, w)[1](cotangent), strict=True
+    ):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)

@@ -21,6 +21,7 @@ import jax.numpy as jnp
 
 from jaxfp.nets.conv import Conv
 from jaxfp.nets.gradient_reversal import reverse_gradient
+from jaxfp.nets.pooling import max_pool
 
 HEADS = ("conv3", "conv5", "residual")
 
@@ -65,7 +66,7 @@ class Head(nn.Module):
             k = 5 if self.kind == "conv5" else 3
             first, second = ConvBlock(32, k), ConvBlock(64, k)
         h = first(z, train)
-        h = nn.max_pool(h, (2, 2), (2, 2), padding="SAME")
+        h = max_pool(h, (2, 2), (2, 2), padding="SAME")
         h = nn.Dropout(self.dropout, deterministic=not stochastic)(h)
         h = second(h, train)
         return nn.Dense(self.outputs)(jnp.mean(h, axis=(1, 2)))
