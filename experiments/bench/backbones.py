@@ -16,21 +16,10 @@ import jax.numpy as jnp
 import optax
 
 from jaxfp.common.atomic_files import write_json
-from jaxfp.eval.bench import machine_info
+from jaxfp.eval.bench import machine_info, matmul_flops_per_s
 from jaxfp.eval.results import format_table
 from jaxfp.nets import BACKBONES
 from jaxfp.train import create_train_state, make_train_step, regression_loss
-
-
-def matmul_flops(n: int = 2048, repeats: int = 10) -> float:
-    a = jax.random.normal(jax.random.key(0), (n, n))
-    f = jax.jit(lambda x: x @ x)
-    f(a).block_until_ready()
-    start = time.perf_counter()
-    for _ in range(repeats):
-        out = f(a)
-    out.block_until_ready()
-    return 2 * n**3 * repeats / (time.perf_counter() - start)
 
 
 def main() -> None:
@@ -41,7 +30,7 @@ def main() -> None:
     parser.add_argument("--backbones", default=",".join(BACKBONES))
     parser.add_argument("--out", default="runs/bench/backbones.json")
     args = parser.parse_args()
-    peak = matmul_flops()
+    peak = matmul_flops_per_s()
     x = jax.random.normal(jax.random.key(1), (args.batch, 4, 32, args.taps))
     batch = {"x": x, "y": jnp.zeros((args.batch, 2))}
     rows = {}

@@ -196,19 +196,6 @@ def xla_flops(step: Callable, state: object, batch: object, key: object) -> floa
     return float((cost[0] if isinstance(cost, list | tuple) else cost)["flops"])
 
 
-def matmul_flops_per_s(n: int = 2048, repeats: int = 10) -> float:
-    import jax
-
-    a = jax.random.normal(jax.random.key(0), (n, n))
-    f = jax.jit(lambda x: x @ x)
-    f(a).block_until_ready()
-    start = time.perf_counter()
-    for _ in range(repeats):
-        out = f(a)
-    out.block_until_ready()
-    return 2 * n**3 * repeats / (time.perf_counter() - start)
-
-
 # ------------------------------------------------------------ PyTorch steps (in a worker process)
 
 
@@ -245,6 +232,8 @@ def worker(case: str, side: str, steps: int, threads: int) -> dict:
         import jaxfp  # noqa: F401  (the entry point's XLA flags, before JAX starts)
 
         if case == "matmul":
+            from jaxfp.eval.bench import matmul_flops_per_s
+
             return {"flops_per_s": matmul_flops_per_s()}
         step, samples, flops = jax_case(case)
     else:

@@ -46,3 +46,15 @@ def median_seconds(fn: Callable[[], Any], repeats: int) -> float:
         jax.block_until_ready(fn())
         times.append(time.perf_counter() - start)
     return float(np.median(times))
+
+
+def matmul_flops_per_s(n: int = 2048, repeats: int = 10) -> float:
+    """This machine's FLOP/s on a jitted n×n float32 matmul: what a step's FLOP share is taken of."""
+    a = jax.random.normal(jax.random.key(0), (n, n))
+    product = jax.jit(lambda x: x @ x)
+    product(a).block_until_ready()
+    start = time.perf_counter()
+    for _ in range(repeats):
+        out = product(a)
+    out.block_until_ready()
+    return 2 * n**3 * repeats / (time.perf_counter() - start)
