@@ -5,12 +5,11 @@ Measured per layer shape with `experiments/bench/conv_paths.py` (README, "Perfor
   maps of a ResNet's last stages on the 32×64 angle-delay input) XLA's convolution runs 10–60×
   below its usual rate (forward 55–88 ms, or a backward of 42 ms, against ~2 ms): there it is one
   matrix product of the image patches (gathered by static slices) with the kernel.
-- 1×1 convolutions are matrix products over the channels (strided ones take the strided pixels
-  first): 1.5–4× faster forward and backward than XLA's convolution on a bottleneck's shapes.
 - Depthwise convolutions (one filter per channel: MobileNetV2, ShuffleNetV2) run 10–100× slower
   through XLA's grouped convolution than as a sum of kh·kw shifted slices times per-channel
   weights, which XLA fuses into one elementwise loop: that is the depthwise path, at every size.
-Autodiff turns both into matrix products, slices and pads. Everywhere else
+(1×1 convolutions as matrix products were 1.5–4× faster than XLA's alone without the flag of
+`jaxfp.xla_flags`, but no faster in a ResNet50 step with it: not kept.) Autodiff turns both into matrix products, slices and pads. Everywhere else
 `lax.conv_general_dilated`. The parameters are `nn.Conv`'s own, so checkpoints do not depend on
 the path taken.
 """
@@ -38,7 +37,7 @@ def conv_path(
     dimension_numbers: Any,
     groups: int,
 ) -> str:
-    """'pointwise', 'patches', 'depthwise' or 'lax': how `conv_general_dilated` computes a
+    """'patches', 'depthwise' or 'lax': how `conv_general_dilated` computes a
     convolution of these shapes whose output image is `out_hw`."""
     if len(lhs_shape) != 4:
         return "lax"
@@ -46,8 +45,6 @@ def conv_path(
     if dims != _NHWC:
         return "lax"
     channels, (kh, kw, _, features) = lhs_shape[-1], rhs_shape
-    if groups == 1 and kh == kw == 1:
-        return "pointwise"
     if groups == 1 and out_hw[0] * out_hw[1] <= kh * kw:
         return "patches"
     if groups > 1 and groups == channels == features:
@@ -60,10 +57,12 @@ def shifted_views(
     kernel_hw: Sequence[int],
     strides: Sequence[int],
     padding: Sequence[tuple[int, int]],
+    pad_value: float = 0.0,
 ) -> list[jax.Array]:
-    """The kh·kw strided views of the padded image (B, H', W', C) each kernel tap multiplies."""
+    """The kh·kw strided views of the padded image (B, H', W', C), one per window position."""
     kh, kw = kernel_hw
-    x = jnp.pad(x, ((0, 0), tuple(padding[0]), tuple(padding[1]), (0, 0)))
+    pads = ((0, 0), tuple(padding[0]), tuple(padding[1]), (0, 0))
+    x = jnp.pad(x, pads, constant_values=pad_value)
     batch, height, width, channels = x.shape
     out_h = (height - kh) // strides[0] + 1
     out_w = (width - kw) // strides[1] + 1
@@ -89,14 +88,6 @@ def patches_conv(
     return jnp.dot(patches, kernel.reshape(kh * kw * cin, cout))
 
 
-def pointwise_conv(
-    x: jax.Array, kernel: jax.Array, strides: Sequence[int], padding: Sequence[tuple[int, int]]
-) -> jax.Array:
-    """1×1 NHWC convolution as a matrix product over the channels."""
-    (view,) = shifted_views(x, (1, 1), strides, padding)
-    return jnp.dot(view, kernel[0, 0])
-
-
 def depthwise_conv(
     x: jax.Array, kernel: jax.Array, strides: Sequence[int], padding: Sequence[tuple[int, int]]
 ) -> jax.Array:
@@ -119,7 +110,7 @@ def conv_general_dilated(
     precision: Any = None,
     **kwargs: Any,
 ) -> jax.Array:
-    """`lax.conv_general_dilated`, by a patch matrix product where XLA:CPU's convolution is slow."""
+    """`lax.conv_general_dilated`, by the paths above where XLA:CPU's convolution is slow."""
     undilated = all(d == 1 for d in (lhs_dilation or ())) and all(
         d == 1 for d in (rhs_dilation or ())
     )
@@ -139,8 +130,8 @@ def conv_general_dilated(
     if undilated and not kwargs and path != "lax":
         if isinstance(padding, str):
             padding = lax.padtype_to_pads(lhs.shape[1:3], rhs.shape[:2], window_strides, padding)
-        conv = {"pointwise": pointwise_conv, "patches": patches_conv, "depthwise": depthwise_conv}
-        return conv[path](lhs, rhs, window_strides, padding)
+        conv = patches_conv if path == "patches" else depthwise_conv
+        return conv(lhs, rhs, window_strides, padding)
     return plain(lhs, rhs)
 
 

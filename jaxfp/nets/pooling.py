@@ -10,11 +10,14 @@ ReLU happens only at zeros, whose gradient the ReLU drops anyway.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
 from jax import lax
+
+from jaxfp.nets.conv import shifted_views
 
 
 def max_pool(
@@ -26,23 +29,5 @@ def max_pool(
     """`nn.max_pool` over the two spatial axes of (B, H, W, C)."""
     if isinstance(padding, str):
         padding = lax.padtype_to_pads(x.shape[1:3], window, strides, padding)
-    x = jnp.pad(x, ((0, 0), *map(tuple, padding), (0, 0)), constant_values=-jnp.inf)
-    batch, height, width, channels = x.shape
-    out_h = (height - window[0]) // strides[0] + 1
-    out_w = (width - window[1]) // strides[1] + 1
-    pooled = None
-    for i in range(window[0]):
-        for j in range(window[1]):
-            view = lax.slice(
-                x,
-                (0, i, j, 0),
-                (
-                    batch,
-                    i + (out_h - 1) * strides[0] + 1,
-                    j + (out_w - 1) * strides[1] + 1,
-                    channels,
-                ),
-                (1, strides[0], strides[1], 1),
-            )
-            pooled = view if pooled is None else jnp.maximum(pooled, view)
-    return pooled
+    views = shifted_views(x, window, strides, padding, pad_value=-jnp.inf)
+    return functools.reduce(jnp.maximum, views)
