@@ -387,7 +387,7 @@ def graphsage_case(
     return step, nodes
 
 
-def conv_trunk(cin: int, filters: tuple[int, ...], length: int) -> list[nn.Module]:
+def conv_trunk(cin: int, filters: tuple[int, ...]) -> list[nn.Module]:
     layers: list[nn.Module] = []
     for width in filters:
         layers += [nn.Conv1d(cin, width, 3, padding=1), nn.LeakyReLU(0.2)]
@@ -404,7 +404,7 @@ class GanNet(nn.Module):
     ) -> None:
         super().__init__()
         self.body = nn.Sequential(
-            *conv_trunk(cin, filters, length),
+            *conv_trunk(cin, filters),
             nn.Linear(filters[-1] * length, dense),
             act,
             nn.Linear(dense, out),

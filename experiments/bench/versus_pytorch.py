@@ -310,14 +310,17 @@ def main() -> None:
         print(f"{JEMALLOC} not found (apt-get install libjemalloc2): glibc only")
         allocators = [a for a in allocators if a != "jemalloc"]
     jax_sides = {f"jax[{f}]": f for f in args.jax_flags.split(";")}
+    # per case: its JAX sides (side -> XLA flags) and all its sides in run order
+    jax_of = {case: {**jax_sides, **sharded_sides(case, args.threads)} for case in cases}
+    sides_of = {case: [*jax_of[case], *TORCH_SIDES.get(case, ("torch",))] for case in cases}
     samples: dict[tuple[str, str, str], list[float]] = {}
     info: dict[tuple[str, str], dict] = {}
     for _ in range(args.rounds):
         peak = run_worker("matmul", "jax", "default", "glibc", args)["flops_per_s"]
         samples.setdefault(("matmul", "jax", "glibc"), []).append(peak)
         for case in cases:
-            case_jax = {**jax_sides, **sharded_sides(case, args.threads)}
-            for side in [*case_jax, *TORCH_SIDES.get(case, ("torch",))]:
+            case_jax = jax_of[case]
+            for side in sides_of[case]:
                 for allocator in allocators:
                     flags = case_jax.get(side, "default")
                     kind = "jax" if side in case_jax else side
@@ -331,10 +334,10 @@ def main() -> None:
     peak = statistics.median(samples.pop(("matmul", "jax", "glibc")))
     rows: dict[str, dict] = {}
     for case in cases:
-        case_jax = {**jax_sides, **sharded_sides(case, args.threads)}
+        case_jax = jax_of[case]
         medians = {
             (side, a): statistics.median(samples[(case, side, a)])
-            for side in [*case_jax, *TORCH_SIDES.get(case, ("torch",))]
+            for side in sides_of[case]
             for a in allocators
         }
         torch_best = min(v for (side, _), v in medians.items() if side not in case_jax)
