@@ -87,7 +87,7 @@ def similar_pairs(
     features: np.ndarray, threshold: float, max_per_node: int | None = None, block: int = 2048
 ) -> np.ndarray:
     """(V, 2) sample pairs i < j with cosine similarity > threshold, computed block by block."""
-    unit = features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
+    unit = _unit_rows(features)
     pairs = []
     for start in range(0, len(unit), block):
         sim = unit[start : start + block] @ unit.T
@@ -108,6 +108,50 @@ def with_virtual_edges(
 ) -> SiteGraph:
     """The graph with virtual edges between its similar sample nodes."""
     return graph._replace(virtual=similar_pairs(graph.sample_features, threshold, max_per_node))
+
+
+def _unit_rows(features: np.ndarray) -> np.ndarray:
+    return features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
+
+
+def old_new_pairs(
+    features: np.ndarray,
+    num_old: int,
+    threshold: float,
+    per_new: int,
+    point_of_old: np.ndarray | None = None,
+    block: int = 1024,
+) -> np.ndarray:
+    """(P, 2) pairs (old sample, new sample) joining each new sample (rows `num_old` on) to its
+    `per_new` most similar old samples with cosine similarity > threshold.
+
+    `point_of_old` (an id per old sample) allows one old sample per point: the most similar one,
+    so a database that repeats a point ~100 times cannot fill a new sample's list with that point.
+    """
+    unit = _unit_rows(features)
+    old, new = unit[:num_old], unit[num_old:]
+    if num_old == 0 or len(new) == 0 or per_new <= 0:
+        return np.zeros((0, 2), np.int64)
+    if point_of_old is None:
+        point_of_old = np.arange(num_old)
+    order = np.argsort(point_of_old, kind="stable")
+    sorted_points = point_of_old[order]
+    starts = np.flatnonzero(np.r_[True, sorted_points[1:] != sorted_points[:-1]])
+    old_sorted = old[order]
+    pairs = []
+    for start in range(0, len(new), block):
+        sim = new[start : start + block] @ old_sorted.T
+        best = np.maximum.reduceat(sim, starts, axis=1)  # (rows, points)
+        # the first old sample reaching its point's best similarity
+        at_best = sim >= np.repeat(best, np.diff(np.r_[starts, num_old]), axis=1)
+        first = np.minimum.reduceat(np.where(at_best, np.arange(num_old), num_old), starts, axis=1)
+        if per_new < best.shape[1]:
+            cut = -np.partition(-best, per_new - 1, axis=1)[:, per_new - 1 : per_new]
+            best = np.where(best >= cut, best, -np.inf)
+        rows, points = np.nonzero(best > threshold)
+        pairs.append(np.column_stack([order[first[rows, points]], num_old + start + rows]))
+    found = np.concatenate(pairs) if pairs else np.zeros((0, 2), np.int64)
+    return found.astype(np.int64).reshape(-1, 2)
 
 
 class Padded(NamedTuple):

@@ -26,7 +26,15 @@ Choices where the paper's symbols were lost or it is silent, one line each:
 - the database is rewritten with the decoded updated features of the old samples (same locations).
 - a location is whatever the protocol gives, (x, y) or (x, y, height of the floor): MLP1 predicts
   as many coordinates as the records have.
-- virtual edges: cosine similarity > threshold, at most `max_virtual_per_node` per sample (memory).
+- virtual edges: cosine similarity > threshold, at most `max_virtual_per_node` per sample (memory),
+  on code ⊕ location (`virtual_features="code_location"`, the paper's node features) or on the
+  code alone (`"code"`: a new sample's location is a guess). `old_new_per_new` = k > 0 (ours)
+  joins old and new samples apart from the rest: each new sample to its k most similar records
+  above the threshold, with `virtual_one_per_point` one record per reference point; 0 lets
+  old-new pairs compete with every other pair for the per-node cap (as before).
+- edge prediction: `edge_weights="goodness_fairness"` (the paper, eq. 11-12) or
+  `"neighbour_readings"` (ours: a record's weight to an AP is the mean reading of the batch
+  samples virtually linked to it; see `jaxfp.graphs.edge_prediction`).
 - GNN training samples `fanout` incoming edges per node each step (GraphSAGE's sampling; 0 = the
   whole graph); eq. 4's positive pairs are the sampled edges; inference uses every edge.
 """
@@ -70,6 +78,22 @@ def carry_over_aps(old: Any, old_ids: np.ndarray, fresh: Any, new_ids: np.ndarra
     return carry_over_inputs(old, fresh, old_at, new_at)
 
 
+def crossing_pairs(virtual: np.ndarray, num_old: int) -> np.ndarray:
+    """(P, 2) (old, new) ends of the virtual pairs that join a record and a batch sample."""
+    crossing = virtual[(virtual[:, 0] < num_old) != (virtual[:, 1] < num_old)]
+    return np.sort(crossing, axis=1)
+
+
+def link_diagnostics(virtual: np.ndarray, num_old: int, num_new: int) -> dict[str, float]:
+    """How much of the batch the old-new virtual pairs reach (the only path of eq. 7-8)."""
+    cross = crossing_pairs(virtual, num_old)
+    return {
+        "old_new_pairs": int(len(cross)),
+        "new_samples_linked": float(len(np.unique(cross[:, 1])) / max(num_new, 1)),
+        "records_linked": float(len(np.unique(cross[:, 0])) / max(num_old, 1)),
+    }
+
+
 @functools.partial(jax.jit, static_argnums=0)
 def _embed(model: EdgeSAGE, params, graph, edge_mask):
     return model.apply(params, graph, edge_mask)[0]
@@ -90,7 +114,12 @@ class Gufu:
     _ae_ap_ids: np.ndarray | None = None  # the AP set the autoencoder's columns follow
     log: StepLog = dataclasses.field(default_factory=StepLog, repr=False)
 
-    CHOICES = {"rewrite": ("replace", "residual"), "initial_location": ("random", "code_knn")}
+    CHOICES = {
+        "rewrite": ("replace", "residual"),
+        "initial_location": ("random", "code_knn"),
+        "virtual_features": ("code_location", "code"),
+        "edge_weights": ("goodness_fairness", "neighbour_readings"),
+    }
 
     def __post_init__(self) -> None:
         self.check(self.settings)
@@ -186,14 +215,31 @@ class Gufu:
         centre, spread = self._location_scale()
         return ((xy - centre) / spread).astype(np.float32)
 
-    def _graph(self, rss: np.ndarray, codes: np.ndarray, xy: np.ndarray) -> bipartite.SiteGraph:
+    def _graph(
+        self, rss: np.ndarray, codes: np.ndarray, xy: np.ndarray, num_old: int | None = None
+    ) -> bipartite.SiteGraph:
+        """The site graph; with `num_old`, rows from `num_old` on are a batch's new samples."""
         features = np.concatenate([codes, self._location_features(xy)], 1)
         graph = bipartite.build_site_graph(rss, self.ap_ids, features)
-        if self.g.virtual_edges:
-            graph = bipartite.with_virtual_edges(
-                graph, self.g.virtual_threshold, self.g.max_virtual_per_node
-            )
-        return graph
+        if not self.g.virtual_edges:
+            return graph
+        similar = features if self.g.virtual_features == "code_location" else codes
+        threshold, cap, per_new = (
+            self.g.virtual_threshold,
+            self.g.max_virtual_per_node,
+            self.g.old_new_per_new,
+        )
+        if num_old is None or per_new == 0:
+            return graph._replace(virtual=bipartite.similar_pairs(similar, threshold, cap))
+        points = None
+        if self.g.virtual_one_per_point:
+            points = np.unique(np.round(self.xy, 2), axis=0, return_inverse=True)[1].ravel()
+        virtual = [
+            bipartite.similar_pairs(similar[:num_old], threshold, cap),
+            num_old + bipartite.similar_pairs(similar[num_old:], threshold, cap),
+            bipartite.old_new_pairs(similar, num_old, threshold, per_new, points),
+        ]
+        return graph._replace(virtual=np.concatenate(virtual))
 
     # --- GNN ----------------------------------------------------------------------------------
     def _budget(self, count: int) -> int:
@@ -265,9 +311,11 @@ class Gufu:
                 np.concatenate([self.rss, on_known]),
                 np.concatenate([codes_old, codes_new]),
                 np.concatenate([self.xy, new_xy]),
+                num_old=len(self.rss),
             )
             z = self.embed(graph)
             new_xy, updated_codes, without_batch = self._update_module(graph, z, codes_old)
+        links = link_diagnostics(graph.virtual, len(self.rss), len(on_known))
         self.rss = self._rewritten(updated_codes, without_batch)
         seconds = {"seconds_update_module": lap()}  # graphs, embeddings, eq. 5-9, rewrite
         changes = {"aps_added": 0, "aps_removed": 0, "edges_added": 0, "edges_removed": 0}
@@ -278,6 +326,7 @@ class Gufu:
         seconds["seconds_retraining"] = lap()
         return {
             "xy": new_xy,
+            **links,
             **changes,
             **losses,
             **seconds,
@@ -303,12 +352,11 @@ class Gufu:
         z = jnp.asarray(z)
         codes_old = jnp.asarray(codes_old)
         codes_new = jnp.asarray(graph.sample_features[s:, : codes_old.shape[1]])
-        v = graph.virtual
-        cross = v[(v[:, 0] < s) != (v[:, 1] < s)]  # old-new virtual pairs
+        cross = crossing_pairs(graph.virtual, s)
         # Old-new pairs padded (weight 0) to a budget, so later updates reuse the compiled step.
         pad = self._budget(len(cross)) - len(cross)
-        old_end = np.pad(np.where(cross[:, 0] < s, cross[:, 0], cross[:, 1]), (0, pad))
-        new_end = np.pad(np.where(cross[:, 0] < s, cross[:, 1], cross[:, 0]) - s, (0, pad))
+        old_end = np.pad(cross[:, 0], (0, pad))
+        new_end = np.pad(cross[:, 1] - s, (0, pad))
         cross_weight = np.pad(np.ones(len(cross), np.float32), (0, pad))
         has_cross = len(cross) > 0
         mlp1 = MLP(hidden=(self.g.hidden,), out=self.xy.shape[1])
@@ -365,7 +413,13 @@ class Gufu:
         )._replace(virtual=graph.virtual)
         threshold = edge_prediction.default_threshold(full, self.g.edge_floor_dbm)
         new_aps = np.arange(len(self.ap_ids), len(all_ids))
-        result = edge_prediction.update_edges(full, threshold, addable_aps=new_aps)
+        if self.g.edge_weights == "goodness_fairness":
+            result = edge_prediction.update_edges(full, threshold, addable_aps=new_aps)
+        else:
+            links = crossing_pairs(graph.virtual, s)
+            result = edge_prediction.update_edges_from_readings(
+                full, threshold, links, s, addable_aps=new_aps
+            )
         rss = result.graph.rss()[:s]  # the batch's sample nodes leave the graph
         alive = np.isfinite(rss).any(0)
         self.ap_ids, self.rss = result.graph.ap_ids[alive], rss[:, alive]
@@ -374,4 +428,9 @@ class Gufu:
             "aps_removed": int(len(known - set(self.ap_ids.tolist()))),
             "edges_added": result.added,
             "edges_removed": result.removed,
+            "new_aps_heard": len(fresh),
+            "edges_added_per_new_ap": float(result.added_per_ap[new_aps].mean())
+            if len(fresh)
+            else 0.0,
+            "aps_losing_edges": int((result.removed_per_ap > 0).sum()),
         }

@@ -8,6 +8,8 @@
   every method: the UJI library's floors 3 and 5 share their (x, y) points, and the paper keeps one
   database per floor; the location error is horizontal, the floor is the nearest database floor
   to the predicted height.
+- drift capture: the records' change against the drift measured at the shared points (cosine),
+  on the (point, AP) pairs both databases and the measurement hold.
 """
 
 from __future__ import annotations
@@ -37,16 +39,15 @@ def point_means(
     return points, means
 
 
-def rss_error(
+def _on_measured_points(
     db_rss: np.ndarray,
     db_ap_ids: np.ndarray,
     db_xy: np.ndarray,
     measured: FingerprintSet,
-    missing_dbm: float,
-    db_floor: np.ndarray | None = None,
-) -> float:
-    """Mean |database - measured| (dB) over the (point, AP) pairs the measurement detects; a point
-    is a position, and a floor when both sides give floors."""
+    db_floor: np.ndarray | None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(database point means over the measured APs, NaN where the database lacks the AP or does
+    not detect it; measured point means), both at the points the two share."""
     by_floor = db_floor is not None and measured.floor is not None
     db_points, db_means = point_means(db_rss, db_xy, db_floor if by_floor else None)
     m_points, m_means = point_means(measured.rss, measured.xy, measured.floor if by_floor else None)
@@ -61,8 +62,49 @@ def rss_error(
     column = {ap: i for i, ap in enumerate(db_ap_ids.tolist())}
     at = np.array([column.get(ap, -1) for ap in measured.ap_ids.tolist()], np.int64)
     db_rows = db_means[[d for _, d in shared]][:, np.maximum(at, 0)]
-    estimate = np.where((at[None] >= 0) & np.isfinite(db_rows), db_rows, missing_dbm)
+    return np.where(at[None] >= 0, db_rows, np.nan), truth
+
+
+def rss_error(
+    db_rss: np.ndarray,
+    db_ap_ids: np.ndarray,
+    db_xy: np.ndarray,
+    measured: FingerprintSet,
+    missing_dbm: float,
+    db_floor: np.ndarray | None = None,
+) -> float:
+    """Mean |database - measured| (dB) over the (point, AP) pairs the measurement detects; a point
+    is a position, and a floor when both sides give floors."""
+    db_rows, truth = _on_measured_points(db_rss, db_ap_ids, db_xy, measured, db_floor)
+    estimate = np.where(np.isfinite(db_rows), db_rows, missing_dbm)
     return rss_mae(estimate, truth, np.isfinite(truth))
+
+
+def drift_capture(
+    before: tuple[np.ndarray, np.ndarray],
+    after: tuple[np.ndarray, np.ndarray],
+    db_xy: np.ndarray,
+    measured: FingerprintSet,
+    db_floor: np.ndarray | None = None,
+) -> dict[str, float]:
+    """How an update's change of the records compares with the drift measured at the shared points.
+
+    `before`/`after` are (rss, ap_ids) of the database. Over the (point, AP) pairs where both
+    databases and the measurement have a value: mean |change| and mean |drift| (dB), and the
+    cosine between the change and the drift (1: the records moved the way the site did; 0: the
+    change is unrelated to the drift; NaN where nothing changed). An AP the update adds or drops
+    is outside these pairs: the AP counts and the RSS error speak for it.
+    """
+    old, truth = _on_measured_points(*before, db_xy, measured, db_floor)
+    new, _ = _on_measured_points(*after, db_xy, measured, db_floor)
+    both = np.isfinite(old) & np.isfinite(new) & np.isfinite(truth)
+    change, drift = (new - old)[both], (truth - old)[both]
+    norm = float(np.linalg.norm(change) * np.linalg.norm(drift))
+    return {
+        "record_change_db": float(np.abs(change).mean()) if both.any() else 0.0,
+        "measured_drift_db": float(np.abs(drift).mean()) if both.any() else 0.0,
+        "drift_alignment": float(change @ drift / norm) if norm > 0 else float("nan"),
+    }
 
 
 def places(fingerprints: FingerprintSet, floor_height_m: float, floors: np.ndarray) -> np.ndarray:

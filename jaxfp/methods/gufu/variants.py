@@ -15,7 +15,7 @@ from jaxfp.config import variant_settings
 from jaxfp.data.types import FingerprintSet
 from jaxfp.methods.gufu.model import Gufu
 from jaxfp.methods.gufu.periods import Period
-from jaxfp.methods.gufu.scoring import nearest_floor, places, rss_error
+from jaxfp.methods.gufu.scoring import drift_capture, nearest_floor, places, rss_error
 from jaxfp.methods.gufu.simple_updates import location_then_average, wknn_locations
 from jaxfp.train.optimise import StepLog
 
@@ -31,7 +31,8 @@ def run_variant(
     log: StepLog | None = None,
     say: Callable[[str], None] = print,
 ) -> list[dict[str, Any]]:
-    """Per period: location error (and floor hit), RSS error, APs, seconds; period 0 = offline."""
+    """Per period: location error (and floor hit), RSS error, the records' change against the
+    measured drift, APs, GUFU's graph diagnostics, seconds; period 0 = offline."""
     floors = np.unique(db.floor) if db.floor is not None else np.zeros(1, np.int64)
     height = config.data.floor_height_m
     ap_ids, rss, xy = db.ap_ids, db.rss.copy(), places(db, height, floors)
@@ -45,6 +46,7 @@ def run_variant(
         say(f"  offline stage {offline['seconds']:.1f} s")
     for period in periods:
         batch = period.batch
+        before = (rss, ap_ids)
         start = time.perf_counter()
         row: dict[str, Any] = {"period": period.number, "aps_added": 0, "aps_removed": 0}
         if model is not None:
@@ -79,6 +81,7 @@ def run_variant(
         row["rss_error_db"] = rss_error(
             rss, ap_ids, db.xy, period.measured, config.eval.missing_dbm, db.floor
         )
+        row.update(drift_capture(before, (rss, ap_ids), db.xy, period.measured, db.floor))
         row["aps"] = int(len(ap_ids))
         out.append(row)
         say(
