@@ -51,6 +51,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
             embedding=32,
             gnn_layers=2,
             gnn_dropout=0.1,
+            gnn_weighted=True,  # weighted feature aggregation (the paper); False = plain mean
             hidden=64,
             learning_rate=3e-3,
             ae_steps=300,
@@ -63,6 +64,9 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
             update_rounds=1,
             initial_location="random",
             rewrite="replace",
+            rewrite_from="codes",  # or "embeddings" (§6.2: the GNN's output embeddings)
+            autoencoder_retrain="reconstruct",  # eq. 10; or "align" (updated RSS <-> codes)
+            below_floor="ends",  # a decoded value below the floor ends a detection; or "keeps"
             consistency_weight=0.5,
             virtual_threshold=0.95,
             max_virtual_per_node=10,

@@ -146,3 +146,43 @@ def test_candidates_an_ap_appearing_and_one_disappearing():
     update = edge_prediction.update_edges(weak, edge_prediction.default_threshold(weak))
     assert list(update.deleted_aps) == ["old"] and list(update.graph.ap_ids) == ["x", "y"]
     assert update.graph.edge_ap.max() == 1
+
+
+def test_old_new_pairs_top_k_per_new_sample_one_record_per_point():
+    # Records 0-2 sit at point 0 (nearly the same direction), record 3 at point 1; two new samples.
+    features = np.array(
+        [[1.0, 0.0], [0.99, 0.05], [0.98, 0.1], [0.0, 1.0], [1.0, 0.02], [0.1, 1.0]], np.float32
+    )
+    points = np.array([0, 0, 0, 1])
+    every = bipartite.old_new_pairs(features, 4, threshold=0.5, per_new=2)
+    # Without points, new sample 4's two best are records 0 and 1, both at point 0.
+    np.testing.assert_array_equal(np.sort(every[every[:, 1] == 4][:, 0]), [0, 1])
+    one = bipartite.old_new_pairs(features, 4, threshold=0.5, per_new=2, point_of_old=points)
+    # One record per point: sample 4 gets record 1 (its best at point 0; point 1 is below the
+    # threshold); sample 5 gets record 3.
+    np.testing.assert_array_equal(one, [[1, 4], [3, 5]])
+    loose = bipartite.old_new_pairs(features, 4, threshold=-1.0, per_new=2, point_of_old=points)
+    assert sorted(map(tuple, loose)) == [(1, 4), (2, 5), (3, 4), (3, 5)]
+    assert len(bipartite.old_new_pairs(features, 4, threshold=0.999, per_new=2)) == 0
+
+
+def test_edges_from_readings_forget_a_gone_ap_and_map_a_new_one_by_place():
+    # Records 0 (near AP n) and 1 (far from it) both heard AP g; new samples 2 (near) and 3 (far)
+    # hear n, at -50 and -90 dBm, and no longer g.
+    rss = np.array(
+        [[-60.0, -50.0, NAN], [-60.0, -70.0, NAN], [-62.0, NAN, -50.0], [-61.0, NAN, -90.0]],
+        np.float32,
+    )
+    g = bipartite.build_site_graph(rss, np.array(["kept", "g", "n"]), np.ones((4, 2)))
+    links = np.array([[0, 2], [1, 3]])
+    threshold = edge_prediction.default_threshold(g)
+    update = edge_prediction.update_edges_from_readings(g, threshold, links, 2, np.array([2]))
+    out = update.graph.rss()
+    assert list(update.deleted_aps) == ["g"] and list(update.graph.ap_ids) == ["kept", "n"]
+    np.testing.assert_allclose(out[:2, 1], [-50.0, -90.0], atol=1e-4)  # the map follows place
+    np.testing.assert_allclose(out[:2, 0], [-60.0, -60.0])  # a heard AP stays as it was
+    np.testing.assert_array_equal(update.added_per_ap, [0, 0, 2])
+    np.testing.assert_array_equal(update.removed_per_ap, [0, 2, 0])
+    # A record no new sample links to is not judged: it keeps the gone AP.
+    half = edge_prediction.update_edges_from_readings(g, threshold, links[:1], 2, np.array([2]))
+    assert np.isfinite(half.graph.rss()[1, 1]) and np.isnan(half.graph.rss()[0, 1])

@@ -23,6 +23,20 @@ def autoencoder_loss(static: tuple[Autoencoder, int], params, x, key):
     return jnp.mean((out - x) ** 2)
 
 
+def alignment_loss(static: tuple[Autoencoder, int], params, data, key):
+    """Eq. (10) as alignment: encoder(updated RSS) -> updated codes, decoder(updated codes) ->
+    updated RSS; the two terms touch disjoint parameters, neither learns its own output."""
+    model, batch = static
+    x, codes = data["x"], data["codes"]
+    if batch and batch < x.shape[0]:
+        key, rows = jax.random.split(key)
+        pick = jax.random.randint(rows, (batch,), 0, x.shape[0])
+        x, codes = x[pick], codes[pick]
+    encoded = model.apply(params, x, train=True, rngs={"dropout": key}, method="encode")
+    decoded = model.apply(params, codes, method="decode")
+    return jnp.mean((encoded - codes) ** 2) + jnp.mean((decoded - x) ** 2)
+
+
 def gnn_loss(static: tuple[EdgeSAGE, int, int], params, data, key):
     """Eq. (4): GraphSAGE's unsupervised loss on (sampled) edges with random negatives."""
     model, fanout, negatives = static

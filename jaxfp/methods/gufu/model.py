@@ -17,6 +17,16 @@ Choices where the paper's symbols were lost or it is silent, one line each:
 - rewrite: "replace" (the paper: decoded updated features replace the records) or "residual" (ours:
   records move by decode(MLP2(loc)) - decode(MLP2'(loc)), MLP2' being the same fit without the
   batch, so only what the batch changed reaches them and the decoder's own error cancels).
+- `rewrite_from`: what MLP2 produces. "codes" (eq. 6 on the encoder's codes: the batch reaches the
+  records only through eq. 8's old-new pairs) or "embeddings" (§6.2: the GNN's output embeddings
+  of the records on the graph the batch joins, which message passing changes; a ridge readout
+  fitted on the database's own embeddings maps them to codes for the decoder).
+- eq. 10 (`autoencoder_retrain`): "reconstruct" retrains the autoencoder on the rewritten records
+  (it learns its own output back); "align" (the paper's stated purpose, that updated features
+  can be extracted from the updated RSS): the encoder maps the updated RSS to the updated codes,
+  the decoder the updated codes to the updated RSS; neither sees its own output as a target.
+- a decoded value below `detect_floor_dbm` ends the detection (`below_floor="ends"`, the paper's
+  replacement); `"keeps"` (ours before) kept the old value, so no detection could end.
 - eq. 4: GraphSAGE's unsupervised loss, -log σ(z_u·z_v) over real and virtual edges minus
   `negatives` x log σ(-z_u·z_n) for random nodes n.
 - update module: MLP1 embedding -> location, MLP2 location -> feature (code); eq. 5 and 6 are MSE on
@@ -56,7 +66,12 @@ from jaxfp.common.rss_scale import from_unit, to_unit
 from jaxfp.config import ConfigError
 from jaxfp.graphs import bipartite, edge_prediction, sampling
 from jaxfp.methods.gufu.autoencoder import Autoencoder, carry_over_inputs
-from jaxfp.methods.gufu.losses import autoencoder_loss, gnn_loss, update_module_loss
+from jaxfp.methods.gufu.losses import (
+    alignment_loss,
+    autoencoder_loss,
+    gnn_loss,
+    update_module_loss,
+)
 from jaxfp.methods.gufu.sage import EdgeSAGE
 from jaxfp.nets import MLP
 from jaxfp.train.optimise import StepLog, optimise
@@ -76,6 +91,14 @@ def carry_over_aps(old: Any, old_ids: np.ndarray, fresh: Any, new_ids: np.ndarra
     new_at = np.array([i for i, ap in enumerate(new_ids.tolist()) if ap in position], np.int64)
     old_at = np.array([position[new_ids[i]] for i in new_at], np.int64)
     return carry_over_inputs(old, fresh, old_at, new_at)
+
+
+def ridge_readout(z: np.ndarray, codes: np.ndarray, ridge: float = 1e-3):
+    """The least-squares affine map from GNN embeddings to codes (with a small ridge)."""
+    design = np.c_[z, np.ones(len(z))].astype(np.float64)
+    gram = design.T @ design + ridge * len(z) * np.eye(design.shape[1])
+    weights = np.linalg.solve(gram, design.T @ codes.astype(np.float64))
+    return lambda e: (np.c_[e, np.ones(len(e))] @ weights).astype(np.float32)
 
 
 def crossing_pairs(virtual: np.ndarray, num_old: int) -> np.ndarray:
@@ -119,6 +142,9 @@ class Gufu:
         "initial_location": ("random", "code_knn"),
         "virtual_features": ("code_location", "code"),
         "edge_weights": ("goodness_fairness", "neighbour_readings"),
+        "rewrite_from": ("codes", "embeddings"),
+        "autoencoder_retrain": ("reconstruct", "align"),
+        "below_floor": ("ends", "keeps"),
     }
 
     def __post_init__(self) -> None:
@@ -155,9 +181,11 @@ class Gufu:
         return out
 
     # --- features -----------------------------------------------------------------------------
-    def train_autoencoder(self, steps: int) -> float:
-        """Eq. (2)/(10): reconstruct the database's normalised RSS. When the AP set changed, the
-        APs kept keep their input rows and output columns; new APs start from a fresh init."""
+    def train_autoencoder(self, steps: int, align_to: np.ndarray | None = None) -> float:
+        """Eq. (2)/(10): reconstruct the database's normalised RSS, or with `align_to` (the
+        records' updated codes) align: the encoder maps the updated RSS to them and the decoder
+        maps them to it. When the AP set changed, the APs kept keep their input rows and output
+        columns; new APs start from a fresh init."""
         x = jnp.asarray(to_unit(self.rss))
         model = Autoencoder(inputs=x.shape[1], code=self.g.code, dropout=self.g.ae_dropout)
         if self.ae_params is None:
@@ -168,9 +196,15 @@ class Gufu:
         self._ae_ap_ids = self.ap_ids.copy()
 
         static = (model, int(self.g.ae_batch))
-        self.ae_params, loss = self._fit(
-            "autoencoder", autoencoder_loss, static, self.ae_params, x, steps
-        )
+        if align_to is None:
+            self.ae_params, loss = self._fit(
+                "autoencoder", autoencoder_loss, static, self.ae_params, x, steps
+            )
+        else:
+            data = {"x": x, "codes": jnp.asarray(align_to)}
+            self.ae_params, loss = self._fit(
+                "autoencoder_alignment", alignment_loss, static, self.ae_params, data, steps
+            )
         return loss
 
     def _autoencoder(self) -> Autoencoder:
@@ -196,16 +230,21 @@ class Gufu:
         return np.asarray(out)
 
     def _rewritten(self, updated_codes: np.ndarray, without_batch: np.ndarray | None) -> np.ndarray:
-        """The database's new values; its detection pattern changes only through §6."""
+        """The database's new values. A value the update takes from above the detection floor to
+        at or below it ends that detection (the paper: the decoded value replaces the old one);
+        none starts here (§6 adds them)."""
         if self.g.rewrite == "replace":  # the paper: decoded updated features replace the records
-            updated = self.decode(updated_codes)
+            unit = self._decode_normalised(updated_codes)
         else:  # residual: only what the batch changed, the decoder's own errors cancel
             change = self._decode_normalised(updated_codes) - self._decode_normalised(without_batch)
-            updated = from_unit(to_unit(self.rss) + change, self.g.detect_floor_dbm)
-        # A record keeps its old value where the new one falls below the detection floor.
-        return np.where(
-            np.isnan(self.rss), np.nan, np.where(np.isnan(updated), self.rss, updated)
-        ).astype(np.float32)
+            unit = to_unit(self.rss) + change
+        updated = from_unit(unit, -np.inf)
+        below = updated <= self.g.detect_floor_dbm
+        if self.g.below_floor == "keeps":  # ours before: the old value stays, no detection ends
+            updated = np.where(below, self.rss, updated)
+        else:
+            updated = np.where(below & (self.rss > self.g.detect_floor_dbm), np.nan, updated)
+        return np.where(np.isnan(self.rss), np.nan, updated).astype(np.float32)
 
     def _location_scale(self) -> tuple[np.ndarray, float]:
         """Centre and spread of the database's locations (fixed: records keep their places)."""
@@ -253,10 +292,14 @@ class Gufu:
         edges = 2 * (len(graph.edge_weight) + len(graph.virtual))
         return bipartite.to_graphs_tuple(graph, self._budget(nodes), self._budget(edges))
 
+    def _gnn(self) -> EdgeSAGE:
+        g = self.g
+        return EdgeSAGE(g.embedding, g.gnn_layers, g.gnn_dropout, g.gnn_weighted)
+
     def train_gnn(self, graph: bipartite.SiteGraph, steps: int) -> float:
         """Eq. (4) on the graph with its virtual edges."""
         padded = self._padded(graph)
-        model = EdgeSAGE(self.g.embedding, self.g.gnn_layers, self.g.gnn_dropout)
+        model = self._gnn()
         edge_mask = jnp.asarray(padded.edge_mask)
         width = graph.sample_features.shape[1]
         if self.gnn_params is None or width != self.gnn_width:  # the ablation's width follows APs
@@ -276,7 +319,7 @@ class Gufu:
 
     def embed(self, graph: bipartite.SiteGraph) -> np.ndarray:
         padded = self._padded(graph)
-        model = EdgeSAGE(self.g.embedding, self.g.gnn_layers, self.g.gnn_dropout)
+        model = self._gnn()
         z = _embed(model, self.gnn_params, padded.graph, padded.edge_mask)
         return np.asarray(z)[: graph.num_samples]
 
@@ -286,9 +329,15 @@ class Gufu:
         losses = self._train_on_database(self.g.ae_steps, self.g.gnn_steps)
         return {**losses, "seconds": time.perf_counter() - start}
 
-    def _train_on_database(self, ae_steps: int, gnn_steps: int) -> dict[str, float]:
-        """Autoencoder (eq. 2/10, unless ablated), then the GNN (eq. 4) on the database's graph."""
-        ae_loss = self.train_autoencoder(ae_steps) if self.g.feature_extractor else 0.0
+    def _train_on_database(
+        self, ae_steps: int, gnn_steps: int, new_codes: np.ndarray | None = None
+    ) -> dict[str, float]:
+        """Autoencoder (eq. 2/10, unless ablated), then the GNN (eq. 4) on the database's graph.
+        `new_codes`: the records' updated codes, which eq. 10 aligns to if so set."""
+        ae_loss = 0.0
+        if self.g.feature_extractor:
+            align = new_codes if self.g.autoencoder_retrain == "align" else None
+            ae_loss = self.train_autoencoder(ae_steps, align)
         graph = self._graph(self.rss, self.encode(self.rss), self.xy)
         return {"ae_loss": ae_loss, "gnn_loss": self.train_gnn(graph, gnn_steps)}
 
@@ -303,26 +352,42 @@ class Gufu:
             clock.append(time.perf_counter())
             return clock[-1] - clock[-2]
 
+        s = len(self.rss)
         on_known = align_columns(new_rss, new_ap_ids, self.ap_ids)
         codes_old, codes_new = self.encode(self.rss), self.encode(on_known)
         new_xy = self._initial_locations(codes_old, codes_new)
+        readout = None
+        if (
+            self.g.rewrite_from == "embeddings"
+        ):  # features = GNN embeddings, codes through a readout
+            z_alone = self.embed(self._graph(self.rss, codes_old, self.xy))
+            readout = ridge_readout(z_alone, codes_old)
         for _ in range(self.g.update_rounds):
             graph = self._graph(
                 np.concatenate([self.rss, on_known]),
                 np.concatenate([codes_old, codes_new]),
                 np.concatenate([self.xy, new_xy]),
-                num_old=len(self.rss),
+                num_old=s,
             )
             z = self.embed(graph)
-            new_xy, updated_codes, without_batch = self._update_module(graph, z, codes_old)
-        links = link_diagnostics(graph.virtual, len(self.rss), len(on_known))
-        self.rss = self._rewritten(updated_codes, without_batch)
+            if readout is None:  # MLP2 learns the codes; the batch reaches them through eq. 8
+                targets, targets_alone = np.concatenate([codes_old, codes_new]), codes_old
+            else:  # MLP2 learns the embeddings the batch changed through message passing
+                targets, targets_alone = z, z_alone
+            new_xy, updated, alone = self._update_module(graph, z, targets, targets_alone)
+            if readout is not None:
+                updated, alone = readout(updated), None if alone is None else readout(alone)
+        links = link_diagnostics(graph.virtual, s, len(on_known))
+        self.rss = self._rewritten(updated, alone)
+        # Eq. 10's target codes: what the records' features became
+        new_codes = updated if alone is None else codes_old + (updated - alone)
         seconds = {"seconds_update_module": lap()}  # graphs, embeddings, eq. 5-9, rewrite
         changes = {"aps_added": 0, "aps_removed": 0, "edges_added": 0, "edges_removed": 0}
         if self.g.edge_prediction:
             changes = self._ap_changes(new_rss, new_ap_ids, graph)
         seconds["seconds_edge_prediction"] = lap()
-        losses = self._train_on_database(self.g.retrain_steps, self.g.retrain_steps)
+        steps = self.g.retrain_steps
+        losses = self._train_on_database(steps, steps, new_codes)
         seconds["seconds_retraining"] = lap()
         return {
             "xy": new_xy,
@@ -340,18 +405,24 @@ class Gufu:
         return idw_average(codes_new, codes_old, self.xy, 3, metric="cosine")  # code_knn: WkNN
 
     def _update_module(
-        self, graph: bipartite.SiteGraph, z: np.ndarray, codes_old: np.ndarray
+        self,
+        graph: bipartite.SiteGraph,
+        z: np.ndarray,
+        features: np.ndarray,
+        features_alone: np.ndarray,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """Eq. (5)-(9): MLP1 embedding -> location, MLP2 location -> feature.
 
-        Returns the new samples' locations, the records' updated codes and, for the residual
-        rewrite, the codes of the same module fit without the batch (eq. 7-8 weighted 0).
+        `features` (records then batch) are what MLP2 learns (eq. 6) and eq. 8 pulls towards;
+        `features_alone` the records' features without the batch. Returns the new samples'
+        locations, the records' updated features and, for the residual rewrite, the features of
+        the same module fit on `features_alone` with eq. 7-8 weighted 0.
         """
         s = len(self.rss)
         loc = jnp.asarray(self._location_features(self.xy))
         z = jnp.asarray(z)
-        codes_old = jnp.asarray(codes_old)
-        codes_new = jnp.asarray(graph.sample_features[s:, : codes_old.shape[1]])
+        codes_old = jnp.asarray(features[:s])
+        codes_new = jnp.asarray(features[s:])
         cross = crossing_pairs(graph.virtual, s)
         # Old-new pairs padded (weight 0) to a budget, so later updates reuse the compiled step.
         pad = self._budget(len(cross)) - len(cross)
@@ -386,6 +457,7 @@ class Gufu:
         without_batch = None
         if self.g.rewrite == "residual":  # same start, same compiled step, the batch weighted 0
             data["cross_weight"] = jnp.zeros_like(data["cross_weight"])
+            data["codes_old"] = jnp.asarray(features_alone)
             params, _ = self._fit(
                 "update_module_without_batch",
                 update_module_loss,

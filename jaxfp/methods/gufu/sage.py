@@ -3,6 +3,9 @@
 Per layer: each node averages [neighbour embedding ⊕ edge embedding] over its incoming edges (mean
 aggregator, padding edges masked), concatenates its own embedding, applies a dense layer + ReLU and
 L2-normalises (GraphSAGE); then each edge embedding is updated from [sender ⊕ receiver ⊕ itself].
+`weighted=True` makes the mean a weighted one (the paper's "weighted feature aggregation"): a
+sample-AP edge counts by its weight over 120 (a 0 dBm reading: 1), a virtual edge (similarity
+above the threshold) by 1.
 """
 
 from __future__ import annotations
@@ -12,20 +15,28 @@ import jax
 import jax.numpy as jnp
 import jraph
 
+from jaxfp.common.rss_scale import OFFSET_DB
+
 
 class EdgeSAGELayer(nn.Module):
     features: int
 
     @nn.compact
     def __call__(
-        self, nodes: jax.Array, edges: jax.Array, graph: jraph.GraphsTuple, edge_mask: jax.Array
+        self,
+        nodes: jax.Array,
+        edges: jax.Array,
+        graph: jraph.GraphsTuple,
+        edge_mask: jax.Array,
+        aggregation_weight: jax.Array,
     ) -> tuple[jax.Array, jax.Array]:
         num_nodes = nodes.shape[0]
         mask = edge_mask.astype(nodes.dtype)[:, None]
-        message = jnp.concatenate([nodes[graph.senders], edges], -1) * mask
+        weight = mask * aggregation_weight[:, None]
+        message = jnp.concatenate([nodes[graph.senders], edges], -1) * weight
         total = jax.ops.segment_sum(message, graph.receivers, num_nodes)
-        count = jax.ops.segment_sum(mask, graph.receivers, num_nodes)
-        neighbours = total / jnp.maximum(count, 1.0)
+        count = jax.ops.segment_sum(weight, graph.receivers, num_nodes)
+        neighbours = total / jnp.maximum(count, 1e-6)
         h = nn.relu(nn.Dense(self.features, name="node")(jnp.concatenate([nodes, neighbours], -1)))
         h = h / jnp.maximum(jnp.linalg.norm(h, axis=-1, keepdims=True), 1e-12)
         ends = jnp.concatenate([h[graph.senders], h[graph.receivers], edges], -1)
@@ -40,15 +51,20 @@ class EdgeSAGE(nn.Module):
     features: int = 32
     num_layers: int = 2
     dropout: float = 0.0
+    weighted: bool = False
 
     @nn.compact
     def __call__(
         self, graph: jraph.GraphsTuple, edge_mask: jax.Array, train: bool = False
     ) -> tuple[jax.Array, jax.Array]:
         nodes, edges = graph.nodes, graph.edges["features"]
+        aggregation_weight = jnp.ones(edge_mask.shape, nodes.dtype)
+        if self.weighted:
+            w = graph.edges["weight"] / OFFSET_DB
+            aggregation_weight = jnp.where(graph.edges["virtual"], 1.0, w)
         for layer in range(self.num_layers):
             nodes = nn.Dropout(self.dropout, deterministic=not train)(nodes)
             nodes, edges = EdgeSAGELayer(self.features, name=f"layer{layer}")(
-                nodes, edges, graph, edge_mask
+                nodes, edges, graph, edge_mask, aggregation_weight
             )
         return nodes, edges

@@ -23,3 +23,21 @@ def test_padding_does_not_change_the_embeddings():
     assert np.all(np.asarray(edges_l)[~large.edge_mask] == 0)
     norms = np.linalg.norm(np.asarray(nodes_s[:6]), axis=1)
     assert np.all((np.abs(norms - 1) < 1e-5) | (norms == 0))
+
+
+def test_weighted_aggregation_follows_the_edge_weights():
+    g = bipartite.with_virtual_edges(hand_graph(), 0.5)
+    padded = bipartite.to_graphs_tuple(g, 8, 16)
+    mask = jnp.asarray(padded.edge_mask)
+    plain, weighted = EdgeSAGE(8, 1), EdgeSAGE(8, 1, weighted=True)
+    params = plain.init(jax.random.key(0), padded.graph, mask)
+    # Equal weights everywhere (virtual edges weigh 1): the weighted mean is the plain mean.
+    edges = dict(padded.graph.edges, weight=np.full_like(padded.graph.edges["weight"], 120.0))
+    same = padded.graph._replace(edges=edges)
+    np.testing.assert_allclose(
+        weighted.apply(params, same, mask)[0], plain.apply(params, same, mask)[0], atol=1e-6
+    )
+    # The hand graph's unequal readings move the aggregate away from the plain mean.
+    assert not np.allclose(
+        weighted.apply(params, padded.graph, mask)[0], plain.apply(params, padded.graph, mask)[0]
+    )

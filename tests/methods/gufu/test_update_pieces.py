@@ -1,0 +1,99 @@
+"""GUFU's update pieces on constructed cases: the rewrite's detection floor, eq. 10 as alignment,
+the embedding readout, the old-new link count and the records' change against the drift."""
+
+import jax
+import numpy as np
+
+from jaxfp.common.rss_scale import to_unit
+from jaxfp.config import load_config
+from jaxfp.data.types import FingerprintSet, rp_ids_from_positions
+from jaxfp.methods.gufu import scoring
+from jaxfp.methods.gufu.model import Gufu, link_diagnostics, ridge_readout
+
+from ...conftest import REPO
+from .test_gufu import small_site
+
+SPEC = str(REPO / "experiments" / "gufu" / "longterm.py:test")
+IDS = np.array(["a", "b", "c"])
+
+
+def raw_model(**settings) -> Gufu:
+    """Without the feature extractor a code is the normalised RSS and decoding is the identity."""
+    config = load_config(SPEC)
+    config.gufu.update(dict(feature_extractor=False, **settings))
+    rss = np.array([[-60.0, -105.0, -116.0], [-70.0, np.nan, -50.0]], np.float32)
+    return Gufu(config.gufu, IDS, rss, np.zeros((2, 2), np.float32), jax.random.key(0))
+
+
+def test_a_value_pushed_below_the_floor_ends_the_detection():
+    target = np.array([[-62.0, -115.0, -117.0], [-70.0, -60.0, -50.0]], np.float32)
+    ends = raw_model(rewrite="replace")._rewritten(to_unit(target), None)
+    # -105 -> -115 crosses the -110 floor: ended; -116 -> -117 was below it already: kept.
+    np.testing.assert_allclose(ends[0], [-62.0, np.nan, -117.0], atol=1e-4)
+    assert np.isnan(ends[1, 1])  # nothing starts here
+    keeps = raw_model(rewrite="replace", below_floor="keeps")._rewritten(to_unit(target), None)
+    np.testing.assert_allclose(keeps[0], [-62.0, -105.0, -116.0], atol=1e-4)
+    residual = raw_model(rewrite="residual")
+    change = np.zeros((2, 3), np.float32)
+    change[0, 1] = -10.0 / 120.0
+    out = residual._rewritten(change, np.zeros_like(change))
+    assert np.isnan(out[0, 1]) and np.isclose(out[0, 2], -116.0, atol=1e-4)
+
+
+def test_alignment_fits_the_encoder_to_the_updated_codes_and_the_decoder_back():
+    config = load_config(SPEC)
+    rss, xy = small_site()
+    model = Gufu(config.gufu, IDS, rss, xy, jax.random.key(0))
+    model.train_autoencoder(200)
+    # Updated codes the records could have: a fixed map of their RSS, unrelated to the encoder.
+    mixing = np.random.default_rng(0).normal(0, 1.0, (3, config.gufu.code))
+    codes = np.tanh(to_unit(rss) @ mixing).astype(np.float32)
+
+    def gaps():
+        encode = np.abs(model.encode(rss) - codes).mean()
+        decode = np.nanmean(np.abs(model.decode(codes) - rss))
+        return encode, decode
+
+    before = gaps()
+    model.train_autoencoder(300, align_to=codes)
+    after = gaps()
+    assert after[0] < 0.5 * before[0] and after[1] < before[1]
+
+
+def test_the_readout_recovers_an_affine_map():
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=(200, 6))
+    weights, bias = rng.normal(size=(6, 4)), rng.normal(size=4)
+    readout = ridge_readout(z, z @ weights + bias, ridge=1e-9)
+    np.testing.assert_allclose(readout(z[:5]), z[:5] @ weights + bias, atol=1e-4)
+
+
+def test_link_diagnostics_count_old_new_pairs_on_a_hand_graph():
+    # Records 0-2, new samples 3-5: pairs (0, 3), (1, 3), (2, 4) cross; (0, 1) and (3, 5) do not.
+    virtual = np.array([[0, 1], [0, 3], [1, 3], [2, 4], [3, 5]])
+    out = link_diagnostics(virtual, num_old=3, num_new=3)
+    assert out["old_new_pairs"] == 3
+    np.testing.assert_allclose(out["new_samples_linked"], 2 / 3)
+    np.testing.assert_allclose(out["records_linked"], 1.0)
+
+
+def test_drift_capture_compares_the_records_change_with_the_measured_drift():
+    rss, xy = small_site()
+    measured = FingerprintSet(
+        rss=rss + 4.0,
+        detected=np.isfinite(rss),
+        ap_ids=IDS,
+        xy=xy,
+        rp_id=rp_ids_from_positions(xy),
+    )
+    before = (rss, IDS)
+    follow = scoring.drift_capture(before, (rss + 2.0, IDS), xy, measured)
+    np.testing.assert_allclose(
+        [follow["record_change_db"], follow["measured_drift_db"], follow["drift_alignment"]],
+        [2.0, 4.0, 1.0],
+        rtol=1e-5,
+    )
+    against = scoring.drift_capture(before, (rss - 1.0, IDS), xy, measured)
+    np.testing.assert_allclose(against["drift_alignment"], -1.0, rtol=1e-5)
+    still = scoring.drift_capture(before, before, xy, measured)
+    assert still["record_change_db"] == 0.0 and np.isnan(still["drift_alignment"])
