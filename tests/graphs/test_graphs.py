@@ -158,11 +158,12 @@ def test_old_new_pairs_top_k_per_new_sample_one_record_per_point():
     # Without points, new sample 4's two best are records 0 and 1, both at point 0.
     np.testing.assert_array_equal(np.sort(every[every[:, 1] == 4][:, 0]), [0, 1])
     one = bipartite.old_new_pairs(features, 4, threshold=0.5, per_new=2, point_of_old=points)
-    # One record per point: sample 4 gets record 1 (its best at point 0; point 1 is below the
+    # One record per point: sample 4 gets record 0 (its best at point 0; point 1 is below the
     # threshold); sample 5 gets record 3.
-    np.testing.assert_array_equal(one, [[1, 4], [3, 5]])
+    np.testing.assert_array_equal(one, [[0, 4], [3, 5]])
+    # Below any threshold each sample reaches both points, through each point's best record.
     loose = bipartite.old_new_pairs(features, 4, threshold=-1.0, per_new=2, point_of_old=points)
-    assert sorted(map(tuple, loose)) == [(1, 4), (2, 5), (3, 4), (3, 5)]
+    assert sorted(map(tuple, loose)) == [(0, 4), (2, 5), (3, 4), (3, 5)]
     assert len(bipartite.old_new_pairs(features, 4, threshold=0.999, per_new=2)) == 0
 
 
