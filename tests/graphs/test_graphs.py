@@ -164,7 +164,7 @@ def test_old_new_pairs_top_k_per_new_sample_one_record_per_point():
     # Below any threshold each sample reaches both points, through each point's best record.
     loose = bipartite.old_new_pairs(features, 4, threshold=-1.0, per_new=2, point_of_old=points)
     assert sorted(map(tuple, loose)) == [(0, 4), (2, 5), (3, 4), (3, 5)]
-    assert len(bipartite.old_new_pairs(features, 4, threshold=0.999, per_new=2)) == 0
+    assert len(bipartite.old_new_pairs(features, 4, threshold=0.9999, per_new=2)) == 0
 
 
 def test_edges_from_readings_forget_a_gone_ap_and_map_a_new_one_by_place():
