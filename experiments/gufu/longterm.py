@@ -26,7 +26,22 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     c.variants = ml_collections.ConfigDict(
         dict(
             gufu={},
+            gufu_embeddings=dict(rewrite_from="embeddings"),  # §6.2's rewrite from the GNN
+            gufu_aligned=dict(autoencoder_retrain="align"),  # eq. 10 as alignment
             gufu_residual=dict(rewrite="residual", update_rounds=2, initial_location="code_knn"),
+            # ours, each fix of issue 18: links old and new apart, location-aware edges, no
+            # compounding rewrite (residual + alignment), the GNN's embeddings as features
+            gufu_linked=dict(
+                rewrite="residual",
+                update_rounds=2,
+                initial_location="code_knn",
+                rewrite_from="embeddings",
+                autoencoder_retrain="align",
+                virtual_features="code",
+                old_new_per_new=10,
+                virtual_one_per_point=True,
+                edge_weights="neighbour_readings",
+            ),
             no_feature_extractor=dict(feature_extractor=False),
             no_virtual_edges=dict(virtual_edges=False),
             no_edge_prediction=dict(edge_prediction=False),
@@ -74,6 +89,10 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
             old_new_per_new=0,  # k > 0: each new sample linked to its k most similar records
             virtual_one_per_point=False,  # at most one record per reference point in those k
             edge_weights="goodness_fairness",  # or "neighbour_readings" (ours, location-aware)
+            readings_add_share=0.5,  # neighbour_readings: share of linked samples to add an edge
+            readings_keep_share=0.0,  # ... at most this share hearing it removes an edge
+            readings_blend=0.0,  # ... a confirmed edge moves towards the linked readings
+            readings_any_ap=False,  # ... edges to any AP may come, not only the batch's new APs
             detect_floor_dbm=-110.0,
             edge_floor_dbm=-100.0,
             budget_multiple=4096,

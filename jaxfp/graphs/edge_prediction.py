@@ -13,8 +13,8 @@ Choices where the paper's symbols were lost, one line each:
 - one threshold on the normalised weight adds candidates above it and removes edges below it; the
   paper's value was lost, so it is a parameter (GUFU uses the weight of a -100 dBm reading).
 - an AP node left without edges is deleted (forgetting, §6.2).
-- `update_edges_from_readings` (ours) predicts a weight from the readings of the new samples
-  linked to a record instead: goodness/fairness iterate to the same value in every dimension, and
+- `update_edges_from_readings` (ours) decides from the readings of the new samples linked to a
+  record instead (how many hear the AP, at what level): goodness/fairness iterate to the same value in every dimension, and
   fairness hardly varies between samples, so a predicted map is flat (measured on 1,500 records of
   the UJI library's month 1: dimensions equal to 1e-7; an AP's predicted weights vary 12x less
   across samples than its readings, correlation -0.19; no existing edge falls below the threshold).
@@ -144,55 +144,68 @@ def update_edges(
         candidates = candidates[np.isin(candidates[:, 1], addable_aps)]
     predicted = predicted_weights(scores, s, candidates)
     above = predicted > threshold
-    return _apply(graph, kept, candidates[above], predicted[above])
+    w_max = float(graph.edge_weight.max(initial=0.0))
+    return _apply(graph, kept, candidates[above], predicted[above] * w_max)
 
 
 def update_edges_from_readings(
     graph: SiteGraph,
-    threshold: float,
     links: np.ndarray,
     num_old: int,
     addable_aps: np.ndarray | None = None,
+    add_share: float = 0.5,
+    keep_share: float = 0.0,
+    blend: float = 0.0,
 ) -> EdgeUpdate:
-    """Algorithm 2 with location-dependent weights (ours): an old sample's predicted weight to an
-    AP is the mean normalised reading of that AP (0 where not heard) over the new samples linked to
-    it (`links`: (old, new) pairs, e.g. the batch's virtual pairs). Only old samples with a link are
-    judged: their edges predicted below `threshold` go, candidates above it (APs in
-    `addable_aps`, or any) come with the predicted weight; every other edge stays as it is.
+    """Algorithm 2 with location-dependent weights (ours), from the readings of the new samples
+    linked to each old sample (`links`: (old, new) pairs, e.g. the batch's virtual pairs).
+
+    For an old sample and an AP: share = how many of its linked samples hear the AP, over how many
+    it has; reading = their mean weight. Only old samples with a link are judged: an edge goes
+    when share <= `keep_share` (no linked sample hears it, by default); a candidate (an AP in
+    `addable_aps`, or any) comes when share >= `add_share`, weighing the reading; a kept edge with
+    share >= `add_share` moves towards the reading by `blend` (0: Algorithm 2 leaves weights).
     """
-    w = graph.edge_weight / max(float(graph.edge_weight.max(initial=0.0)), 1e-12)
-    readings = scipy.sparse.csr_matrix(
-        (w, (graph.edge_sample, graph.edge_ap)), shape=(graph.num_samples, graph.num_aps)
+    heard = scipy.sparse.csr_matrix(
+        (np.ones(len(graph.edge_weight)), (graph.edge_sample, graph.edge_ap)),
+        shape=(graph.num_samples, graph.num_aps),
+    )
+    weights = scipy.sparse.csr_matrix(
+        (graph.edge_weight, (graph.edge_sample, graph.edge_ap)), shape=heard.shape
     )
     linked = scipy.sparse.csr_matrix(
         (np.ones(len(links)), (links[:, 0], links[:, 1])), shape=(num_old, graph.num_samples)
     )
     count = np.asarray(linked.sum(1)).ravel()
-    predicted = np.asarray((linked @ readings).todense()) / np.maximum(count, 1)[:, None]
+    hearing = np.asarray((linked @ heard).todense())
+    share = hearing / np.maximum(count, 1)[:, None]
+    reading = np.asarray((linked @ weights).todense()) / np.maximum(hearing, 1)
     judged = count > 0
     old_edge = graph.edge_sample < num_old
-    sample = np.minimum(graph.edge_sample, num_old - 1)
-    kept = ~old_edge | ~judged[sample] | (predicted[sample, graph.edge_ap] >= threshold)
-    joined = np.zeros(predicted.shape, bool)
-    joined[graph.edge_sample[old_edge], graph.edge_ap[old_edge]] = True
-    addable = (
-        np.ones(graph.num_aps, bool)
-        if addable_aps is None
-        else np.isin(np.arange(graph.num_aps), addable_aps)
-    )
-    rows, aps = np.nonzero(judged[:, None] & ~joined & addable[None] & (predicted > threshold))
-    return _apply(graph, kept, np.column_stack([rows, aps]), predicted[rows, aps])
+    sample, ap = np.minimum(graph.edge_sample, num_old - 1), graph.edge_ap
+    on_judged = old_edge & judged[sample]
+    kept = ~on_judged | (share[sample, ap] > keep_share)
+    confirmed = on_judged & (share[sample, ap] >= add_share)
+    weight = graph.edge_weight.copy()
+    weight[confirmed] += blend * (reading[sample, ap][confirmed] - weight[confirmed])
+    joined = np.zeros(share.shape, bool)
+    joined[graph.edge_sample[old_edge], ap[old_edge]] = True
+    addable = np.ones(graph.num_aps, bool)
+    if addable_aps is not None:
+        addable = np.isin(np.arange(graph.num_aps), addable_aps)
+    rows, aps = np.nonzero(judged[:, None] & ~joined & addable[None] & (share >= add_share))
+    new = np.column_stack([rows, aps])
+    return _apply(graph._replace(edge_weight=weight), kept, new, reading[rows, aps])
 
 
 def _apply(
     graph: SiteGraph, kept: np.ndarray, new: np.ndarray, new_weight: np.ndarray
 ) -> EdgeUpdate:
-    """The graph with the `kept` edges and the `new` (sample, AP) edges (normalised weights), the
+    """The graph with the `kept` edges and the `new` (sample, AP) edges of weight `new_weight`, the
     AP nodes left without edges deleted."""
-    w_max = float(graph.edge_weight.max(initial=0.0))
     edge_sample = np.concatenate([graph.edge_sample[kept], new[:, 0]])
     edge_ap = np.concatenate([graph.edge_ap[kept], new[:, 1]])
-    weight = np.concatenate([graph.edge_weight[kept], (new_weight * w_max).astype(np.float32)])
+    weight = np.concatenate([graph.edge_weight[kept], new_weight.astype(np.float32)])
     alive = np.bincount(edge_ap, minlength=graph.num_aps) > 0
     remap = np.cumsum(alive) - 1
     updated = graph._replace(

@@ -176,8 +176,7 @@ def test_edges_from_readings_forget_a_gone_ap_and_map_a_new_one_by_place():
     )
     g = bipartite.build_site_graph(rss, np.array(["kept", "g", "n"]), np.ones((4, 2)))
     links = np.array([[0, 2], [1, 3]])
-    threshold = edge_prediction.default_threshold(g)
-    update = edge_prediction.update_edges_from_readings(g, threshold, links, 2, np.array([2]))
+    update = edge_prediction.update_edges_from_readings(g, links, 2, np.array([2]))
     out = update.graph.rss()
     assert list(update.deleted_aps) == ["g"] and list(update.graph.ap_ids) == ["kept", "n"]
     np.testing.assert_allclose(out[:2, 1], [-50.0, -90.0], atol=1e-4)  # the map follows place
@@ -185,5 +184,15 @@ def test_edges_from_readings_forget_a_gone_ap_and_map_a_new_one_by_place():
     np.testing.assert_array_equal(update.added_per_ap, [0, 0, 2])
     np.testing.assert_array_equal(update.removed_per_ap, [0, 2, 0])
     # A record no new sample links to is not judged: it keeps the gone AP.
-    half = edge_prediction.update_edges_from_readings(g, threshold, links[:1], 2, np.array([2]))
+    half = edge_prediction.update_edges_from_readings(g, links[:1], 2, np.array([2]))
     assert np.isfinite(half.graph.rss()[1, 1]) and np.isnan(half.graph.rss()[0, 1])
+    # Blending moves a confirmed edge halfway to the linked reading (-60 -> -61.5 for record 1).
+    blended = edge_prediction.update_edges_from_readings(g, links, 2, blend=0.5)
+    np.testing.assert_allclose(blended.graph.rss()[:2, 0], [-61.0, -60.5], atol=1e-4)
+    # Record 0 is linked to two samples, one hearing n: half the share adds it, more does not.
+    two = np.array([[0, 2], [0, 3]])
+    rss_one = rss.copy()
+    rss_one[3, 2] = np.nan
+    g_one = bipartite.build_site_graph(rss_one, g.ap_ids, np.ones((4, 2)))
+    assert edge_prediction.update_edges_from_readings(g_one, two, 2, add_share=0.5).added == 1
+    assert edge_prediction.update_edges_from_readings(g_one, two, 2, add_share=0.6).added == 0

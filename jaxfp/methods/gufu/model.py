@@ -43,8 +43,10 @@ Choices where the paper's symbols were lost or it is silent, one line each:
   above the threshold, with `virtual_one_per_point` one record per reference point; 0 lets
   old-new pairs compete with every other pair for the per-node cap (as before).
 - edge prediction: `edge_weights="goodness_fairness"` (the paper, eq. 11-12) or
-  `"neighbour_readings"` (ours: a record's weight to an AP is the mean reading of the batch
-  samples virtually linked to it; see `jaxfp.graphs.edge_prediction`).
+  `"neighbour_readings"` (ours: from the batch samples virtually linked to a record — an edge goes
+  when at most `readings_keep_share` of them hear its AP, one comes when `readings_add_share` do,
+  at their mean reading, for new APs or with `readings_any_ap` any AP; `readings_blend` moves a
+  confirmed edge towards their reading; see `jaxfp.graphs.edge_prediction`).
 - GNN training samples `fanout` incoming edges per node each step (GraphSAGE's sampling; 0 = the
   whole graph); eq. 4's positive pairs are the sampled edges; inference uses every edge.
 """
@@ -378,7 +380,9 @@ class Gufu:
             if readout is not None:
                 updated, alone = readout(updated), None if alone is None else readout(alone)
         links = link_diagnostics(graph.virtual, s, len(on_known))
-        self.rss = self._rewritten(updated, alone)
+        rewritten = self._rewritten(updated, alone)
+        links["detections_ended"] = int((np.isfinite(self.rss) & np.isnan(rewritten)).sum())
+        self.rss = rewritten
         # Eq. 10's target codes: what the records' features became
         new_codes = updated if alone is None else codes_old + (updated - alone)
         seconds = {"seconds_update_module": lap()}  # graphs, embeddings, eq. 5-9, rewrite
@@ -488,9 +492,14 @@ class Gufu:
         if self.g.edge_weights == "goodness_fairness":
             result = edge_prediction.update_edges(full, threshold, addable_aps=new_aps)
         else:
-            links = crossing_pairs(graph.virtual, s)
             result = edge_prediction.update_edges_from_readings(
-                full, threshold, links, s, addable_aps=new_aps
+                full,
+                crossing_pairs(graph.virtual, s),
+                s,
+                addable_aps=None if self.g.readings_any_ap else new_aps,
+                add_share=self.g.readings_add_share,
+                keep_share=self.g.readings_keep_share,
+                blend=self.g.readings_blend,
             )
         rss = result.graph.rss()[:s]  # the batch's sample nodes leave the graph
         alive = np.isfinite(rss).any(0)
