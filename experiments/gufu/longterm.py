@@ -16,6 +16,23 @@ from jaxfp.methods.gufu.variants import BASELINES
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TINY_TRAINING = dict(ae_steps=3, gnn_steps=2, update_steps=3, retrain_steps=2, budget_multiple=64)
 
+# Ours, each fix of issue 18: old and new samples linked apart (3 records a sample, one per point,
+# on codes), edges from the linked samples' readings (any AP; confirmed edges blended halfway), the
+# residual rewrite from the GNN's embeddings, eq. 10 as alignment.
+LINKED = dict(
+    rewrite="residual",
+    update_rounds=2,
+    initial_location="code_knn",
+    rewrite_from="embeddings",
+    autoencoder_retrain="align",
+    virtual_features="code",
+    old_new_per_new=3,
+    virtual_one_per_point=True,
+    edge_weights="neighbour_readings",
+    readings_blend=0.5,
+    readings_any_ap=True,
+)
+
 
 def get_config(arg: str = "") -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
@@ -29,19 +46,9 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
             gufu_embeddings=dict(rewrite_from="embeddings"),  # §6.2's rewrite from the GNN
             gufu_aligned=dict(autoencoder_retrain="align"),  # eq. 10 as alignment
             gufu_residual=dict(rewrite="residual", update_rounds=2, initial_location="code_knn"),
-            # ours, each fix of issue 18: links old and new apart, location-aware edges, no
-            # compounding rewrite (residual + alignment), the GNN's embeddings as features
-            gufu_linked=dict(
-                rewrite="residual",
-                update_rounds=2,
-                initial_location="code_knn",
-                rewrite_from="embeddings",
-                autoencoder_retrain="align",
-                virtual_features="code",
-                old_new_per_new=10,
-                virtual_one_per_point=True,
-                edge_weights="neighbour_readings",
-            ),
+            gufu_linked=LINKED,
+            gufu_linked_no_rewrite={**LINKED, "rewrite": "none"},  # values change only by edges
+            gufu_keeps=dict(below_floor="keeps"),  # gufu as last read: no detection ends
             no_feature_extractor=dict(feature_extractor=False),
             no_virtual_edges=dict(virtual_edges=False),
             no_edge_prediction=dict(edge_prediction=False),

@@ -16,7 +16,8 @@ Choices where the paper's symbols were lost or it is silent, one line each:
   are recomputed (1 = one pass from the random locations).
 - rewrite: "replace" (the paper: decoded updated features replace the records) or "residual" (ours:
   records move by decode(MLP2(loc)) - decode(MLP2'(loc)), MLP2' being the same fit without the
-  batch, so only what the batch changed reaches them and the decoder's own error cancels).
+  batch, so only what the batch changed reaches them and the decoder's own error cancels), or
+  "none" (an ablation: values change only through §6's edges).
 - `rewrite_from`: what MLP2 produces. "codes" (eq. 6 on the encoder's codes: the batch reaches the
   records only through eq. 8's old-new pairs) or "embeddings" (§6.2: the GNN's output embeddings
   of the records on the graph the batch joins, which message passing changes; a ridge readout
@@ -140,7 +141,7 @@ class Gufu:
     log: StepLog = dataclasses.field(default_factory=StepLog, repr=False)
 
     CHOICES = {
-        "rewrite": ("replace", "residual"),
+        "rewrite": ("replace", "residual", "none"),
         "initial_location": ("random", "code_knn"),
         "virtual_features": ("code_location", "code"),
         "edge_weights": ("goodness_fairness", "neighbour_readings"),
@@ -234,7 +235,9 @@ class Gufu:
     def _rewritten(self, updated_codes: np.ndarray, without_batch: np.ndarray | None) -> np.ndarray:
         """The database's new values. A value the update takes from above the detection floor to
         at or below it ends that detection (the paper: the decoded value replaces the old one);
-        none starts here (§6 adds them)."""
+        none starts here (§6 adds them). `rewrite="none"` (an ablation) leaves the values."""
+        if self.g.rewrite == "none":
+            return self.rss.copy()
         if self.g.rewrite == "replace":  # the paper: decoded updated features replace the records
             unit = self._decode_normalised(updated_codes)
         else:  # residual: only what the batch changed, the decoder's own errors cancel
@@ -385,6 +388,8 @@ class Gufu:
         self.rss = rewritten
         # Eq. 10's target codes: what the records' features became
         new_codes = updated if alone is None else codes_old + (updated - alone)
+        if self.g.rewrite == "none":
+            new_codes = codes_old
         seconds = {"seconds_update_module": lap()}  # graphs, embeddings, eq. 5-9, rewrite
         changes = {"aps_added": 0, "aps_removed": 0, "edges_added": 0, "edges_removed": 0}
         if self.g.edge_prediction:
