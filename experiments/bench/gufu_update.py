@@ -57,6 +57,11 @@ def main() -> None:
     model = Gufu(settings, db.ap_ids, db.rss.copy(), db.xy, jax.random.key(0))
     offline = model.offline()
     print(f"offline stage: {offline['seconds']:.1f} s")
+    if "ae_error_db" in offline:
+        print(
+            f"  autoencoder: {offline['ae_error_db']:.1f} dB error on the detected values, "
+            f"{offline['ae_below_floor']:.0%} of them decoded below the floor"
+        )
     later = world
     for update in range(2):
         later = evolve(later, seed=10 + update)
@@ -69,6 +74,12 @@ def main() -> None:
             f"APs +{result['aps_added']} -{result['aps_removed']}, now {len(model.ap_ids)}; "
             f"update module {result['seconds_update_module']:.1f} s, edge prediction "
             f"{result['seconds_edge_prediction']:.1f} s, retraining {result['seconds_retraining']:.1f} s"
+        )
+        print(
+            f"  diagnostics: {result['old_new_pairs']} old-new pairs, "
+            f"{result['new_samples_linked']:.0%} of the batch linked, "
+            f"{result['detections_ended']} detections ended by the rewrite, "
+            f"{result.get('aps_losing_edges', 0)} APs losing edges to edge prediction"
         )
     print(f"peak RSS {peak_rss_mib():.0f} MiB")
 

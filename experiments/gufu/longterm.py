@@ -76,7 +76,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
             gnn_weighted=True,  # weighted feature aggregation (the paper); False = plain mean
             hidden=64,
             learning_rate=3e-3,
-            ae_steps=300,
+            ae_steps=1000,  # 300 left the decoder saying "not heard" everywhere (model.py)
             ae_batch=512,  # 0 = every record each step
             gnn_steps=100,
             update_steps=300,

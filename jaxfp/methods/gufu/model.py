@@ -332,7 +332,22 @@ class Gufu:
     def offline(self) -> dict[str, float]:
         start = time.perf_counter()
         losses = self._train_on_database(self.g.ae_steps, self.g.gnn_steps)
-        return {**losses, "seconds": time.perf_counter() - start}
+        seconds = time.perf_counter() - start
+        return {**losses, **self.reconstruction(), "seconds": seconds}
+
+    def reconstruction(self) -> dict[str, float]:
+        """How well the autoencoder gives the database back: mean |error| (dB) over the detected
+        values and the share of them decoded at or below the detection floor (measured: after
+        300 steps on the UJI library's month 1, 36 dB and 93 % — a decoder that says 'not
+        heard' everywhere; after 700, 7.3 dB and 6 %)."""
+        if not self.g.feature_extractor:
+            return {}
+        detected = np.isfinite(self.rss)
+        decoded = from_unit(self._decode_normalised(self.encode(self.rss)), -np.inf)[detected]
+        return {
+            "ae_error_db": float(np.abs(decoded - self.rss[detected]).mean()),
+            "ae_below_floor": float((decoded <= self.g.detect_floor_dbm).mean()),
+        }
 
     def _train_on_database(
         self, ae_steps: int, gnn_steps: int, new_codes: np.ndarray | None = None
@@ -403,6 +418,7 @@ class Gufu:
             **links,
             **changes,
             **losses,
+            **self.reconstruction(),
             **seconds,
             "seconds": clock[-1] - clock[0],
         }

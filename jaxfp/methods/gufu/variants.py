@@ -42,8 +42,15 @@ def run_variant(
         settings = variant_settings(config, "gufu", variant)
         model = Gufu(settings, ap_ids, rss, xy, jax.random.key(seed), log=log or StepLog())
         offline = model.offline()
-        out.append({"period": 0, "offline_seconds": offline["seconds"]})
-        say(f"  offline stage {offline['seconds']:.1f} s")
+        reconstruction = {k: v for k, v in offline.items() if k.startswith("ae_")}
+        out.append({"period": 0, "offline_seconds": offline["seconds"], **reconstruction})
+        detail = ""
+        if reconstruction:
+            detail = (
+                f"; autoencoder error {offline['ae_error_db']:.1f} dB, "
+                f"{offline['ae_below_floor']:.0%} of the detected values decoded below the floor"
+            )
+        say(f"  offline stage {offline['seconds']:.1f} s{detail}")
     for period in periods:
         batch = period.batch
         before = (rss, ap_ids)

@@ -1,11 +1,12 @@
 """GUFU's GraphSAGE with edge features (Algorithm 1) on the hand-made site graph."""
 
+import flax.linen
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from jaxfp.graphs import bipartite
-from jaxfp.methods.gufu.sage import EdgeSAGE
+from jaxfp.methods.gufu.sage import EdgeSAGE, EndsDense
 
 from ...graphs.test_graphs import hand_graph
 
@@ -41,3 +42,15 @@ def test_weighted_aggregation_follows_the_edge_weights():
     assert not np.allclose(
         weighted.apply(params, padded.graph, mask)[0], plain.apply(params, padded.graph, mask)[0]
     )
+
+
+def test_the_split_edge_layer_equals_a_dense_over_the_concatenated_ends():
+    g = bipartite.with_virtual_edges(hand_graph(), 0.5)
+    graph = bipartite.to_graphs_tuple(g, 8, 16).graph
+    h = jax.random.normal(jax.random.key(1), (graph.nodes.shape[0], 5))
+    edges = graph.edges["features"]
+    split = EndsDense(4)
+    params = split.init(jax.random.key(0), h, graph, edges)
+    ends = jnp.concatenate([h[graph.senders], h[graph.receivers], edges], -1)
+    dense = flax.linen.Dense(4).apply(params, ends)  # the same parameter tree as nn.Dense
+    np.testing.assert_allclose(split.apply(params, h, graph, edges), dense, rtol=1e-5, atol=1e-5)
