@@ -69,13 +69,16 @@ def _synthetic_periods(s: ml_collections.ConfigDict) -> tuple[FingerprintSet, li
         n_aps=s.n_aps,
         path_loss_exponent=s.path_loss_exponent,
         sensitivity_dbm=s.sensitivity_dbm,
+        install_rate=s.install_rate,
+        removal_rate=s.removal_rate,
+        power_change_rate=s.power_change_rate,
     )
     world = make_world(params, s.seed)
     db = survey(world, s.samples_per_rp, seed=s.seed + 1)
     periods = []
     rng = np.random.default_rng(s.seed + 2)
     for week in range(1, s.weeks + 1):
-        world = evolve(world, seed=s.seed + 3)
+        world = evolve(world, seed=1000 * week + s.seed + 3)  # fresh churn draws every week
         xy = rng.uniform(0, [s.width_m, s.height_m], (s.batch, 2))
         batch = measure(world, xy, np.zeros(s.batch, np.int64), seed=1000 * week + s.seed)
         measured = survey(world, s.samples_per_rp, seed=1000 * week + s.seed + 1)
