@@ -12,9 +12,11 @@ import os
 
 import ml_collections
 
+from jaxfp.config import config_module
 from jaxfp.methods.gufu.variants import BASELINES
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ITOLOC = os.path.join(REPO, "experiments", "itoloc")
 TINY_TRAINING = dict(ae_steps=3, gnn_steps=2, update_steps=3, retrain_steps=2, budget_multiple=64)
 
 # Ours, each fix of issue 18: old and new samples linked apart (3 records a sample, one per point,
@@ -128,6 +130,13 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
             seed=0,
         )
     )
+    # §7.1's iToLoc baseline: iToLoc's drift config (domains = the long-term set's collections),
+    # trained on the database; `itoloc_first_batch` also co-trains it on the first batch.
+    tiny = arg in ("test", "synthetic_test")
+    c.itoloc = config_module(os.path.join(ITOLOC, "drift.py")).get_config("test" if tiny else "")
+    if not tiny:
+        c.itoloc.train.num_steps = 1000  # shortened from 3,000 (the cost of three seeds here)
+    c.itoloc_first_batch = True
     c.eval = ml_collections.ConfigDict(
         dict(missing_dbm=-100.0, average_radius_m=2.0, average_blend=0.5)
     )

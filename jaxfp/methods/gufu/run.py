@@ -6,13 +6,15 @@ as one unlabelled batch (their coordinates only score the predicted locations) a
 sets are the measurement. Synthetic: weekly AP churn at GUFU's Table 5 rates (`jaxfp.data.synthetic`).
 Per period and variant: location error of the batch, RSS error of the database against the
 period's measurement at the same points, APs added/removed (and the churn in the data), seconds
-per update. Variants: GUFU, ours with a residual rewrite, GUFU's ablations (no feature extractor /
-no virtual edges / no edge prediction), the database never updated, and location-then-average.
+per update, and the diagnostics of `model` and `scoring.drift_capture`. Variants: GUFU as read,
+readings of its open points side by side, ours (`gufu_residual`, `gufu_linked`), GUFU's ablations
+(no feature extractor / no virtual edges / no edge prediction), the database never updated,
+location-then-average, and §7.1's neighbour averaging after WkNN or iToLoc.
 
 Scoring and the simple databases' choices are in `scoring` and `simple_updates`; GUFU's own in
 `model`. Variants are config (`config.variants`: each a set of `config.gufu` settings; the command
 line's `--config.gufu.KEY` wins over a variant's own); `config.run_variants` picks which run, GUFU's
-or the two simple databases (`static`, `wknn_average`).
+or the databases of `variants.BASELINES`.
 
 Resume: each finished (variant, seed) writes its periods with the settings that shaped them; a
 rerun reuses it when those settings are unchanged and recomputes it (saying so) otherwise; an
@@ -36,7 +38,7 @@ from jaxfp.eval.results import over_seeds, write_results
 from jaxfp.eval.results import table as table_of
 from jaxfp.methods.gufu.model import Gufu
 from jaxfp.methods.gufu.periods import ap_churn, load_periods
-from jaxfp.methods.gufu.variants import BASELINES, run_variant
+from jaxfp.methods.gufu.variants import BASELINES, SEEDLESS, run_variant
 from jaxfp.train.logging import MetricWriter
 from jaxfp.train.optimise import StepLog
 from jaxfp.train.workdir import config_as_json, config_differences, prepare_workdir
@@ -51,6 +53,14 @@ def shaping(config: ml_collections.ConfigDict, variant: str, seed: int) -> dict[
         out["synthetic"] = config.synthetic.to_dict()
     if variant not in BASELINES:
         out["gufu"] = variant_settings(config, "gufu", variant).to_dict()
+    elif variant in ("wknn_neighbour_average", "itoloc_average"):
+        out["neighbours"] = {
+            k: config.gufu[k] for k in ("virtual_threshold", "max_virtual_per_node")
+        }
+    if variant == "itoloc_average":
+        out["itoloc"] = config.itoloc.to_dict()
+        out["itoloc_first_batch"] = config.itoloc_first_batch
+    if variant not in SEEDLESS:
         out["seed"] = seed
     return config_as_json(out)
 
@@ -74,7 +84,7 @@ def _run_one(config, workdir, variant, seed, db, periods, label) -> list[dict[st
     start = time.perf_counter()
     print(f"{variant}, seed {seed}: {label}", flush=True)
     try:
-        rows = run_variant(config, variant, seed, db, periods, StepLog(writer))
+        rows = run_variant(config, variant, seed, db, periods, StepLog(writer), workdir=folder)
     finally:
         writer.close()
     print(f"{variant}, seed {seed}: done in {time.perf_counter() - start:.0f} s", flush=True)
@@ -101,7 +111,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     for variant in config.run_variants:
         runs[variant] = {}
         for seed in config.seeds:
-            if variant in BASELINES and runs[variant]:  # no randomness: one run serves every seed
+            if variant in SEEDLESS and runs[variant]:  # no randomness: one run serves every seed
                 runs[variant][seed] = next(iter(runs[variant].values()))
                 continue
             runs[variant][seed] = _run_one(config, workdir, variant, seed, db, periods, label)

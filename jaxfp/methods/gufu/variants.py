@@ -1,8 +1,13 @@
 """One (variant, seed) through every period: a GUFU variant (its settings in `config.variants`) or
-one of the two simple databases (`static`, `wknn_average`)."""
+one of the databases GUFU is compared with: never updated (`static`), location-then-average
+(`wknn_average`), and §7.1's neighbour averaging of records located by WkNN
+(`wknn_neighbour_average`) or by iToLoc (`itoloc_average`, `config.itoloc`: trained on the
+database, with `config.itoloc_first_batch` also co-trained on the first batch as the paper
+says)."""
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from typing import Any
@@ -16,10 +21,16 @@ from jaxfp.data.types import FingerprintSet
 from jaxfp.methods.gufu.model import Gufu
 from jaxfp.methods.gufu.periods import Period
 from jaxfp.methods.gufu.scoring import drift_capture, nearest_floor, places, rss_error
-from jaxfp.methods.gufu.simple_updates import location_then_average, wknn_locations
+from jaxfp.methods.gufu.simple_updates import (
+    location_then_average,
+    neighbour_average,
+    wknn_locations,
+)
+from jaxfp.methods.itoloc.run import fit_locator
 from jaxfp.train.optimise import StepLog
 
-BASELINES = ("static", "wknn_average")
+BASELINES = ("static", "wknn_average", "wknn_neighbour_average", "itoloc_average")
+SEEDLESS = ("static", "wknn_average", "wknn_neighbour_average")  # one run serves every seed
 
 
 def run_variant(
@@ -30,6 +41,7 @@ def run_variant(
     periods: list[Period],
     log: StepLog | None = None,
     say: Callable[[str], None] = print,
+    workdir: str | None = None,
 ) -> list[dict[str, Any]]:
     """Per period: location error (and floor hit), RSS error, the records' change against the
     measured drift, APs, GUFU's graph diagnostics, seconds; period 0 = offline."""
@@ -37,7 +49,14 @@ def run_variant(
     height = config.data.floor_height_m
     ap_ids, rss, xy = db.ap_ids, db.rss.copy(), places(db, height, floors)
     out: list[dict[str, Any]] = []
-    model = None
+    model, locator = None, None
+    if variant == "itoloc_average":  # its networks train once, in `workdir`, resumable
+        itoloc = config.itoloc.copy_and_resolve_references()
+        itoloc.seeds = (seed,)
+        if config.data.source == "synthetic":  # one device, no collections: a single domain
+            itoloc.domain_keys = ("device",)
+        first = periods[0].batch if config.itoloc_first_batch and periods else None
+        locator = fit_locator(itoloc, os.path.join(workdir or ".", "itoloc"), db, first)
     if variant not in BASELINES:
         settings = variant_settings(config, "gufu", variant)
         model = Gufu(settings, ap_ids, rss, xy, jax.random.key(seed), log=log or StepLog())
@@ -63,7 +82,14 @@ def run_variant(
             ap_ids, rss = model.ap_ids, model.rss
         else:
             on_db = batch.select_aps(ap_ids.tolist()).rss
-            located = wknn_locations(rss, xy, on_db)
+            if locator is None:
+                located = wknn_locations(rss, xy, on_db)
+            else:
+                positions, floor_codes = locator(batch)
+                located = positions[0]
+                if xy.shape[1] == 3:
+                    located = np.c_[located, height * floor_codes[0]]
+            g = config.gufu
             if variant == "wknn_average":
                 known = set(ap_ids.tolist())
                 fresh = [ap for ap in batch.ap_ids[batch.detected.any(0)] if ap not in known]
@@ -78,6 +104,10 @@ def run_variant(
                     located,
                     e.average_radius_m,
                     e.average_blend,
+                )
+            elif variant != "static":  # §7.1's neighbour averaging
+                rss = neighbour_average(
+                    rss, xy, on_db, located, g.virtual_threshold, g.max_virtual_per_node
                 )
         row["seconds_per_update"] = time.perf_counter() - start
         row["location_error_m"] = float(np.linalg.norm(located[:, :2] - batch.xy, axis=1).mean())

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -507,6 +508,45 @@ def run_drift(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]
         update_log=update_log,
     )
     return {"rows": rows, "update_log": update_log}
+
+
+def fit_locator(
+    config: ml_collections.ConfigDict,
+    workdir: str,
+    train_fs: FingerprintSet,
+    adapt_to: FingerprintSet | None = None,
+) -> Callable[[FingerprintSet], tuple[np.ndarray, np.ndarray]]:
+    """iToLoc as another protocol's locator (GUFU §7.1 compares with it): the first of
+    `config.run_variants`, every seed of `config.seeds`, trained on `train_fs` (resumable in
+    `workdir`); with `adapt_to`, one co-training update on those unlabelled scans (the paper's
+    "first batch of crowdsourced signals"). Returns locate(fs) -> (positions (seeds, n, 2),
+    floor codes (seeds, n)), each scan at its most probable reference location."""
+    _check_variants(config)
+    domains = Domains(config.domain_keys)
+    for fs in (train_fs, adapt_to):
+        if fs is not None:
+            domains.of(fs)
+    shared = {
+        "data": {"source": train_fs.source, "scans": train_fs.n},
+        "domains": len(domains.ids),
+        "seeds": list(config.seeds),
+        "image": config.image.to_dict(),
+    }
+    study = Study(config, workdir, train_fs, domains, len(domains.ids), shared)
+    variant = study.variant(config.run_variants[0])
+    labelled = study.scans(train_fs, variant)
+    print(f"[itoloc] {variant.name}: training {len(study.seeds)} seeds on {train_fs.n} scans")
+    states = study.offline(variant, labelled)
+    if adapt_to is not None:
+        first = study.scans(adapt_to.aligned_to(train_fs), variant)
+        states, _ = study.update(states, variant, labelled, first, f"update/{variant.name}/first")
+
+    def locate(fs: FingerprintSet) -> tuple[np.ndarray, np.ndarray]:
+        images = study.scans(fs.aligned_to(train_fs), variant).image
+        best = study.probabilities(states, variant, images).mean(1).argmax(-1)
+        return study.site.xy[best], study.site.floor[best]
+
+    return locate
 
 
 PROGRAMS = {"devices": run_devices, "drift": run_drift}

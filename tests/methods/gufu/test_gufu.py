@@ -15,6 +15,7 @@ from jaxfp.methods.gufu.model import Gufu
 from ...conftest import REPO, run_experiment
 
 SPEC = str(REPO / "experiments" / "gufu" / "longterm.py:test")
+NAN = np.nan
 
 
 def small_site(seed=0):
@@ -156,6 +157,24 @@ def test_a_two_floor_site_is_located_floor_by_floor(variant):
         assert last["floor_accuracy"] == 1.0
 
 
+def test_neighbour_average_rewrites_the_located_record_from_its_neighbours_and_the_sample():
+    # Records 0 and 1 read the same (cosine 1), record 2 differs; the sample lands at record 0.
+    db = np.array([[-60.0, -60.0, NAN], [-60.0, -60.0, NAN], [-30.0, -110.0, -50.0]], np.float32)
+    places = np.array([[0.0, 0.0], [5.0, 0.0], [9.0, 0.0]], np.float32)
+    sample = np.array([[-40.0, -80.0, -50.0]], np.float32)
+    out = simple_updates.neighbour_average(db, places, sample, np.zeros((1, 2)), 0.99, 10)
+    r, x = (db[0, :2] + 120) / 120, (sample[0] + 120) / 120
+    c = r @ x[:2] / (np.linalg.norm(r) * np.linalg.norm(x))  # the sample's weight
+    np.testing.assert_allclose(out[0, :2], (2 * db[0, :2] + c * sample[0, :2]) / (2 + c), rtol=1e-5)
+    assert np.isnan(out[0, 2])  # no AP is added to the record
+    np.testing.assert_array_equal(out[1:], db[1:])  # only the located record changes
+    # At record 2, with no similar record, it averages with the sample alone (weight = cosine).
+    at_2 = simple_updates.neighbour_average(db, places, sample, np.array([[9.0, 0.0]]), 0.99, 10)
+    r2 = (db[2] + 120) / 120
+    c2 = r2 @ x / (np.linalg.norm(r2) * np.linalg.norm(x))
+    np.testing.assert_allclose(at_2[2], (db[2] + c2 * sample[0]) / (1 + c2), rtol=1e-5)
+
+
 def test_location_then_average_blends_near_records_in_sample_order():
     db = np.array([[-60.0, np.nan], [-70.0, -80.0], [-50.0, np.nan]], np.float32)
     db_xy = np.array([[0.0, 0.0], [1.0, 0.0], [10.0, 0.0]], np.float32)
@@ -206,11 +225,13 @@ def test_longterm_protocol_end_to_end_and_resume(tmp_path, capsys):
 @pytest.mark.slow
 def test_synthetic_weekly_churn_protocol(tmp_path, capsys):
     spec = SPEC.replace(":test", ":synthetic_test")
-    chosen = "--config.run_variants=('gufu_residual','wknn_average')"  # the rest: the test above
-    run_experiment(spec, tmp_path, chosen)
+    # The rest: the test above; here the §7.1 baselines, iToLoc trained and co-trained in the run.
+    picked = ("gufu_residual", "wknn_average", "wknn_neighbour_average", "itoloc_average")
+    run_experiment(spec, tmp_path, f"--config.run_variants={picked!r}")
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["unit"] == "week" and results["periods"] == [1, 2]
-    assert set(results["results"]) == {"gufu_residual", "wknn_average"}
+    assert set(results["results"]) == set(picked)
+    assert (tmp_path / "itoloc_average" / "seed0" / "itoloc").is_dir()  # its stages, resumable
     for variant, row in results["results"].items():
         assert np.isfinite(row["rss_error_db"]) and np.isfinite(row["location_error_m"]), variant
     # The data's churn table counts what the world did: APs only appear or vanish with churn.
