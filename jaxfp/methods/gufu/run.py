@@ -44,6 +44,19 @@ from jaxfp.train.optimise import StepLog
 from jaxfp.train.workdir import config_as_json, config_differences, prepare_workdir
 
 PER_PERIOD = ("rss_error_db", "location_error_m", "aps", "aps_added", "aps_removed")
+# Logged per update (issue 18's diagnostics): what the batch reaches and what the update does.
+DIAGNOSTICS = (
+    "old_new_pairs",
+    "new_samples_linked",
+    "records_linked",
+    "edges_added_per_new_ap",
+    "aps_losing_edges",
+    "detections_ended",
+    "record_change_db",
+    "measured_drift_db",
+    "drift_alignment",
+    "ae_error_db",
+)
 
 
 def shaping(config: ml_collections.ConfigDict, variant: str, seed: int) -> dict[str, Any]:
@@ -168,6 +181,18 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     tables[
         f"AP changes by {unit} (Table 5): new/gone in the data, added/removed by each variant"
     ] = table_of(changes, [str(n) for n in numbers])
+    diagnostics = {}
+    for variant, per_seed in runs.items():
+        rows = [r for seed_rows in per_seed.values() for r in seed_rows if r["period"] != 0]
+        found = {m: np.array([r[m] for r in rows if m in r], float) for m in DIAGNOSTICS}
+        diagnostics[variant] = {
+            m: float(np.nanmean(v)) if np.isfinite(v).any() else float("nan")
+            for m, v in found.items()
+            if len(v)
+        }
+    tables[f"diagnostics (mean over {unit}s and seeds)"] = table_of(
+        diagnostics, [m for m in DIAGNOSTICS if any(m in d for d in diagnostics.values())]
+    )
     write_results(
         workdir,
         f"{db.source}: {unit}s {numbers}; seeds {list(config.seeds)}",
