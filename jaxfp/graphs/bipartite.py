@@ -145,9 +145,11 @@ def old_new_pairs(
         # the first old sample reaching its point's best similarity
         at_best = sim >= np.repeat(best, np.diff(np.r_[starts, num_old]), axis=1)
         first = np.minimum.reduceat(np.where(at_best, np.arange(num_old), num_old), starts, axis=1)
-        if per_new < best.shape[1]:
-            cut = -np.partition(-best, per_new - 1, axis=1)[:, per_new - 1 : per_new]
-            best = np.where(best >= cut, best, -np.inf)
+        if per_new < best.shape[1]:  # exactly k (ties broken by position), then the threshold
+            top = np.argpartition(-best, per_new - 1, axis=1)[:, :per_new]
+            kept = np.full(best.shape, -np.inf)
+            np.put_along_axis(kept, top, np.take_along_axis(best, top, axis=1), axis=1)
+            best = kept
         rows, points = np.nonzero(best > threshold)
         pairs.append(np.column_stack([order[first[rows, points]], num_old + start + rows]))
     found = np.concatenate(pairs) if pairs else np.zeros((0, 2), np.int64)

@@ -196,3 +196,10 @@ def test_edges_from_readings_forget_a_gone_ap_and_map_a_new_one_by_place():
     g_one = bipartite.build_site_graph(rss_one, g.ap_ids, np.ones((4, 2)))
     assert edge_prediction.update_edges_from_readings(g_one, two, 2, add_share=0.5).added == 1
     assert edge_prediction.update_edges_from_readings(g_one, two, 2, add_share=0.6).added == 0
+
+
+def test_old_new_pairs_keep_exactly_k_when_similarities_tie():
+    # Every record points the same way: all similarities tie at 1, yet each sample gets k records.
+    features = np.ones((10, 3), np.float32)
+    pairs = bipartite.old_new_pairs(features, 8, threshold=0.5, per_new=3)
+    assert len(pairs) == 2 * 3 and set(np.bincount(pairs[:, 1])[8:]) == {3}

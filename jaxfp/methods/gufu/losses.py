@@ -23,7 +23,7 @@ def autoencoder_loss(static: tuple[Autoencoder, int], params, x, key):
     return jnp.mean((out - x) ** 2)
 
 
-def alignment_loss(static: tuple[Autoencoder, int], params, data, key):
+def alignment_loss(static: tuple[Autoencoder, int], params, data, key):  # noqa: ARG001
     """Eq. (10) as alignment: encoder(updated RSS) -> updated codes, decoder(updated codes) ->
     updated RSS; the two terms touch disjoint parameters, neither learns its own output."""
     model, batch = static
@@ -32,7 +32,10 @@ def alignment_loss(static: tuple[Autoencoder, int], params, data, key):
         key, rows = jax.random.split(key)
         pick = jax.random.randint(rows, (batch,), 0, x.shape[0])
         x, codes = x[pick], codes[pick]
-    encoded = model.apply(params, x, train=True, rngs={"dropout": key}, method="encode")
+    # No input dropout here: regressing onto fixed codes through dropout noise shrinks the codes
+    # towards their mean every update, and repeated updates collapse them (measured: the mean
+    # cosine between codes went 0.87 -> 0.996 -> 1.0000 in two weeks of the synthetic site).
+    encoded = model.apply(params, x, method="encode")
     decoded = model.apply(params, codes, method="decode")
     return jnp.mean((encoded - codes) ** 2) + jnp.mean((decoded - x) ** 2)
 

@@ -97,3 +97,15 @@ def test_drift_capture_compares_the_records_change_with_the_measured_drift():
     np.testing.assert_allclose(against["drift_alignment"], -1.0, rtol=1e-5)
     still = scoring.drift_capture(before, before, xy, measured)
     assert still["record_change_db"] == 0.0 and np.isnan(still["drift_alignment"])
+
+
+def test_aligning_to_its_own_codes_again_and_again_keeps_them_apart():
+    config = load_config(SPEC)
+    rss, xy = small_site()
+    model = Gufu(config.gufu, IDS, rss, xy, jax.random.key(0))
+    model.train_autoencoder(200)
+    spread = model.encode(rss).std(0).mean()
+    for _ in range(5):  # what `autoencoder_retrain="align"` does when the records stay put
+        model.train_autoencoder(50, align_to=model.encode(rss))
+    # Through input dropout the codes shrank towards their mean every round (a collapse).
+    assert model.encode(rss).std(0).mean() > 0.9 * spread
