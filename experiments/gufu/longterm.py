@@ -51,6 +51,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
             gufu_residual=dict(rewrite="residual", update_rounds=2, initial_location="code_knn"),
             gufu_linked=LINKED,
             gufu_linked_no_rewrite={**LINKED, "rewrite": "none"},  # values change only by edges
+            gufu_linked_points={**LINKED, "readings_per_point": True},  # a point's map as one
             gufu_keeps=dict(below_floor="keeps"),  # gufu as last read: no detection ends
             no_feature_extractor=dict(feature_extractor=False),
             no_virtual_edges=dict(virtual_edges=False),
@@ -105,6 +106,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
             readings_keep_share=0.0,  # ... at most this share hearing it removes an edge
             readings_blend=0.0,  # ... a confirmed edge moves towards the linked readings
             readings_any_ap=False,  # ... edges to any AP may come, not only the batch's new APs
+            readings_per_point=False,  # ... every record at a linked record's point judged alike
             detect_floor_dbm=-110.0,
             edge_floor_dbm=-100.0,
             budget_multiple=4096,

@@ -47,7 +47,10 @@ Choices where the paper's symbols were lost or it is silent, one line each:
   `"neighbour_readings"` (ours: from the batch samples virtually linked to a record — an edge goes
   when at most `readings_keep_share` of them hear its AP, one comes when `readings_add_share` do,
   at their mean reading, for new APs or with `readings_any_ap` any AP; `readings_blend` moves a
-  confirmed edge towards their reading; see `jaxfp.graphs.edge_prediction`).
+  confirmed edge towards their reading; `readings_per_point` judges every record at a linked
+  record's reference point alike, so a point's map moves as one: the protocol reads a point's
+  AP only where half its records detect it, which a few linked records never reach; see
+  `jaxfp.graphs.edge_prediction`).
 - GNN training samples `fanout` incoming edges per node each step (GraphSAGE's sampling; 0 = the
   whole graph); eq. 4's positive pairs are the sampled edges; inference uses every edge.
 """
@@ -63,6 +66,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
+import scipy.sparse
 
 from jaxfp.common.neighbours import idw_average
 from jaxfp.common.rss_scale import from_unit, to_unit
@@ -275,15 +279,28 @@ class Gufu:
         )
         if num_old is None or per_new == 0:
             return graph._replace(virtual=bipartite.similar_pairs(similar, threshold, cap))
-        points = None
-        if self.g.virtual_one_per_point:
-            points = np.unique(np.round(self.xy, 2), axis=0, return_inverse=True)[1].ravel()
+        points = self._points() if self.g.virtual_one_per_point else None
         virtual = [
             bipartite.similar_pairs(similar[:num_old], threshold, cap),
             num_old + bipartite.similar_pairs(similar[num_old:], threshold, cap),
             bipartite.old_new_pairs(similar, num_old, threshold, per_new, points),
         ]
         return graph._replace(virtual=np.concatenate(virtual))
+
+    def _points(self) -> np.ndarray:
+        """(S,) the reference point of each record (records sharing a place share a point)."""
+        return np.unique(np.round(self.xy, 2), axis=0, return_inverse=True)[1].ravel()
+
+    def _links_of_points(self, links: np.ndarray) -> np.ndarray:
+        """(old, new) links extended to every record at the linked record's point."""
+        points = self._points()
+        s, n = len(points), int(links[:, 1].max(initial=-1)) + 1
+        member = scipy.sparse.csr_matrix((np.ones(s), (np.arange(s), points)))
+        linked = scipy.sparse.csr_matrix(
+            (np.ones(len(links)), (links[:, 0], links[:, 1])), shape=(s, max(n, 1))
+        )
+        spread = (member @ (member.T @ linked)).tocoo()
+        return np.column_stack([spread.row, spread.col]).astype(np.int64)
 
     # --- GNN ----------------------------------------------------------------------------------
     def _budget(self, count: int) -> int:
@@ -513,9 +530,12 @@ class Gufu:
         if self.g.edge_weights == "goodness_fairness":
             result = edge_prediction.update_edges(full, threshold, addable_aps=new_aps)
         else:
+            links = crossing_pairs(graph.virtual, s)
+            if self.g.readings_per_point:
+                links = self._links_of_points(links)
             result = edge_prediction.update_edges_from_readings(
                 full,
-                crossing_pairs(graph.virtual, s),
+                links,
                 s,
                 addable_aps=None if self.g.readings_any_ap else new_aps,
                 add_share=self.g.readings_add_share,

@@ -109,3 +109,14 @@ def test_aligning_to_its_own_codes_again_and_again_keeps_them_apart():
         model.train_autoencoder(50, align_to=model.encode(rss))
     # Through input dropout the codes shrank towards their mean every round (a collapse).
     assert model.encode(rss).std(0).mean() > 0.9 * spread
+
+
+def test_links_reach_every_record_at_the_linked_records_point():
+    config = load_config(SPEC)
+    rss, xy = small_site()  # 4 records at each of 3 points
+    model = Gufu(config.gufu, IDS, rss, xy, jax.random.key(0))
+    links = np.array([[0, 12], [5, 13]])  # record 0 (point of records 0-3), record 5 (4-7)
+    spread = model._links_of_points(links)
+    assert sorted(map(tuple, spread)) == [(r, 12) for r in range(4)] + [
+        (r, 13) for r in range(4, 8)
+    ]
