@@ -394,9 +394,7 @@ class Gufu:
         codes_old, codes_new = self.encode(self.rss), self.encode(on_known)
         new_xy = self._initial_locations(codes_old, codes_new)
         readout = None
-        if (
-            self.g.rewrite_from == "embeddings"
-        ):  # features = GNN embeddings, codes through a readout
+        if self.g.rewrite_from == "embeddings":  # features = GNN embeddings; codes by a readout
             z_alone = self.embed(self._graph(self.rss, codes_old, self.xy))
             readout = ridge_readout(z_alone, codes_old)
         for _ in range(self.g.update_rounds):

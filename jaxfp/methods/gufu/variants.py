@@ -56,7 +56,9 @@ def run_variant(
         if config.data.source == "synthetic":  # one device, no collections: a single domain
             itoloc.domain_keys = ("device",)
         first = periods[0].batch if config.itoloc_first_batch and periods else None
-        locator = fit_locator(itoloc, os.path.join(workdir or ".", "itoloc"), db, first)
+        if workdir is None:
+            raise ValueError("itoloc_average trains iToLoc's networks: give run_variant a workdir")
+        locator = fit_locator(itoloc, os.path.join(workdir, "itoloc"), db, first)
     if variant not in BASELINES:
         settings = variant_settings(config, "gufu", variant)
         model = Gufu(settings, ap_ids, rss, xy, jax.random.key(seed), log=log or StepLog())
