@@ -14,8 +14,9 @@ Choices where the paper's symbols were lost, one line each:
   paper's value was lost, so it is a parameter (GUFU uses the weight of a -100 dBm reading).
 - an AP node left without edges is deleted (forgetting, §6.2).
 - `update_edges_from_readings` (ours) decides from the readings of the new samples linked to a
-  record instead (how many hear the AP, at what level): goodness/fairness iterate to the same value in every dimension, and
-  fairness hardly varies between samples, so a predicted map is flat (measured on 1,500 records of
+  record instead (how many hear the AP, at what level): goodness/fairness iterate to the same
+  value in every dimension, and fairness hardly varies between samples, so a predicted map is
+  flat (measured on 1,500 records of
   the UJI library's month 1: dimensions equal to 1e-7; an AP's predicted weights vary 12x less
   across samples than its readings, correlation -0.19; no existing edge falls below the threshold).
 """

@@ -142,6 +142,7 @@ class Gufu:
     gnn_params: Any = None
     gnn_width: int = 0
     _ae_ap_ids: np.ndarray | None = None  # the AP set the autoencoder's columns follow
+    _database_graph: bipartite.SiteGraph | None = None  # the records' graph of the last training
     log: StepLog = dataclasses.field(default_factory=StepLog, repr=False)
 
     CHOICES = {
@@ -376,6 +377,7 @@ class Gufu:
             align = new_codes if self.g.autoencoder_retrain == "align" else None
             ae_loss = self.train_autoencoder(ae_steps, align)
         graph = self._graph(self.rss, self.encode(self.rss), self.xy)
+        self._database_graph = graph  # unchanged until the next update rewrites the records
         return {"ae_loss": ae_loss, "gnn_loss": self.train_gnn(graph, gnn_steps)}
 
     def update(self, new_rss: np.ndarray, new_ap_ids: np.ndarray) -> dict[str, Any]:
@@ -395,7 +397,7 @@ class Gufu:
         new_xy = self._initial_locations(codes_old, codes_new)
         readout = None
         if self.g.rewrite_from == "embeddings":  # features = GNN embeddings; codes by a readout
-            z_alone = self.embed(self._graph(self.rss, codes_old, self.xy))
+            z_alone = self.embed(self._database_graph)  # codes_old's graph, built in retraining
             readout = ridge_readout(z_alone, codes_old)
         for _ in range(self.g.update_rounds):
             graph = self._graph(
