@@ -30,14 +30,26 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     c.methods = METHOD_NAMES
     c.backbone = "resnet34"
     c.finetune = ml_collections.ConfigDict(dict(num_steps=5_000, learning_rate=3e-4))
+    # num_steps 0: train.num_steps. Mean Teacher and FixMatch need many passes over the
+    # unlabelled pool (README: >= 50 with mu = unlabelled / labelled batch >= 2).
     c.mean_teacher = ml_collections.ConfigDict(
-        dict(ema_decay=0.99, weight=1.0, rampup_fraction=0.4)
+        dict(ema_decay=0.99, weight=1.0, rampup_fraction=0.4, num_steps=0)
     )
     c.fixmatch = ml_collections.ConfigDict(
-        dict(threshold=0.95, cell_m=10.0, distance_threshold_m=5.0, weight=1.0)
+        dict(threshold=0.95, cell_m=10.0, distance_threshold_m=5.0, weight=1.0, num_steps=0)
     )
+    c.train.unlabelled_batch_size = 2 * c.train.batch_size
     c.consistency = ml_collections.ConfigDict(
-        dict(k=5, agreement_radius_m=5.0, rounds=3, pseudo_weight=1.0)
+        dict(
+            k=5,
+            agreement_radius_m=5.0,
+            rounds=3,
+            pseudo_weight=1.0,
+            network_b="mobilenet_v2",  # source B: another architecture than config.backbone
+            signature_bins=16,  # source A: delay-spectrum bins per angle of the CSI signature
+            report_radii_m=(1.0, 2.0, 3.0, 5.0),
+            gate="oracle",  # 'oracle': stage 3 only if kept labels beat stage 1 there; 'none'
+        )
     )
     c.ensemble = ml_collections.ConfigDict(
         dict(
@@ -55,9 +67,11 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     if arg == "small":
         c.data.path = os.path.join(os.path.dirname(os.path.dirname(HERE)), "data", "etoile_small")
         c.backbone = "resnet_tiny"
-        c.preprocess.crop_taps = 32
         c.train.num_steps = 1_200
-        c.train.unlabelled_batch_size = 16
+        c.train.unlabelled_batch_size = 64  # mu = 2
+        # 3,338 unlabelled receivers: 2,700 steps x 64 = 52 passes.
+        c.mean_teacher.num_steps = 2_700
+        c.fixmatch.num_steps = 2_700
         c.train.log_every = 50
         c.train.checkpoint_every = 400
         c.finetune.num_steps = 400
@@ -80,6 +94,9 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
         c.consistency.rounds = 2
         c.consistency.k = 3
         c.consistency.agreement_radius_m = 1e6  # keep every label, so each stage has data
+        c.consistency.network_b = "resnet_tiny"
+        c.consistency.gate = "none"  # every stage runs, whatever the labels' quality
+        c.consistency.signature_bins = 4
         c.ensemble.groups = dict(
             tiny=dict(backbone="resnet_tiny", learning_rate=1e-3),
             tiny_wide=dict(backbone="resnet_tiny", learning_rate=1e-3, width=8),

@@ -23,6 +23,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     c.seeds = (0,)  # several seeds train at once, as members
     c.backbones = ("shufflenet_v2", "mobilenet_v2", "resnet18", "resnet34", "resnet50", "resnet101")
     c.target_scale_m = 100.0  # the BS position and sectors come from the data set
+    c.sector_frame = True  # predict in the serving sector's frame, rotate back
     c.eval_batch = 64
     c.data = ml_collections.ConfigDict(
         dict(
@@ -31,13 +32,15 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
             test_fraction=0.1,
             split_seed=0,
             drop_pathless=True,
+            labelled_sampling="uniform",  # the paper's random 10%; 'uneven': denser blobs
         )
     )
     c.preprocess = ml_collections.ConfigDict(
         dict(
             snr_db=20.0,
             max_ta_s=0.1e-6,
-            crop_taps=64,
+            crop_taps=0,  # 0: the fewest taps that keep every LoS tap under the longest TA
+            log_power=True,  # a channel of per-pixel power in dB beside the unit-RMS map
             strong_snr_drop_db=10.0,
             strong_ta_factor=2.0,
         )
@@ -60,7 +63,6 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     if arg == "small":
         c.data.path = os.path.join(REPO, "data", "etoile_small")
         c.backbones = ("shufflenet_v2", "mobilenet_v2", "resnet18", "resnet34")
-        c.preprocess.crop_taps = 32
         c.train.num_steps = 600
         c.train.checkpoint_every = 200
         c.train.log_every = 20

@@ -21,17 +21,42 @@ def rotate_xy(xy: jax.Array, angle_rad: float | jax.Array, center: Sequence[floa
 class SiteFrame(NamedTuple):
     """Positions relative to a site, in units of `scale` metres, and the sector boresights.
 
-    A rotation about the site is then a rotation about the origin."""
+    A rotation about the site is then a rotation about the origin. With `sector_frame`, a model's
+    targets are in its serving sector's frame (rotated so the boresight lies along +x): the three
+    sectors of a site then share one geometry, and `positions` rotates a prediction back.
+    """
 
     origin: tuple[float, float]
     scale: float
     azimuths_rad: tuple[float, ...]
+    sector_frame: bool = False
 
     def normalise(self, xy: jax.Array) -> jax.Array:
         return (xy - jnp.asarray(self.origin, xy.dtype)) / self.scale
 
     def to_metres(self, unit_xy: jax.Array) -> jax.Array:
         return unit_xy * self.scale + jnp.asarray(self.origin, unit_xy.dtype)
+
+    def targets(self, xy: jax.Array, sector: jax.Array) -> jax.Array:
+        """Metres -> what a model predicts: normalised, in the sector's frame when enabled."""
+        unit = self.normalise(xy)
+        if not self.sector_frame:
+            return unit
+        return rotate_xy(unit, -self._boresight(sector, unit.dtype), (0.0, 0.0))
+
+    def positions(self, unit_xy: jax.Array, sector: jax.Array) -> jax.Array:
+        """The inverse of `targets`; `sector` broadcasts against `unit_xy[..., 0]`."""
+        if self.sector_frame:
+            unit_xy = rotate_xy(unit_xy, self._boresight(sector, unit_xy.dtype), (0.0, 0.0))
+        return self.to_metres(unit_xy)
+
+    def head_azimuths(self) -> jax.Array:
+        """The boresights the sector heads rotate between (all equal in the sector frame)."""
+        zeros = (0.0,) * len(self.azimuths_rad)
+        return jnp.asarray(zeros if self.sector_frame else self.azimuths_rad, jnp.float32)
+
+    def _boresight(self, sector: jax.Array, dtype) -> jax.Array:
+        return jnp.asarray(self.azimuths_rad, dtype)[jnp.asarray(sector).astype(jnp.int32)]
 
 
 class Cells(NamedTuple):

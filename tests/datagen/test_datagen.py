@@ -192,3 +192,32 @@ def test_spot_check_detects_paths_dropped_by_sionnas_hash_table():
         [tracer.trace(batch[i : i + 10], 0)["num_paths"] for i in range(0, 200, 10)]
     )
     np.testing.assert_array_equal(checked, small)
+
+
+def test_the_los_safe_crop_keeps_every_los_tap_of_traced_receivers(small_set):
+    """The crop/TA pairing of the CSI experiments on real traced receivers: under the longest
+    timing advance, each LoS receiver's strongest delay tap (its LoS path) stays inside the
+    LoS-safe crop, and an explicit crop that would cut it is refused."""
+    import jax.numpy as jnp
+
+    from jaxfp.config import ConfigError
+    from jaxfp.data.csi import angle_delay, delay_by
+    from jaxfp.methods.csi.suite import crop_for
+
+    out, _ = small_set
+    data = CsiDataset(str(out))
+    spacing = data.config["subcarrier_spacing_hz"] * data.config["srs_comb"]
+    longest_ta_s = 0.2e-6  # the few-label configs' strong view: 0.1 us x 2
+    crop = crop_for(data, 0, longest_ta_s, spacing)
+    los = np.flatnonzero(data.los & (data.num_paths > 0))
+    assert len(los) > 10
+    csi = jnp.asarray(data.csi(los))
+    for delay_s in (0.0, longest_ta_s):
+        power = np.asarray(jnp.sum(jnp.abs(angle_delay(delay_by(csi, delay_s, spacing))) ** 2, 1))
+        strongest_tap = power.max(axis=1).argmax(axis=-1)
+        assert strongest_tap.max() < crop, (delay_s, strongest_tap.max(), crop)
+        if delay_s:  # these receivers are far enough that the old 32-tap crop cut them
+            assert strongest_tap.max() >= 32
+    with pytest.raises(ConfigError, match="crop_taps=32 cuts the LoS tap"):
+        crop_for(data, 32, longest_ta_s, spacing)
+    assert crop_for(data, crop + 8, longest_ta_s, spacing) == crop + 8

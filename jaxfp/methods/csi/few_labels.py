@@ -14,7 +14,7 @@ import numpy as np
 
 from jaxfp.config import ConfigError
 from jaxfp.eval.plots import cdf_plot, percentile_bar_plot
-from jaxfp.eval.results import error_row_over_seeds, write_results
+from jaxfp.eval.results import error_row_over_seeds, table, write_results
 from jaxfp.methods.csi.programs import (
     run_consistency,
     run_ensemble,
@@ -48,6 +48,30 @@ REPORTED = (
 PAPER_PERCENTILES = (50, 67, 80, 90)
 
 
+def extra_tables(
+    transductive: dict[str, Any], columns: list[str], rounds: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """The transductive table (the unlabelled pool scored) and the kept-label report per round."""
+    out = (
+        {"transductive: the unlabelled pool": table(transductive, columns)} if transductive else {}
+    )
+    if rounds:
+        report = {
+            f"round {r['round']}, r = {row['radius_m']:g} m": row
+            for r in rounds
+            for row in r["by_radius"]
+        }
+        out["kept labels (A vs B, rows not yet kept; errors against the truth)"] = table(
+            report, ["kept", "kept_share", "label_error_m", "model_error_m"]
+        )
+    return out
+
+
+def by_method(name: str, scored: dict[str, np.ndarray]) -> dict[str, dict[str, np.ndarray]]:
+    """{'test': xy, 'unlabelled': xy} of one method -> {'test': {name: xy}, ...}."""
+    return {where: {name: xy} for where, xy in scored.items()}
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     """Run config.methods for all seeds; results.json, the table, CDF and percentile plots."""
     unknown = set(config.methods) - set(METHOD_NAMES)
@@ -57,7 +81,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         )
     os.makedirs(workdir, exist_ok=True)
     s = Suite(config, workdir)
-    positions: dict[str, np.ndarray] = {}
     seconds: dict[str, float] = {}
     extra: dict[str, Any] = {}
 
@@ -70,42 +93,62 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         return out
 
     methods = set(config.methods)
+    found: dict[str, dict[str, np.ndarray]] = {}  # method -> {'test' | 'unlabelled': positions}
+
+    def add(by_scored: dict[str, dict[str, np.ndarray]]) -> None:
+        for scored, named in by_scored.items():
+            for name, xy in named.items():
+                found.setdefault(name, {})[scored] = xy
+
     if methods & {"supervised", "consistency"}:
         model, pretrained = timed("supervised", lambda: run_supervised(s))
-        positions["supervised"] = s.test_positions(model, pretrained)
+        add(by_method("supervised", s.scored_positions(model, pretrained)))
     if "mean_teacher" in methods:
-        positions["mean_teacher"] = timed("mean_teacher", lambda: run_mean_teacher(s))
+        add(by_method("mean_teacher", timed("mean_teacher", lambda: run_mean_teacher(s))))
     if "fixmatch" in methods:
-        positions["fixmatch"] = timed("fixmatch", lambda: run_fixmatch(s, "confidence"))
+        add(by_method("fixmatch", timed("fixmatch", lambda: run_fixmatch(s, "confidence"))))
     if "fixmatch_distance" in methods:
-        positions["fixmatch_distance"] = timed(
-            "fixmatch_distance", lambda: run_fixmatch(s, "distance")
-        )
+        xy = timed("fixmatch_distance", lambda: run_fixmatch(s, "distance"))
+        add(by_method("fixmatch_distance", xy))
     if "consistency" in methods:
-        found, extra["pseudo_labels"] = timed(
+        scored, extra["pseudo_labels"] = timed(
             "consistency", lambda: run_consistency(s, model, pretrained)
         )
-        positions.update(found)
+        add(scored)
     if "ensemble" in methods:
-        found, extra["ensemble"] = timed("ensemble", lambda: run_ensemble(s))
-        positions.update(found)
+        scored, extra["ensemble"] = timed("ensemble", lambda: run_ensemble(s))
+        add(scored)
     if "sector_heads" in methods:
-        positions["sector_heads"] = timed("sector_heads", lambda: run_sector_heads(s))
-    rows, pooled = {}, {}
+        add(by_method("sector_heads", timed("sector_heads", lambda: run_sector_heads(s))))
+    truth = {"test": s.test_xy, "unlabelled": s.unlabelled_xy}
+    tables: dict[str, dict[str, Any]] = {"test": {}, "unlabelled": {}}
+    pooled = {}
     for name in REPORTED:
-        if name in positions:
-            errors = np.linalg.norm(positions[name] - s.test_xy[None], axis=-1)
-            rows[name] = error_row_over_seeds(errors, s.seeds, PAPER_PERCENTILES)
-            pooled[name] = errors.ravel()
+        for scored in ("test", "unlabelled"):
+            if scored in found.get(name, {}):
+                errors = np.linalg.norm(found[name][scored] - truth[scored][None], axis=-1)
+                tables[scored][name] = error_row_over_seeds(errors, s.seeds, PAPER_PERCENTILES)
+                if scored == "test":
+                    pooled[name] = errors.ravel()
+    rows = tables["test"]
     cdf_plot(pooled, os.path.join(workdir, "cdf.png"), title="CSI positioning (all seeds)")
     percentile_bar_plot(
         pooled, os.path.join(workdir, "percentiles.png"), title="error percentiles (all seeds)"
     )
+    unlabelled = s.n_labelled and len(s.unlabelled_xy)
+    extra["unlabelled_pool_passes"] = {
+        name: passes
+        for name, passes in s.unlabelled_passes().items()
+        if name in methods and unlabelled
+    }
     split = s.split_summary()
     sizes = split["split_sizes"]
     title = (
-        f"{config.data.path}: labelled {sizes['labelled']}, unlabelled {sizes['unlabelled']}, "
-        f"test {sizes['test']}; seeds {list(s.seeds)}; backbone {config.backbone}"
+        f"{config.data.path}: labelled {sizes['labelled']} "
+        f"({config.data.get('labelled_sampling', 'uneven')}), unlabelled {sizes['unlabelled']}, "
+        f"test {sizes['test']}; seeds {list(s.seeds)}; backbone {config.backbone}; "
+        f"sector frame {s.geometry.sector_frame}, log power {s.log_power is not None}, "
+        f"crop {s.crop_taps} taps; held-out test receivers"
     )
     columns = ["mean", "mean_ci_low", "mean_ci_high", *(f"p{q}" for q in PAPER_PERCENTILES)]
     write_results(
@@ -115,6 +158,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         rows,
         columns,
         seeds=list(s.seeds),
+        tables=extra_tables(tables["unlabelled"], columns, extra.get("pseudo_labels", [])),
         train_seconds=seconds,
         **split,
         **extra,

@@ -1,7 +1,8 @@
 """Losses for CSI positioning with few labels (CSI paper §III-A, §III-C, §IV-C).
 
 Every model is a `PositionHeads` net; positions are normalised as (xy - BS) / scale, so sector
-rotation is a rotation about the origin. Batches carry labelled (or pseudo-labelled) rows as
+rotation is a rotation about the origin; with `SiteFrame.sector_frame` every target is in its
+serving sector's frame (and the sector heads' rotations between boresights vanish). Batches carry labelled (or pseudo-labelled) rows as
 'csi', 'xy' (metres), 'weight', 'sector' and, for the methods that use them, unlabelled rows as
 'ucsi', 'usector'. Choices where the paper is silent, one line each:
 
@@ -94,7 +95,7 @@ def rotation_consistency(xy_heads: jax.Array, sector: jax.Array, azimuths: jax.A
 
 
 def _labelled_metrics(xy_heads, batch, geometry: SiteFrame, sup: jax.Array) -> dict[str, jax.Array]:
-    target = geometry.normalise(batch["xy"])
+    target = geometry.targets(batch["xy"], batch["sector"])
     error = jnp.linalg.norm(own_head(xy_heads, batch["sector"]) - target, axis=-1)
     weight = batch["weight"]
     distance = jnp.sum(weight * error) / jnp.maximum(jnp.sum(weight), 1e-9) * geometry.scale
@@ -110,7 +111,7 @@ def make_supervised_loss(
 ) -> LossFn:
     """Labelled (and pseudo-labelled) rows; with sector heads, rotation into every head and, when
     `consistency_weight` > 0, the rotation consistency on the batch's unlabelled rows."""
-    azimuths = jnp.asarray(geometry.azimuths_rad, jnp.float32)
+    azimuths = geometry.head_azimuths()
 
     def loss_fn(params, state: TrainState, batch, key):
         label_key, unlabelled_key, dropout_key = jax.random.split(key, 3)
@@ -120,7 +121,7 @@ def make_supervised_loss(
             x = jnp.concatenate([x, prep(batch["ucsi"], unlabelled_key)])
         out, batch_stats = forward(model, params, state.batch_stats, x, dropout_key)
         xy = out["xy"]
-        target = geometry.normalise(batch["xy"])
+        target = geometry.targets(batch["xy"], batch["sector"])
         sup = labelled_loss(
             xy[:n_labelled], target, batch["sector"], batch["weight"], azimuths, rotated_weight
         )
@@ -139,7 +140,7 @@ def make_mean_teacher_loss(
     model: nn.Module, prep: Prep, geometry: SiteFrame, weight: float, rampup_steps: int
 ) -> LossFn:
     """Supervised loss + ramped consistency with the EMA teacher on unlabelled rows."""
-    azimuths = jnp.asarray(geometry.azimuths_rad, jnp.float32)
+    azimuths = geometry.head_azimuths()
 
     def loss_fn(params, state: TeacherState, batch, key):
         label_key, student_key, teacher_key, dropout_key = jax.random.split(key, 4)
@@ -147,7 +148,7 @@ def make_mean_teacher_loss(
         n_labelled = batch["csi"].shape[0]
         out, batch_stats = forward(model, params, state.batch_stats, x, dropout_key)
         xy = out["xy"]
-        target = geometry.normalise(batch["xy"])
+        target = geometry.targets(batch["xy"], batch["sector"])
         sup = labelled_loss(xy[:n_labelled], target, batch["sector"], batch["weight"], azimuths, 0)
         teacher = model.apply(
             {"params": state.teacher_params, "batch_stats": state.teacher_batch_stats},
@@ -200,7 +201,7 @@ def make_fixmatch_loss(
         raise ValueError(f"fixmatch rule: expected 'confidence' or 'distance', got {rule!r}")
     if rule == "confidence" and cells is None:
         raise ValueError("fixmatch rule 'confidence' needs the grid cells that act as classes")
-    azimuths = jnp.asarray(geometry.azimuths_rad, jnp.float32)
+    azimuths = geometry.head_azimuths()
     weak_views = 1 if rule == "confidence" else 2
 
     def loss_fn(params, state: TrainState, batch, key):
@@ -218,7 +219,7 @@ def make_fixmatch_loss(
         weak = [weak_xy[v * n_u : (v + 1) * n_u] for v in range(weak_views)]
         x = jnp.concatenate([prep(batch["csi"], keys[0]), strong_prep(ucsi, keys[-2])])
         out, batch_stats = forward(model, params, state.batch_stats, x, keys[-1])
-        target = geometry.normalise(batch["xy"])
+        target = geometry.targets(batch["xy"], batch["sector"])
         sup = labelled_loss(
             out["xy"][:n_l], target, batch["sector"], batch["weight"], azimuths, 0.0
         )

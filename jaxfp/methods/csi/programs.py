@@ -1,7 +1,8 @@
 """The CSI paper's methods on a `Suite`: supervised (stage 1), Mean Teacher, FixMatch (confidence
 and distance rules), the consistency framework (stages 2-3, iterated), the ensemble (groups of
-members, weighted average and consensus) and the sector heads. Each returns test positions
-(members, test rows, 2) in metres; every training stage is named, and its keys come from the name.
+members, weighted average and consensus) and the sector heads. Each returns positions in metres,
+{'test': (members, test rows, 2), 'unlabelled': (members, unlabelled rows, 2)} (the held-out and
+the transductive score); every training stage is named, and its keys come from the name.
 """
 
 from __future__ import annotations
@@ -50,11 +51,12 @@ def supervised_stage(
     return s.train(stage, state, step, steps, targets, weights, pools, **train_options)
 
 
-def run_mean_teacher(s: Suite) -> np.ndarray:
+def run_mean_teacher(s: Suite) -> dict[str, np.ndarray]:
     c = s.config
     model = s.model(c.backbone, c.width)
-    tx = s.optimizer(c.train.learning_rate, c.train.num_steps)
-    rampup = int(c.mean_teacher.rampup_fraction * c.train.num_steps)
+    steps = s.ssl_steps("mean_teacher")
+    tx = s.optimizer(c.train.learning_rate, steps)
+    rampup = int(c.mean_teacher.rampup_fraction * steps)
     loss = losses.make_mean_teacher_loss(model, s.prep, s.geometry, c.mean_teacher.weight, rampup)
     step = losses.make_mean_teacher_step(loss, c.mean_teacher.ema_decay)
     state = s.new_states(model, tx, "mean_teacher", teacher=True)
@@ -62,21 +64,22 @@ def run_mean_teacher(s: Suite) -> np.ndarray:
         "mean_teacher",
         state,
         step,
-        c.train.num_steps,
+        steps,
         *s.labelled_targets(),
         sections=("mean_teacher",),
         unlabelled=True,
     )
     # The teacher is the model Mean Teacher reports.
     teacher = state.replace(params=state.teacher_params, batch_stats=state.teacher_batch_stats)
-    return s.test_positions(model, teacher)
+    return s.scored_positions(model, teacher)
 
 
-def run_fixmatch(s: Suite, rule: str) -> np.ndarray:
+def run_fixmatch(s: Suite, rule: str) -> dict[str, np.ndarray]:
     c, f = s.config, s.config.fixmatch
     cells = Cells.covering(s.train_xy[: s.n_labelled], f.cell_m)
     model = s.model(c.backbone, c.width, cells=cells.count if rule == "confidence" else 0)
-    tx = s.optimizer(c.train.learning_rate, c.train.num_steps)
+    steps = s.ssl_steps("fixmatch")
+    tx = s.optimizer(c.train.learning_rate, steps)
     loss = losses.make_fixmatch_loss(
         model,
         s.prep,
@@ -93,104 +96,171 @@ def run_fixmatch(s: Suite, rule: str) -> np.ndarray:
         name,
         s.new_states(model, tx, name),
         make_train_step(loss, jit=False),
-        c.train.num_steps,
+        steps,
         *s.labelled_targets(),
         sections=("fixmatch",),
         unlabelled=True,
     )
-    return s.test_positions(model, state)
+    return s.scored_positions(model, state)
 
 
 def run_consistency(
     s: Suite, model, pretrained: TrainState
-) -> tuple[dict[str, np.ndarray], list[dict[str, float]]]:
+) -> tuple[dict[str, np.ndarray], list[dict[str, Any]]]:
     """Stages 2-3 for config.consistency.rounds rounds from the stage-1 model.
 
-    Returns test positions after round 1 ('consistency') and after the last round
-    ('consistency_iterative'), and per-round pseudo-label statistics.
+    Each round labels the unlabelled rows not yet kept from two independent sources
+    (`pseudo_labels`): A, CSI-signature interpolation over the anchors (labelled + kept rows);
+    B, network B (config.consistency.network_b, trained on the labelled rows, then fine-tuned on
+    the anchors each round). Rows where they agree within `agreement_radius_m` are kept; stage 3
+    fine-tunes the current model on labelled + kept rows — unless the oracle gate (`gate`) finds
+    the kept labels no better than the stage-1 model on those rows, then the round keeps its model.
+
+    Returns test and unlabelled-pool positions after round 1 ('consistency') and after the last
+    round ('consistency_iterative'), and per-round statistics with the kept-label report.
     """
     c, k = s.config, s.config.consistency
     tx = s.optimizer(c.finetune.learning_rate, c.finetune.num_steps)
-    loss = losses.make_supervised_loss(model, s.prep, s.geometry)
-    step = make_train_step(loss, jit=False)
-    n_l, rows = s.n_labelled, len(s.train_csi)
+    n_l = s.n_labelled
     xy_l = s.train_xy[:n_l].astype(np.float64)
-    true_u = s.train_xy[n_l:].astype(np.float64)
+    truth = s.unlabelled_xy
+    sector_u = s.train_sector[n_l:]
     base_targets, base_weights, _ = s.labelled_targets()
-    pseudo = np.full((s.n, rows - n_l, 2), np.nan)  # kept labels so far, per member
-    current, positions, stats = pretrained, {}, []
-    previous = "supervised"
+    steps: dict[int, Any] = {}  # one compiled step per network, shared by its fine-tunes
+    fitted: dict[int, list[np.ndarray]] = {}  # each network's last training rows, per member
+    signatures = s.signatures(s.train_csi, k.signature_bins)
+    signature_u = signatures[n_l:]
+    stage1_u = s.unlabelled_positions(model, pretrained)
+    pseudo = np.full((s.n, len(truth), 2), np.nan)  # kept labels so far, per member
+    model_b, state_b = run_supervised(s, k.network_b, stage="consistency/network_b")
+    current, previous, previous_b = pretrained, "supervised", "consistency/network_b"
+    positions: dict[str, dict[str, np.ndarray]] = {"test": {}, "unlabelled": {}}
+    stats: list[dict[str, Any]] = []
 
-    def finetune(name: str, labels: np.ndarray) -> TrainState:
+    def finetune(name: str, net, init: TrainState, labels: np.ndarray, upstream: str):
         targets, weights = base_targets.copy(), base_weights.copy()
         have = np.isfinite(labels).all(-1)
         targets[:, n_l:][have] = labels[have]
         weights[:, n_l:][have] = k.pseudo_weight
         pools = [np.concatenate([np.arange(n_l), n_l + np.flatnonzero(h)]) for h in have]
-        state = s.new_states(model, tx, name, init_from=current)
+        fitted[id(net)] = pools
+        if id(net) not in steps:
+            loss = losses.make_supervised_loss(net, s.prep, s.geometry)
+            steps[id(net)] = make_train_step(loss, jit=False)
         return s.train(
             name,
-            state,
-            step,
+            s.new_states(net, tx, name, init_from=init),
+            steps[id(net)],
             c.finetune.num_steps,
             targets,
             weights,
             pools,
             sections=("consistency", "finetune"),
-            upstream=previous,
+            upstream=upstream,
         )
 
+    fitted_b = [np.arange(n_l)] * s.n  # network B's training rows (train table), per member
     for r in range(1, k.rounds + 1):
-        out = s.predict(model, current, s.train_csi)
-        xy_all, features = out["xy"][:, :, 0], out["features"]
-        labels_a = np.stack(
-            [
-                pseudo_labels.feature_knn_labels(features[m, n_l:], features[m, :n_l], xy_l, k.k)
-                for m in range(s.n)
-            ]
-        )
-        labels_b = np.stack(
-            [
-                pseudo_labels.spatial_residual_labels(xy_all[m, n_l:], xy_all[m, :n_l], xy_l, k.k)
-                for m in range(s.n)
-            ]
-        )
-        model_a = finetune(f"consistency/round{r}_a", labels_a)
-        model_b = finetune(f"consistency/round{r}_b", labels_b)
-        position_a = s.predict(model, model_a, s.train_csi[n_l:])["xy"][:, :, 0]
-        position_b = s.predict(model, model_b, s.train_csi[n_l:])["xy"][:, :, 0]
-        kept, agreed = pseudo_labels.agreeing_labels(position_a, position_b, k.agreement_radius_m)
+        have = np.isfinite(pseudo).all(-1)
+        open_rows = ~have  # rows not yet kept: the ones this round may label
+        table_xy = np.concatenate([np.broadcast_to(xy_l, (s.n, n_l, 2)), pseudo], axis=1)
+        labels_a = []
+        for m in range(s.n):
+            anchors = np.concatenate([np.arange(n_l), n_l + np.flatnonzero(have[m])])
+            scored = n_l + np.flatnonzero(open_rows[m])
+            where = f"consistency round {r}, member {m}"
+            pseudo_labels.assert_cross_fitted(anchors, scored, f"{where}, source A")
+            pseudo_labels.assert_cross_fitted(fitted_b[m], scored, f"{where}, source B")
+            found = np.full((len(truth), 2), np.nan)  # kept rows are not labelled again
+            found[open_rows[m]] = pseudo_labels.profile_labels(
+                signature_u[open_rows[m]],
+                sector_u[open_rows[m]],
+                signatures[anchors],
+                s.train_sector[anchors],
+                table_xy[m, anchors],
+                k.k,
+            )
+            labels_a.append(found)
+        labels_a = np.stack(labels_a)
+        labels_b = np.where(open_rows[..., None], s.unlabelled_positions(model_b, state_b), np.nan)
+        reports = [
+            pseudo_labels.kept_label_report(
+                labels_a[m][open_rows[m]],
+                labels_b[m][open_rows[m]],
+                truth[open_rows[m]],
+                stage1_u[m][open_rows[m]],
+                k.report_radii_m,
+            )
+            for m in range(s.n)
+        ]
+        kept, agreed = pseudo_labels.agreeing_labels(labels_a, labels_b, k.agreement_radius_m)
+        kept &= open_rows
         pseudo[kept] = agreed[kept]
         have = np.isfinite(pseudo).all(-1)
+        label_error = np.linalg.norm(pseudo - truth, axis=-1)
+        stage1_error = np.linalg.norm(stage1_u - truth, axis=-1)
+        kept_label_error = float(label_error[have].mean()) if have.any() else float("nan")
+        kept_stage1_error = float(stage1_error[have].mean()) if have.any() else float("nan")
+        passes = bool(have.any()) and kept_label_error < kept_stage1_error
+        run_stage3 = passes or k.gate == "none"
         stats.append(
             {
                 "round": r,
-                "interpolation_a_error_m": float(np.linalg.norm(labels_a - true_u, axis=-1).mean()),
-                "interpolation_b_error_m": float(np.linalg.norm(labels_b - true_u, axis=-1).mean()),
+                "source_a_error_m": float(np.nanmean(np.linalg.norm(labels_a - truth, axis=-1))),
+                "source_b_error_m": float(np.nanmean(np.linalg.norm(labels_b - truth, axis=-1))),
+                "stage1_error_m": float(stage1_error.mean()),
                 "kept_this_round": float(kept.mean()),
                 "pseudo_labelled": float(have.mean()),
-                "kept_label_error_m": float(
-                    np.linalg.norm(agreed - true_u, axis=-1)[kept].mean() if kept.any() else np.nan
-                ),
+                "kept_label_error_m": kept_label_error,
+                "stage1_error_on_kept_m": kept_stage1_error,
+                "stage3": "trained" if run_stage3 else "skipped (kept labels no better)",
+                "by_radius": mean_reports(reports),
             }
         )
-        current = finetune(f"consistency/round{r}_stage3", pseudo)
-        previous = f"consistency/round{r}_stage3"
-        xy = s.test_positions(model, current)
-        if r == 1:
-            positions["consistency"] = xy
-        positions["consistency_iterative"] = xy
+        print(
+            f"[csi] consistency round {r}: A {stats[-1]['source_a_error_m']:.2f} m, "
+            f"B {stats[-1]['source_b_error_m']:.2f} m, kept {have.mean():.1%} at "
+            f"{kept_label_error:.2f} m (stage 1 there {kept_stage1_error:.2f} m); stage 3 "
+            f"{stats[-1]['stage3']}",
+            flush=True,
+        )
+        if run_stage3:
+            name = f"consistency/round{r}_stage3"
+            current = finetune(name, model, current, pseudo, previous)
+            previous = name
+        if r < k.rounds:  # network B learns this round's kept labels for the next round
+            name_b = f"consistency/round{r + 1}_network_b"
+            state_b = finetune(name_b, model_b, state_b, pseudo, previous_b)
+            fitted_b, previous_b = fitted[id(model_b)], name_b
+        for scored, fn in (("test", s.test_positions), ("unlabelled", s.unlabelled_positions)):
+            xy = fn(model, current)
+            if r == 1:
+                positions[scored]["consistency"] = xy
+            positions[scored]["consistency_iterative"] = xy
     return positions, stats
 
 
-def run_ensemble(s: Suite) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+def mean_reports(reports: list[list[dict[str, float]]]) -> list[dict[str, float]]:
+    """The members' kept-label reports averaged field by field (NaN-aware), radius by radius."""
+    out = []
+    for rows in zip(*reports, strict=True):
+        merged: dict[str, float] = {}
+        for key in rows[0]:
+            values = np.asarray([row[key] for row in rows], float)
+            merged[key] = float(np.nanmean(values)) if np.isfinite(values).any() else float("nan")
+        out.append(merged)
+    return out
+
+
+def run_ensemble(s: Suite) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, Any]]:
     """Each group (backbone, learning rate, width) trains all seeds at once on bootstrap samples of
     the labelled rows; out-of-bag errors weight the members; seed m's ensemble = member m of
-    every group."""
+    every group. Returns {'test' | 'unlabelled': {'ensemble', 'ensemble_consensus'}} and info."""
     c, e = s.config, s.config.ensemble
     targets, weights, _ = s.labelled_targets()
     n_l = s.n_labelled
-    predictions, oob_errors = [], []
+    predictions: dict[str, list[np.ndarray]] = {"test": [], "unlabelled": []}
+    oob_errors = []
     for name, group in sorted(e.groups.items()):
         stage = f"ensemble/{name}"
         rng = [np.random.default_rng(named_seed(c.seed, stage, "bootstrap", m)) for m in range(s.n)]
@@ -199,32 +269,38 @@ def run_ensemble(s: Suite) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         state = supervised_stage(
             s, stage, model, group.learning_rate, targets, weights, pools, sections=("ensemble",)
         )
-        predictions.append(s.test_positions(model, state))
-        labelled_xy = s.predict(model, state, s.train_csi[:n_l])["xy"][:, :, 0]
+        for scored, xy in s.scored_positions(model, state).items():
+            predictions[scored].append(xy)
+        labelled_xy = s.positions(model, state, s.train_csi[:n_l], s.train_sector[:n_l])
         errors = np.linalg.norm(labelled_xy - s.train_xy[:n_l], axis=-1)
         oob = []
         for m in range(s.n):
             out_of_bag = np.setdiff1d(np.arange(n_l), pools[m])
             oob.append(errors[m, out_of_bag].mean() if len(out_of_bag) else errors[m].mean())
         oob_errors.append(oob)
-    members = np.stack(predictions, 1)  # (seeds, groups, test, 2)
     oob = np.asarray(oob_errors).T  # (seeds, groups)
-    averaged, agreed, agreeing = [], [], []
-    for m in range(s.n):
-        w = inverse_error_weights(jnp.asarray(oob[m]))
-        averaged.append(np.asarray(weighted_average(jnp.asarray(members[m]), w)))
-        estimate, count = consensus(jnp.asarray(members[m]), e.consensus_radius_m, w)
-        agreed.append(np.asarray(estimate))
-        agreeing.append(float(np.asarray(count).mean()))
+    positions: dict[str, dict[str, np.ndarray]] = {}
+    agreeing = []
+    for scored, per_group in predictions.items():
+        members = np.stack(per_group, 1)  # (seeds, groups, rows, 2)
+        averaged, agreed = [], []
+        for m in range(s.n):
+            w = inverse_error_weights(jnp.asarray(oob[m]))
+            averaged.append(np.asarray(weighted_average(jnp.asarray(members[m]), w)))
+            estimate, count = consensus(jnp.asarray(members[m]), e.consensus_radius_m, w)
+            agreed.append(np.asarray(estimate))
+            if scored == "test":
+                agreeing.append(float(np.asarray(count).mean()))
+        positions[scored] = {"ensemble": np.stack(averaged), "ensemble_consensus": np.stack(agreed)}
     info = {
         "groups": sorted(e.groups.keys()),
         "out_of_bag_error_m": oob.tolist(),
         "mean_agreeing_members": agreeing,
     }
-    return {"ensemble": np.stack(averaged), "ensemble_consensus": np.stack(agreed)}, info
+    return positions, info
 
 
-def run_sector_heads(s: Suite) -> np.ndarray:
+def run_sector_heads(s: Suite) -> dict[str, np.ndarray]:
     c, h = s.config, s.config.sector
     model = s.model(c.backbone, c.width, heads=len(s.geometry.azimuths_rad))
     tx = s.optimizer(c.train.learning_rate, c.train.num_steps)
@@ -240,4 +316,4 @@ def run_sector_heads(s: Suite) -> np.ndarray:
         sections=("sector",),
         unlabelled=h.consistency_weight > 0,
     )
-    return s.test_positions(model, state)
+    return s.scored_positions(model, state)

@@ -26,9 +26,21 @@ import optax
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from jaxfp.common.chunks import map_chunks
+from jaxfp.common.chunks import map_chunks, pad_rows
 from jaxfp.common.geometry import SiteFrame
-from jaxfp.data.csi import preprocess, splits
+from jaxfp.config import ConfigError
+from jaxfp.data.csi import (
+    LogPower,
+    angle_delay,
+    awgn,
+    los_delay_s,
+    los_safe_crop,
+    preprocess,
+    splits,
+    ta_invariant_profile,
+    tap_duration_s,
+    timing_advance,
+)
 from jaxfp.data.csi_store import CsiDataset
 from jaxfp.data.types import DataFormatError
 from jaxfp.methods.csi.heads import PositionHeads
@@ -74,11 +86,17 @@ class Suite:
             if config.data.drop_pathless
             else np.arange(len(dataset))
         )
+        sampling = config.data.get("labelled_sampling", "uneven")
+        if sampling not in ("uneven", "uniform"):
+            raise ConfigError(
+                f"data.labelled_sampling: expected 'uneven' or 'uniform', got {sampling!r}"
+            )
         parts = splits(
             dataset.xy[usable],
             config.data.labelled_fraction,
             config.data.test_fraction,
             config.data.split_seed,
+            unevenness=3.0 if sampling == "uneven" else 0.0,
         )
         self.rows = {name: usable[idx] for name, idx in parts.items()}
         train_rows = self.rows["labelled"]
@@ -91,12 +109,23 @@ class Suite:
         self.test_csi = dataset.csi(self.rows["test"])
         self.test_xy = dataset.xy[self.rows["test"]].astype(np.float64)
         self.test_sector = dataset.sector[self.rows["test"]].astype(np.int32)
-        self.geometry = site_frame(dataset, config.target_scale_m)
+        self.geometry = site_frame(dataset, config.target_scale_m)._replace(
+            sector_frame=bool(config.get("sector_frame", False))
+        )
         spacing = dataset.config["subcarrier_spacing_hz"] * dataset.config["srs_comb"]
+        self.spacing_hz = spacing
         p = config.preprocess
+        longest_ta_s = p.max_ta_s * max(p.strong_ta_factor, 1.0)
+        self.crop_taps = crop_for(dataset, p.crop_taps, longest_ta_s, spacing)
+        self.log_power = (
+            LogPower(reference_level_db(self.train_csi[: self.n_labelled], self.crop_taps))
+            if p.get("log_power", False)
+            else None
+        )
+        crop, log_power = self.crop_taps, self.log_power
 
         def prep(csi: jax.Array, key: jax.Array) -> jax.Array:
-            return preprocess(csi, key, p.snr_db, p.max_ta_s, spacing, p.crop_taps)
+            return preprocess(csi, key, p.snr_db, p.max_ta_s, spacing, crop, log_power)
 
         def strong_prep(csi: jax.Array, key: jax.Array) -> jax.Array:
             return preprocess(
@@ -105,7 +134,8 @@ class Suite:
                 p.snr_db - p.strong_snr_drop_db,
                 p.max_ta_s * p.strong_ta_factor,
                 spacing,
-                p.crop_taps,
+                crop,
+                log_power,
             )
 
         self.prep, self.strong_prep = prep, strong_prep
@@ -231,6 +261,26 @@ class Suite:
         state, _ = fit(options, workdir, state, step, batch_at, desc=name, shaping=shaping)
         return state
 
+    def ssl_steps(self, section: str) -> int:
+        """A semi-supervised method's own budget (`<section>.num_steps`), else train.num_steps."""
+        return int(self.config[section].get("num_steps", 0) or self.config.train.num_steps)
+
+    def unlabelled_passes(self) -> dict[str, float]:
+        """How many times each method that draws unlabelled batches sees the unlabelled pool."""
+        pool = len(self.train_csi) - self.n_labelled
+        batch = self.config.train.get("unlabelled_batch_size", 0)
+        if not pool or not batch:
+            return {}
+        fixmatch = self.ssl_steps("fixmatch") * batch / pool
+        passes = {
+            "mean_teacher": self.ssl_steps("mean_teacher") * batch / pool,
+            "fixmatch": fixmatch,
+            "fixmatch_distance": fixmatch,
+        }
+        if self.config.sector.consistency_weight > 0:
+            passes["sector_heads"] = self.config.train.num_steps * batch / pool
+        return passes
+
     def split_summary(self) -> dict[str, Any]:
         """The split's sizes and how many receivers without a traced path were dropped."""
         sizes = {name: int(len(r)) for name, r in self.rows.items()}
@@ -246,14 +296,19 @@ class Suite:
         return targets, weights, [np.arange(self.n_labelled)] * self.n
 
     # --- prediction ---------------------------------------------------------------------------
-    def predict(self, model, state: TrainState, csi: np.ndarray) -> dict[str, np.ndarray]:
-        """xy (members, rows, heads, 2) in metres and features (members, rows, F); a fixed key
-        draws the same TA and noise for every model, so predictions are repeatable."""
+    def predict(
+        self, model, state: TrainState, csi: np.ndarray, sector: np.ndarray
+    ) -> dict[str, np.ndarray]:
+        """xy (members, rows, heads, 2) in metres (rotated back from each row's sector frame when
+        the frame is on) and features (members, rows, F); a fixed key draws the same TA and noise
+        for every model, so predictions are repeatable."""
         run = self._forward(model)
+        sector = np.asarray(sector, np.int32)
 
         def chunk(block: np.ndarray, start: int) -> dict[str, jax.Array]:
             x = self.prep(jnp.asarray(block), jax.random.fold_in(jax.random.key(1), start))
-            return run(state, x)
+            rows = pad_rows(sector[start : start + len(block)], len(block))
+            return run(state, x, jnp.asarray(rows))
 
         out = map_chunks(chunk, csi, self.config.eval_batch, axis=1)
         return {k: v.astype(np.float64) for k, v in out.items()}
@@ -262,24 +317,108 @@ class Suite:
         """The jitted stacked forward pass of `model`, compiled once per model."""
         key = id(model)
         if key not in self._forwards:
-            origin = jnp.asarray(self.geometry.origin, jnp.float32)
-            scale = self.geometry.scale
+            geometry = self.geometry
 
             @jax.jit
-            def run(state: TrainState, x: jax.Array) -> dict[str, jax.Array]:
+            def run(state: TrainState, x: jax.Array, sector: jax.Array) -> dict[str, jax.Array]:
                 def one(params, batch_stats):
                     variables = {"params": params, "batch_stats": batch_stats}
                     out = model.apply(variables, x, train=False)
-                    return {"xy": out["xy"] * scale + origin, "features": out["features"]}
+                    xy = geometry.positions(out["xy"], sector[:, None])
+                    return {"xy": xy, "features": out["features"]}
 
                 return jax.vmap(one)(state.params, state.batch_stats)
 
             self._forwards[key] = (model, run)  # the model is kept so its id stays unique
         return self._forwards[key][1]
 
-    def test_positions(self, model, state: TrainState) -> np.ndarray:
-        """(members, test rows, 2): each test row from its own sector's head."""
-        xy = self.predict(model, state, self.test_csi)["xy"]
+    def positions(
+        self, model, state: TrainState, csi: np.ndarray, sector: np.ndarray
+    ) -> np.ndarray:
+        """(members, rows, 2) metres: each row from its own sector's head."""
+        xy = self.predict(model, state, csi, sector)["xy"]
         if xy.shape[2] == 1:
             return xy[:, :, 0]
-        return xy[:, np.arange(len(self.test_xy)), self.test_sector]
+        return xy[:, np.arange(len(sector)), np.asarray(sector)]
+
+    def test_positions(self, model, state: TrainState) -> np.ndarray:
+        """(members, test rows, 2): the held-out receivers."""
+        return self.positions(model, state, self.test_csi, self.test_sector)
+
+    def unlabelled_positions(self, model, state: TrainState) -> np.ndarray:
+        """(members, unlabelled rows, 2): the transductive score's receivers (the unlabelled pool
+        the semi-supervised methods trained on without its positions)."""
+        n_l = self.n_labelled
+        return self.positions(model, state, self.train_csi[n_l:], self.train_sector[n_l:])
+
+    def scored_positions(self, model, state: TrainState) -> dict[str, np.ndarray]:
+        """{'test': held-out positions, 'unlabelled': the unlabelled pool's (transductive)}."""
+        out = {"test": self.test_positions(model, state)}
+        if len(self.train_csi) > self.n_labelled:
+            out["unlabelled"] = self.unlabelled_positions(model, state)
+        return out
+
+    def signatures(self, csi: np.ndarray, bins: int) -> np.ndarray:
+        """TA-invariant CSI signatures (`ta_invariant_profile`) of rows that carry a random timing
+        advance and noise, as a real measurement would (fixed keys: repeatable)."""
+        p = self.config.preprocess
+        spacing = self.spacing_hz
+
+        @jax.jit
+        def signature(block: jax.Array, key: jax.Array) -> jax.Array:
+            ta_key, noise_key = jax.random.split(key)
+            if p.max_ta_s > 0:
+                block = timing_advance(block, ta_key, p.max_ta_s, spacing)
+            if p.snr_db is not None:
+                block = awgn(block, noise_key, p.snr_db)
+            return ta_invariant_profile(block, bins)
+
+        def chunk(block: np.ndarray, start: int) -> jax.Array:
+            return signature(jnp.asarray(block), jax.random.fold_in(jax.random.key(2), start))
+
+        return map_chunks(chunk, csi, self.config.eval_batch)
+
+    @property
+    def unlabelled_xy(self) -> np.ndarray:
+        return self.train_xy[self.n_labelled :].astype(np.float64)
+
+
+def crop_for(dataset: CsiDataset, crop_taps: int, longest_ta_s: float, spacing_hz: float) -> int:
+    """`crop_taps`, or with 0 the fewest taps that keep every receiver's LoS tap under the longest
+    timing advance (`los_safe_crop`). An explicit crop that would cut some receiver's LoS tap is an
+    error. Data sets without the receiver height (not traced by datagen) keep the crop unchecked."""
+    subcarriers = dataset.csi_shape[-1]
+    tap_s = tap_duration_s(subcarriers, spacing_hz)
+    if "ue_height" not in dataset.config:
+        if not crop_taps:
+            raise ConfigError(
+                f"preprocess.crop_taps=0 (LoS-safe crop) needs ue_height in {dataset.root}"
+                "/dataset.json to place each receiver's LoS tap; set preprocess.crop_taps"
+            )
+        return int(crop_taps)
+    bs = tuple(float(v) for v in dataset.config["bs_position"])
+    farthest_s = float(los_delay_s(dataset.xy, float(dataset.config["ue_height"]), bs).max())
+    needed = los_safe_crop(farthest_s, longest_ta_s, tap_s)
+    if not crop_taps:
+        return min(needed, subcarriers)
+    if crop_taps < needed:
+        raise ConfigError(
+            f"preprocess.crop_taps={crop_taps} cuts the LoS tap of receivers in {dataset.root}: the "
+            f"farthest LoS path arrives after {farthest_s * 1e9:.0f} ns, plus {longest_ta_s * 1e9:.0f}"
+            f" ns of timing advance, needs {needed} taps of {tap_s * 1e9:.1f} ns; set 0 (LoS-safe) "
+            "or a shorter max_ta_s"
+        )
+    return int(crop_taps)
+
+
+def reference_level_db(csi: np.ndarray, crop_taps: int, chunk: int = 256) -> float:
+    """The log-power channel's reference: the median over `csi` rows of their strongest pixel
+    (dB of |x|^2 summed over UE antennas, clean CSI)."""
+
+    @jax.jit
+    def peak_db(block: jax.Array) -> jax.Array:
+        power = jnp.sum(jnp.abs(angle_delay(block, crop_taps)) ** 2, axis=1)
+        return 10.0 * jnp.log10(jnp.max(power, axis=(1, 2)) + 1e-30)
+
+    peaks = map_chunks(lambda block, _: peak_db(jnp.asarray(block)), csi, chunk)
+    return float(np.median(peaks))

@@ -55,37 +55,92 @@ def test_cells_cover_the_labelled_area():
     )
 
 
-def test_pseudo_labels_feature_knn_spatial_residuals_and_agreement():
-    xy_l = np.array([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]])
-    features_l = np.eye(3)
-    # A query with the exact features of anchor 1 (k=1) gets anchor 1's position.
+def test_profile_labels_interpolate_within_the_sector_and_agreement():
+    xy_anchor = np.array([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0], [50.0, 50.0]])
+    signature_anchor = np.vstack([np.eye(3), [[0.0, 1.0, 0.0]]])
+    sector_anchor = np.array([0, 0, 0, 1])
+    # A query with anchor 1's signature (k=1) gets anchor 1's position; the sector-1 anchor with
+    # the same signature is not a candidate for a sector-0 query, and is the only one for sector 1.
+    query = np.array([[0.0, 1.0, 0.0], [0.0, 1.0, 0.0]])
     np.testing.assert_allclose(
-        pseudo_labels.feature_knn_labels(np.array([[0.0, 2.0, 0.0]]), features_l, xy_l, k=1),
-        [[10.0, 0.0]],
+        pseudo_labels.profile_labels(
+            query, np.array([0, 1]), signature_anchor, sector_anchor, xy_anchor, k=1
+        ),
+        [[10.0, 0.0], [50.0, 50.0]],
     )
-    # Equal feature distances to all anchors: their centroid.
+    # Equal signature distances to the three sector-0 anchors: their centroid.
     np.testing.assert_allclose(
-        pseudo_labels.feature_knn_labels(np.ones((1, 3)), features_l, xy_l, k=3),
+        pseudo_labels.profile_labels(
+            np.ones((1, 3)) / np.sqrt(3),
+            np.array([0]),
+            signature_anchor,
+            sector_anchor,
+            xy_anchor,
+            k=3,
+        ),
         [[10 / 3, 10 / 3]],
-        rtol=1e-6,
+        rtol=1e-5,
     )
-    # A model exact at the anchors leaves its prediction unchanged ...
-    predicted_u = np.array([[1.0, 1.0]])
+    # A sector with no anchor falls back to every anchor.
     np.testing.assert_allclose(
-        pseudo_labels.spatial_residual_labels(predicted_u, xy_l, xy_l, k=3), predicted_u
-    )
-    # ... and a model off by a constant everywhere is corrected by that constant.
-    shifted = xy_l + [2.0, -1.0]
-    np.testing.assert_allclose(
-        pseudo_labels.spatial_residual_labels(predicted_u + [2.0, -1.0], shifted, xy_l, k=2),
-        predicted_u,
-        atol=1e-9,
+        pseudo_labels.profile_labels(
+            np.array([[0.0, 0.0, 1.0]]),
+            np.array([2]),
+            signature_anchor,
+            sector_anchor,
+            xy_anchor,
+            k=1,
+        ),
+        [[0.0, 10.0]],
     )
     kept, mean = pseudo_labels.agreeing_labels(
         np.array([[0.0, 0.0], [0.0, 0.0]]), np.array([[3.0, 4.0], [6.0, 8.0]]), 6.0
     )
     np.testing.assert_array_equal(kept, [True, False])
     np.testing.assert_allclose(mean[0], [1.5, 2.0])
+
+
+def test_kept_label_report_counts_and_true_errors_per_radius():
+    truth = np.zeros((4, 2))
+    a = np.array([[1.0, 0.0], [0.0, 0.0], [4.0, 0.0], [0.0, 0.0]])
+    b = np.array([[1.0, 0.0], [1.5, 0.0], [0.0, 0.0], [10.0, 0.0]])  # gaps 0, 1.5, 4, 10
+    model = np.array([[3.0, 0.0], [3.0, 0.0], [6.0, 0.0], [0.0, 8.0]])
+    report = pseudo_labels.kept_label_report(a, b, truth, model, (1.0, 2.0, 5.0, 0.5, 0.0))
+    by_r = {row["radius_m"]: row for row in report}
+    assert [by_r[r]["kept"] for r in (1.0, 2.0, 5.0)] == [1, 2, 3]
+    assert by_r[2.0]["kept_share"] == 0.5
+    # r = 2: labels (1, 0) and (0.75, 0): mean error 0.875; the model's there (3 + 3) / 2.
+    np.testing.assert_allclose(by_r[2.0]["label_error_m"], 0.875)
+    np.testing.assert_allclose(by_r[2.0]["model_error_m"], 3.0)
+    np.testing.assert_allclose(by_r[5.0]["label_error_m"], (1.0 + 0.75 + 2.0) / 3)
+    assert by_r[0.0]["kept"] == 0 and np.isnan(by_r[0.0]["label_error_m"])
+
+
+def test_sector_frame_round_trips_and_aligns_the_boresights():
+    azimuths = (math.radians(30.0), math.radians(150.0), math.radians(270.0))
+    frame = SiteFrame((100.0, -100.0), 10.0, azimuths, sector_frame=True)
+    rng = np.random.default_rng(0)
+    xy = jnp.asarray(rng.uniform(-200, 200, size=(12, 2)), jnp.float32)
+    sector = jnp.asarray(rng.integers(0, 3, size=12))
+    np.testing.assert_allclose(frame.positions(frame.targets(xy, sector), sector), xy, atol=1e-3)
+    # A receiver on its sector's boresight, 50 m out, lands on +x at 5 units in every sector.
+    on_boresight = jnp.stack(
+        [jnp.asarray([100.0 + 50 * math.cos(a), -100.0 + 50 * math.sin(a)]) for a in azimuths]
+    )
+    np.testing.assert_allclose(
+        frame.targets(on_boresight, jnp.arange(3)), [[5.0, 0.0]] * 3, atol=1e-5
+    )
+    # Heads (members, rows, heads, 2) rotate back with the sector broadcast over the heads.
+    heads = jnp.broadcast_to(frame.targets(xy, sector)[None, :, None], (2, 12, 3, 2))
+    np.testing.assert_allclose(
+        frame.positions(heads, sector[:, None]),
+        jnp.broadcast_to(xy[None, :, None], heads.shape),
+        atol=1e-3,
+    )
+    np.testing.assert_array_equal(frame.head_azimuths(), [0.0, 0.0, 0.0])
+    # Without the frame, targets are the plain normalised positions.
+    plain = frame._replace(sector_frame=False)
+    np.testing.assert_allclose(plain.targets(xy, sector), plain.normalise(xy))
 
 
 def tiny_model():
