@@ -21,11 +21,13 @@ from jaxfp.methods.csi.programs import (
     run_fixmatch,
     run_mean_teacher,
     run_sector_heads,
+    run_signature_wknn,
     run_supervised,
 )
 from jaxfp.methods.csi.suite import Suite
 
 METHOD_NAMES = (
+    "signature_wknn",
     "supervised",
     "mean_teacher",
     "fixmatch",
@@ -35,6 +37,7 @@ METHOD_NAMES = (
     "sector_heads",
 )
 REPORTED = (
+    "signature_wknn",
     "supervised",
     "mean_teacher",
     "fixmatch",
@@ -100,6 +103,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
             for name, xy in named.items():
                 found.setdefault(name, {})[scored] = xy
 
+    if "signature_wknn" in methods:
+        add(by_method("signature_wknn", timed("signature_wknn", lambda: run_signature_wknn(s))))
     if methods & {"supervised", "consistency"}:
         model, pretrained = timed("supervised", lambda: run_supervised(s))
         add(by_method("supervised", s.scored_positions(model, pretrained)))

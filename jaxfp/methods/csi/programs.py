@@ -51,6 +51,29 @@ def supervised_stage(
     return s.train(stage, state, step, steps, targets, weights, pools, **train_options)
 
 
+def run_signature_wknn(s: Suite) -> dict[str, np.ndarray]:
+    """Source A on its own, a baseline without training: each receiver's position interpolated
+    over the labelled receivers of its sector in the TA-invariant CSI signature (the consistency
+    section's k and signature bins). The same for every seed."""
+    k, n_l = s.config.consistency, s.n_labelled
+    anchors = s.signatures(s.train_csi[:n_l], k.signature_bins)
+    scored = {"test": (s.test_csi, s.test_sector)}
+    if len(s.train_csi) > n_l:
+        scored["unlabelled"] = (s.train_csi[n_l:], s.train_sector[n_l:])
+    out = {}
+    for name, (csi, sector) in scored.items():
+        xy = pseudo_labels.profile_labels(
+            s.signatures(csi, k.signature_bins),
+            sector,
+            anchors,
+            s.train_sector[:n_l],
+            s.train_xy[:n_l].astype(np.float64),
+            k.k,
+        )
+        out[name] = np.broadcast_to(xy, (s.n, *xy.shape))
+    return out
+
+
 def run_mean_teacher(s: Suite) -> dict[str, np.ndarray]:
     c = s.config
     model = s.model(c.backbone, c.width)
@@ -193,6 +216,7 @@ def run_consistency(
             )
             for m in range(s.n)
         ]
+        truth_rows = np.broadcast_to(truth, labels_a.shape)[open_rows]
         kept, agreed = pseudo_labels.agreeing_labels(labels_a, labels_b, k.agreement_radius_m)
         kept &= open_rows
         pseudo[kept] = agreed[kept]
@@ -206,8 +230,8 @@ def run_consistency(
         stats.append(
             {
                 "round": r,
-                "source_a_error_m": float(np.nanmean(np.linalg.norm(labels_a - truth, axis=-1))),
-                "source_b_error_m": float(np.nanmean(np.linalg.norm(labels_b - truth, axis=-1))),
+                "source_a_error_m": mean_error(labels_a[open_rows], truth_rows),
+                "source_b_error_m": mean_error(labels_b[open_rows], truth_rows),
                 "stage1_error_m": float(stage1_error.mean()),
                 "kept_this_round": float(kept.mean()),
                 "pseudo_labelled": float(have.mean()),
@@ -238,6 +262,11 @@ def run_consistency(
                 positions[scored]["consistency"] = xy
             positions[scored]["consistency_iterative"] = xy
     return positions, stats
+
+
+def mean_error(xy: np.ndarray, truth: np.ndarray) -> float:
+    """Mean distance in metres; NaN without rows (a round with nothing left to label)."""
+    return float(np.linalg.norm(xy - truth, axis=-1).mean()) if len(xy) else float("nan")
 
 
 def mean_reports(reports: list[list[dict[str, float]]]) -> list[dict[str, float]]:
