@@ -5,7 +5,8 @@ seeds at once (the CSI paper's Table II and Fig. 4).
 Paper scale (full etoile set, ResNet34 as the paper's §IV-B, hours on a GPU):
     python -m datagen generate --out data/etoile
     jaxfp run experiments/csi/few_labels.py --workdir runs/csi_ssl --config.data.path=data/etoile
-Small size (the small etoile set, a tiny ResNet, 3 seeds; ~25 min on 2 CPU cores):
+Small size (the small etoile set, a tiny ResNet, 3 seeds; Mean Teacher and FixMatch at 52 passes
+over the unlabelled pool: ~2 h on 2 idle CPU cores, estimated from its stages):
     python -m datagen generate --out data/etoile_small --config datagen/config.py:small
     jaxfp run experiments/csi/few_labels.py:small --workdir runs/csi_ssl_small
 Test size: experiments/csi/few_labels.py:test (with --config.data.path of a tiny set).
