@@ -140,11 +140,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     percentile_bar_plot(
         pooled, os.path.join(workdir, "percentiles.png"), title="error percentiles (all seeds)"
     )
-    unlabelled = s.n_labelled and len(s.unlabelled_xy)
     extra["unlabelled_pool_passes"] = {
-        name: passes
-        for name, passes in s.unlabelled_passes().items()
-        if name in methods and unlabelled
+        name: passes for name, passes in s.unlabelled_passes().items() if name in methods
     }
     split = s.split_summary()
     sizes = split["split_sizes"]
