@@ -16,6 +16,7 @@ from typing import NamedTuple
 
 import jraph
 import numpy as np
+import scipy.sparse
 
 from jaxfp.common.rss_scale import OFFSET_DB
 
@@ -40,10 +41,13 @@ class SiteGraph(NamedTuple):
 
     def ap_features(self) -> np.ndarray:
         """(A, F): the edge-weighted mean of each AP's sample neighbours (zeros if it has none)."""
-        features = self.sample_features
-        out = np.zeros((self.num_aps, features.shape[1]), np.float64)
-        np.add.at(out, self.edge_ap, self.edge_weight[:, None] * features[self.edge_sample])
-        total = np.bincount(self.edge_ap, self.edge_weight, minlength=self.num_aps)
+        # A sparse (APs x samples) product: np.add.at over ~700k edges took 2.5 s a graph.
+        weights = scipy.sparse.csr_matrix(
+            (self.edge_weight.astype(np.float64), (self.edge_ap, self.edge_sample)),
+            shape=(self.num_aps, self.num_samples),
+        )
+        out = weights @ self.sample_features.astype(np.float64)
+        total = np.asarray(weights.sum(1)).ravel()
         return (out / np.maximum(total, 1e-12)[:, None]).astype(np.float32)
 
     def rss(self) -> np.ndarray:
@@ -190,22 +194,27 @@ def to_graphs_tuple(graph: SiteGraph, node_budget: int, edge_budget: int) -> Pad
             f"graph of {n_nodes} nodes and {n_edges} directed edges exceeds the budgets "
             f"({node_budget} nodes incl. 1 of padding, {edge_budget} edges)"
         )
-    tuple_graph = jraph.GraphsTuple(
-        nodes=nodes.astype(np.float32),
-        edges={
-            "features": (0.5 * (nodes[senders] + nodes[receivers])).astype(np.float32),
-            "weight": weight.astype(np.float32),
-            "virtual": virtual,
-        },
-        senders=senders.astype(np.int32),
-        receivers=receivers.astype(np.int32),
-        n_node=np.array([n_nodes], np.int32),
-        n_edge=np.array([n_edges], np.int32),
+    # Padded in place as `jraph.pad_with_graphs(..., n_graph=2)` pads (tested equal): one padding
+    # graph holds the spare nodes, and the spare edges join its first node; its concatenations
+    # of ~3M-row edge arrays took most of a second per graph.
+    padded_nodes = np.zeros((node_budget, nodes.shape[1]), np.float32)
+    padded_nodes[:n_nodes] = nodes
+    features = np.zeros((edge_budget, nodes.shape[1]), np.float32)
+    np.add(padded_nodes[senders], padded_nodes[receivers], out=features[:n_edges])
+    features[:n_edges] *= 0.5
+    ends = np.full((2, edge_budget), n_nodes, np.int32)
+    ends[0, :n_edges], ends[1, :n_edges] = senders, receivers
+    padded_weight = np.zeros(edge_budget, np.float32)
+    padded_weight[:n_edges] = weight
+    padded_virtual = np.zeros(edge_budget, bool)
+    padded_virtual[:n_edges] = virtual
+    padded = jraph.GraphsTuple(
+        nodes=padded_nodes,
+        edges={"features": features, "weight": padded_weight, "virtual": padded_virtual},
+        senders=ends[0],
+        receivers=ends[1],
+        n_node=np.array([n_nodes, node_budget - n_nodes], np.int32),
+        n_edge=np.array([n_edges, edge_budget - n_edges], np.int32),
         globals=None,
     )
-    padded = jraph.pad_with_graphs(tuple_graph, node_budget, edge_budget, n_graph=2)
-    return Padded(
-        padded,
-        np.asarray(jraph.get_node_padding_mask(padded)),
-        np.asarray(jraph.get_edge_padding_mask(padded)),
-    )
+    return Padded(padded, np.arange(node_budget) < n_nodes, np.arange(edge_budget) < n_edges)

@@ -12,6 +12,8 @@ import jax.numpy as jnp
 import jraph
 import numpy as np
 
+from jaxfp.common.rows import take_rows
+
 
 class NeighbourTable(NamedTuple):
     """Incoming edges grouped by receiver: node n's are order[offset[n] : offset[n] + degree[n]]."""
@@ -44,15 +46,15 @@ def sample_edges(key: jax.Array, table: NeighbourTable, fanout: int) -> tuple[ja
     position = table.offset[:, None] + jnp.minimum((draw * degree).astype(jnp.int32), degree - 1)
     position = jnp.clip(position, 0, table.order.shape[0] - 1)
     mask = jnp.broadcast_to(degree > 0, position.shape)
-    return table.order[position].reshape(-1), mask.reshape(-1)
+    return take_rows(table.order, position).reshape(-1), mask.reshape(-1)
 
 
 def edge_subgraph(graph: jraph.GraphsTuple, edge_ids: jax.Array) -> jraph.GraphsTuple:
     """The graph with only `edge_ids` (repeats allowed) as its edges; nodes unchanged."""
     return graph._replace(
-        senders=graph.senders[edge_ids],
-        receivers=graph.receivers[edge_ids],
-        edges=jax.tree.map(lambda e: e[edge_ids], graph.edges),
+        senders=take_rows(graph.senders, edge_ids),
+        receivers=take_rows(graph.receivers, edge_ids),
+        edges=jax.tree.map(lambda e: take_rows(e, edge_ids), graph.edges),
         # All sampled edges count as the first graph's; the padding graph keeps none.
         n_edge=jnp.zeros_like(graph.n_edge).at[0].set(edge_ids.shape[0]),
     )

@@ -2,6 +2,7 @@
 
 import jax
 import jax.numpy as jnp
+import jraph
 import numpy as np
 import pytest
 
@@ -63,6 +64,25 @@ def test_padding_masks_and_budgets():
     np.testing.assert_array_equal(
         large.graph.senders[large.edge_mask], small.graph.senders[small.edge_mask]
     )
+
+
+def test_padding_in_place_equals_jraphs_padding():
+    g = bipartite.with_virtual_edges(hand_graph(), 0.5)
+    padded = bipartite.to_graphs_tuple(g, 10, 20)
+    real_nodes, real_edges = int(padded.node_mask.sum()), int(padded.edge_mask.sum())
+    unpadded = jax.tree.map(
+        lambda x: x[:real_edges] if len(x) == 20 else x,
+        padded.graph._replace(
+            nodes=padded.graph.nodes[:real_nodes],
+            n_node=padded.graph.n_node[:1],
+            n_edge=padded.graph.n_edge[:1],
+        ),
+    )
+    reference = jraph.pad_with_graphs(unpadded, 10, 20, n_graph=2)
+    for ours, theirs in zip(jax.tree.leaves(padded.graph), jax.tree.leaves(reference)):
+        np.testing.assert_array_equal(ours, np.asarray(theirs))
+    np.testing.assert_array_equal(padded.node_mask, jraph.get_node_padding_mask(reference))
+    np.testing.assert_array_equal(padded.edge_mask, jraph.get_edge_padding_mask(reference))
 
 
 def test_neighbour_sampling_draws_only_real_incoming_edges_uniformly():

@@ -7,6 +7,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from jaxfp.common.rows import take_rows
 from jaxfp.graphs import sampling
 from jaxfp.methods.gufu.autoencoder import Autoencoder
 from jaxfp.methods.gufu.sage import EdgeSAGE
@@ -50,9 +51,10 @@ def gnn_loss(static: tuple[EdgeSAGE, int, int], params, data, key):
         graph = sampling.edge_subgraph(graph, ids)
     z, _ = model.apply(params, graph, mask, train=True, rngs={"dropout": dropout_key})
     senders, receivers = graph.senders, graph.receivers
-    positive = jax.nn.log_sigmoid(jnp.sum(z[senders] * z[receivers], -1))
+    at_sender = take_rows(z, senders)
+    positive = jax.nn.log_sigmoid(jnp.sum(at_sender * take_rows(z, receivers), -1))
     sampled = jax.random.randint(negative_key, (negatives, senders.shape[0]), 0, data["real_nodes"])
-    negative = jax.nn.log_sigmoid(-jnp.sum(z[senders][None] * z[sampled], -1)).mean(0)
+    negative = jax.nn.log_sigmoid(-jnp.sum(at_sender[None] * take_rows(z, sampled), -1)).mean(0)
     per_edge = -(positive + negatives * negative)
     weight = mask.astype(jnp.float32)
     return jnp.sum(per_edge * weight) / jnp.maximum(jnp.sum(weight), 1.0)

@@ -281,8 +281,15 @@ class Gufu:
         if num_old is None or per_new == 0:
             return graph._replace(virtual=bipartite.similar_pairs(similar, threshold, cap))
         points = self._points() if self.g.virtual_one_per_point else None
+        # The records' own pairs are the last retraining's graph's: same records, same encoder.
+        known = self._database_graph
+        records = (
+            known.virtual
+            if known is not None and known.num_samples == num_old
+            else bipartite.similar_pairs(similar[:num_old], threshold, cap)
+        )
         virtual = [
-            bipartite.similar_pairs(similar[:num_old], threshold, cap),
+            records,
             num_old + bipartite.similar_pairs(similar[num_old:], threshold, cap),
             bipartite.old_new_pairs(similar, num_old, threshold, per_new, points),
         ]
@@ -399,7 +406,7 @@ class Gufu:
         if self.g.rewrite_from == "embeddings":  # features = GNN embeddings; codes by a readout
             z_alone = self.embed(self._database_graph)  # codes_old's graph, built in retraining
             readout = ridge_readout(z_alone, codes_old)
-        for _ in range(self.g.update_rounds):
+        for round_ in range(self.g.update_rounds):
             graph = self._graph(
                 np.concatenate([self.rss, on_known]),
                 np.concatenate([codes_old, codes_new]),
@@ -411,7 +418,8 @@ class Gufu:
                 targets, targets_alone = np.concatenate([codes_old, codes_new]), codes_old
             else:  # MLP2 learns the embeddings the batch changed through message passing
                 targets, targets_alone = z, z_alone
-            new_xy, updated, alone = self._update_module(graph, z, targets, targets_alone)
+            last = round_ == self.g.update_rounds - 1
+            new_xy, updated, alone = self._update_module(graph, z, targets, targets_alone, last)
             if readout is not None:
                 updated, alone = readout(updated), None if alone is None else readout(alone)
         links = link_diagnostics(graph.virtual, s, len(on_known))
@@ -452,13 +460,15 @@ class Gufu:
         z: np.ndarray,
         features: np.ndarray,
         features_alone: np.ndarray,
+        last_round: bool = True,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """Eq. (5)-(9): MLP1 embedding -> location, MLP2 location -> feature.
 
         `features` (records then batch) are what MLP2 learns (eq. 6) and eq. 8 pulls towards;
         `features_alone` the records' features without the batch. Returns the new samples'
         locations, the records' updated features and, for the residual rewrite, the features of
-        the same module fit on `features_alone` with eq. 7-8 weighted 0.
+        the same module fit on `features_alone` with eq. 7-8 weighted 0 (only in the last round:
+        the rewrite reads no other).
         """
         s = len(self.rss)
         loc = jnp.asarray(self._location_features(self.xy))
@@ -497,7 +507,9 @@ class Gufu:
         centre, spread = self._location_scale()
         updated = np.asarray(mlp2.apply(params["mlp2"], loc))
         without_batch = None
-        if self.g.rewrite == "residual":  # same start, same compiled step, the batch weighted 0
+        if self.g.rewrite == "residual" and not last_round:
+            self._next_key()  # the skipped fit's key, so later fits draw the keys they drew before
+        elif self.g.rewrite == "residual":  # same start, same compiled step, the batch weighted 0
             data["cross_weight"] = jnp.zeros_like(data["cross_weight"])
             data["codes_old"] = jnp.asarray(features_alone)
             params, _ = self._fit(

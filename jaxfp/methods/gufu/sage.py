@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 import jraph
 
+from jaxfp.common.rows import take_rows
 from jaxfp.common.rss_scale import OFFSET_DB
 
 
@@ -33,8 +34,15 @@ class EdgeSAGELayer(nn.Module):
         num_nodes = nodes.shape[0]
         mask = edge_mask.astype(nodes.dtype)[:, None]
         weight = mask * aggregation_weight[:, None]
-        message = jnp.concatenate([nodes[graph.senders], edges], -1) * weight
-        total = jax.ops.segment_sum(message, graph.receivers, num_nodes)
+        # [neighbour ⊕ edge] summed per receiver as two sums joined per node: XLA:CPU's fused
+        # gather-concatenate over the edges was 5x slower than both sums together.
+        total = jnp.concatenate(
+            [
+                jax.ops.segment_sum(part * weight, graph.receivers, num_nodes)
+                for part in (take_rows(nodes, graph.senders), edges)
+            ],
+            -1,
+        )
         count = jax.ops.segment_sum(weight, graph.receivers, num_nodes)
         neighbours = total / jnp.maximum(count, 1e-6)
         h = nn.relu(nn.Dense(self.features, name="node")(jnp.concatenate([nodes, neighbours], -1)))
@@ -60,8 +68,8 @@ class EndsDense(nn.Module):
         bias = self.param("bias", nn.initializers.zeros_init(), (self.features,))
         at_sender, at_receiver = h @ kernel[:width], h @ kernel[width : 2 * width]
         return (
-            at_sender[graph.senders]
-            + at_receiver[graph.receivers]
+            take_rows(at_sender, graph.senders)
+            + take_rows(at_receiver, graph.receivers)
             + edges @ kernel[2 * width :]
             + bias
         )
