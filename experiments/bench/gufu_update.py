@@ -2,7 +2,7 @@
 sample nodes and ~400 AP nodes (the issue's target: 5 s or less per update on 2 CPU cores).
 
     python experiments/bench/gufu_update.py [--aps 400] [--rps-side 50] [--samples-per-rp 4]
-        [--variant gufu|gufu_residual|...]
+        [--variant gufu|gufu_linked|...] [--set retrain_steps=20 ...]
 
 The site is `jaxfp.data.synthetic` (ComGAN's propagation model, shadowing, fading); the batch is
 one scan at 1,000 random points after a period of AP churn at GUFU's Table 5 rates. The first
@@ -12,6 +12,7 @@ update includes compilation; the second is the steady state.
 from __future__ import annotations
 
 import argparse
+import ast
 import dataclasses
 import os
 
@@ -33,9 +34,24 @@ def main() -> None:
     parser.add_argument("--samples-per-rp", type=int, default=4)
     parser.add_argument("--batch", type=int, default=1000)
     parser.add_argument("--variant", default="gufu")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="override a gufu setting after the variant's, e.g. --set retrain_steps=20",
+    )
     args = parser.parse_args()
     config = load_config(HERE.replace("bench/gufu_update.py", "gufu/longterm.py"))
     settings = variant_settings(config, "gufu", args.variant)
+    for assignment in args.set:
+        field, _, value = assignment.partition("=")
+        if field not in settings:
+            parser.error(f"--set {assignment}: no gufu setting {field!r}")
+        try:
+            settings[field] = ast.literal_eval(value)  # numbers, True/False, quoted strings
+        except (ValueError, SyntaxError):
+            settings[field] = value  # a bare word: a choice such as rewrite=residual
     side = 2.0 * args.rps_side
     params = dataclasses.replace(
         WorldParams(),

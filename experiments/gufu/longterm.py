@@ -52,6 +52,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
             gufu_linked=LINKED,
             gufu_linked_no_rewrite={**LINKED, "rewrite": "none"},  # values change only by edges
             gufu_linked_points={**LINKED, "readings_per_point": True},  # a point's map as one
+            gufu_linked_forgets={**LINKED, "readings_forget_min_links": 10},  # departed APs go
             gufu_keeps=dict(below_floor="keeps"),  # gufu as last read: no detection ends
             no_feature_extractor=dict(feature_extractor=False),
             no_virtual_edges=dict(virtual_edges=False),
@@ -105,6 +106,8 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
             readings_add_share=0.5,  # neighbour_readings: share of linked samples to add an edge
             readings_keep_share=0.0,  # ... at most this share hearing it removes an edge
             readings_blend=0.0,  # ... a confirmed edge moves towards the linked readings
+            readings_forget_min_links=0,  # ... k > 0: an AP no batch sample hears though k are
+            # linked to records hearing it is forgotten (0: only edges judged one by one go)
             readings_any_ap=False,  # ... edges to any AP may come, not only the batch's new APs
             readings_per_point=False,  # ... every record at a linked record's point judged alike
             detect_floor_dbm=-110.0,

@@ -157,6 +157,7 @@ def update_edges_from_readings(
     add_share: float = 0.5,
     keep_share: float = 0.0,
     blend: float = 0.0,
+    forget_min_links: int = 0,
 ) -> EdgeUpdate:
     """Algorithm 2 with location-dependent weights (ours), from the readings of the new samples
     linked to each old sample (`links`: (old, new) pairs, e.g. the batch's virtual pairs).
@@ -166,6 +167,10 @@ def update_edges_from_readings(
     when share <= `keep_share` (no linked sample hears it, by default); a candidate (an AP in
     `addable_aps`, or any) comes when share >= `add_share`, weighing the reading; a kept edge with
     share >= `add_share` moves towards the reading by `blend` (0: Algorithm 2 leaves weights).
+    With `forget_min_links` = k > 0, an AP that no new sample hears although at least k of them
+    are linked to old samples that hear it loses every edge, linked or not, and so is forgotten:
+    the batch covered its area and it was gone (judging records one by one leaves it on every
+    record no new sample links to).
     """
     heard = scipy.sparse.csr_matrix(
         (np.ones(len(graph.edge_weight)), (graph.edge_sample, graph.edge_ap)),
@@ -186,6 +191,8 @@ def update_edges_from_readings(
     sample, ap = np.minimum(graph.edge_sample, num_old - 1), graph.edge_ap
     on_judged = old_edge & judged[sample]
     kept = ~on_judged | (share[sample, ap] > keep_share)
+    if forget_min_links:
+        kept &= ~(old_edge & unheard_aps(heard, linked, num_old, forget_min_links)[ap])
     confirmed = on_judged & (share[sample, ap] >= add_share)
     weight = graph.edge_weight.copy()
     weight[confirmed] += blend * (reading[sample, ap][confirmed] - weight[confirmed])
@@ -197,6 +204,17 @@ def update_edges_from_readings(
     rows, aps = np.nonzero(judged[:, None] & ~joined & addable[None] & (share >= add_share))
     new = np.column_stack([rows, aps])
     return _apply(graph._replace(edge_weight=weight), kept, new, reading[rows, aps])
+
+
+def unheard_aps(
+    heard: scipy.sparse.csr_matrix, linked: scipy.sparse.csr_matrix, num_old: int, min_links: int
+) -> np.ndarray:
+    """(A,) APs that no new sample hears (rows `num_old` on of `heard`, samples x APs) although
+    at least `min_links` new samples are linked (`linked`: old x samples) to old ones hearing them."""
+    heard_by_batch = np.asarray(heard[num_old:].sum(0)).ravel() > 0
+    near_hearers = (linked.T @ heard[:num_old]) > 0  # (samples, APs): linked to a hearer
+    covered = np.asarray(near_hearers.sum(0)).ravel()
+    return (covered >= min_links) & ~heard_by_batch
 
 
 def _apply(

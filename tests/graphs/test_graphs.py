@@ -206,6 +206,15 @@ def test_edges_from_readings_forget_a_gone_ap_and_map_a_new_one_by_place():
     # A record no new sample links to is not judged: it keeps the gone AP.
     half = edge_prediction.update_edges_from_readings(g, links[:1], 2, np.array([2]))
     assert np.isfinite(half.graph.rss()[1, 1]) and np.isnan(half.graph.rss()[0, 1])
+    # Forgetting: with one new sample linked to a record hearing g and none hearing g, g goes
+    # from the unlinked record too; asking for two such samples keeps it there.
+    forgets = edge_prediction.update_edges_from_readings(g, links[:1], 2, forget_min_links=1)
+    assert list(forgets.deleted_aps) == ["g"] and "g" not in forgets.graph.ap_ids
+    cautious = edge_prediction.update_edges_from_readings(g, links[:1], 2, forget_min_links=2)
+    assert np.isfinite(cautious.graph.rss()[1, 1])
+    # An AP the new samples still hear ("kept") is never forgotten this way.
+    heard = edge_prediction.update_edges_from_readings(g, links, 2, forget_min_links=1)
+    np.testing.assert_allclose(heard.graph.rss()[:2, 0], [-60.0, -60.0])
     # Blending moves a confirmed edge halfway to the linked reading (-60 -> -61.5 for record 1).
     blended = edge_prediction.update_edges_from_readings(g, links, 2, blend=0.5)
     np.testing.assert_allclose(blended.graph.rss()[:2, 0], [-61.0, -60.5], atol=1e-4)

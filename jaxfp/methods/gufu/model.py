@@ -49,7 +49,10 @@ Choices where the paper's symbols were lost or it is silent, one line each:
   at their mean reading, for new APs or with `readings_any_ap` any AP; `readings_blend` moves a
   confirmed edge towards their reading; `readings_per_point` judges every record at a linked
   record's reference point alike, so a point's map moves as one: the protocol reads a point's
-  AP only where half its records detect it, which a few linked records never reach; see
+  AP only where half its records detect it, which a few linked records never reach;
+  `readings_forget_min_links` = k forgets an AP no batch sample hears though k of them are
+  linked to records hearing it (edges judged record by record never remove it where no batch
+  sample links); see
   `jaxfp.graphs.edge_prediction`).
 - GNN training samples `fanout` incoming edges per node each step (GraphSAGE's sampling; 0 = the
   whole graph); eq. 4's positive pairs are the sampled edges; inference uses every edge.
@@ -553,6 +556,7 @@ class Gufu:
                 add_share=self.g.readings_add_share,
                 keep_share=self.g.readings_keep_share,
                 blend=self.g.readings_blend,
+                forget_min_links=self.g.readings_forget_min_links,
             )
         rss = result.graph.rss()[:s]  # the batch's sample nodes leave the graph
         alive = np.isfinite(rss).any(0)
