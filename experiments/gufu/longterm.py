@@ -53,6 +53,11 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
             gufu_linked_no_rewrite={**LINKED, "rewrite": "none"},  # values change only by edges
             gufu_linked_points={**LINKED, "readings_per_point": True},  # a point's map as one
             gufu_linked_forgets={**LINKED, "readings_forget_min_links": 10},  # departed APs go
+            gufu_linked_points_forgets={
+                **LINKED,
+                "readings_per_point": True,
+                "readings_forget_min_links": 10,
+            },
             gufu_keeps=dict(below_floor="keeps"),  # gufu as last read: no detection ends
             no_feature_extractor=dict(feature_extractor=False),
             no_virtual_edges=dict(virtual_edges=False),

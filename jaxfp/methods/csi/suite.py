@@ -13,6 +13,7 @@ boresights) is read from the data set's header, never from the experiment config
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 from collections.abc import Callable, Sequence
@@ -139,6 +140,18 @@ class Suite:
             )
 
         self.prep, self.strong_prep = prep, strong_prep
+
+        # Built once: `signatures` is called per method and per round (one compile per shape).
+        @functools.partial(jax.jit, static_argnames="bins")
+        def signature(block: jax.Array, key: jax.Array, bins: int) -> jax.Array:
+            ta_key, noise_key = jax.random.split(key)
+            if p.max_ta_s > 0:
+                block = timing_advance(block, ta_key, p.max_ta_s, spacing)
+            if p.snr_db is not None:
+                block = awgn(block, noise_key, p.snr_db)
+            return ta_invariant_profile(block, bins)
+
+        self._signature = signature
         self.seeds = tuple(config.seeds)
         self.n = len(self.seeds)
         self.mesh = member_mesh(self.n)
@@ -361,20 +374,10 @@ class Suite:
     def signatures(self, csi: np.ndarray, bins: int) -> np.ndarray:
         """TA-invariant CSI signatures (`ta_invariant_profile`) of rows that carry a random timing
         advance and noise, as a real measurement would (fixed keys: repeatable)."""
-        p = self.config.preprocess
-        spacing = self.spacing_hz
-
-        @jax.jit
-        def signature(block: jax.Array, key: jax.Array) -> jax.Array:
-            ta_key, noise_key = jax.random.split(key)
-            if p.max_ta_s > 0:
-                block = timing_advance(block, ta_key, p.max_ta_s, spacing)
-            if p.snr_db is not None:
-                block = awgn(block, noise_key, p.snr_db)
-            return ta_invariant_profile(block, bins)
 
         def chunk(block: np.ndarray, start: int) -> jax.Array:
-            return signature(jnp.asarray(block), jax.random.fold_in(jax.random.key(2), start))
+            key = jax.random.fold_in(jax.random.key(2), start)
+            return self._signature(jnp.asarray(block), key, bins)
 
         return map_chunks(chunk, csi, self.config.eval_batch)
 
