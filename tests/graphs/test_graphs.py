@@ -79,7 +79,7 @@ def test_padding_in_place_equals_jraphs_padding():
         ),
     )
     reference = jraph.pad_with_graphs(unpadded, 10, 20, n_graph=2)
-    for ours, theirs in zip(jax.tree.leaves(padded.graph), jax.tree.leaves(reference)):
+    for ours, theirs in zip(jax.tree.leaves(padded.graph), jax.tree.leaves(reference), strict=True):
         np.testing.assert_array_equal(ours, np.asarray(theirs))
     np.testing.assert_array_equal(padded.node_mask, jraph.get_node_padding_mask(reference))
     np.testing.assert_array_equal(padded.edge_mask, jraph.get_edge_padding_mask(reference))
