@@ -81,6 +81,9 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
             test_parts=("test",),
             format="auto",
             held_out=("device2", "device3"),
+            # Of each held-out device's scans, this fraction trains the discriminator unlabelled
+            # (the target domain, §III-A) and is not scored; 0: source devices only.
+            unlabelled_target_fraction=0.5,
             floor_height_m=4.0,
         )
     )
@@ -95,7 +98,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
             device_gain_spread=0.1,  # ... and gain ~ N(1, 0.1)
             shadowing_db=4.0,
             train_scans_per_rp=10,
-            test_scans_per_rp=4,
+            test_scans_per_rp=8,  # half unlabelled target, half scored
             seed=0,
         )
     )
@@ -108,7 +111,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
         c.seeds = (0, 1)
         c.image.n_aps = 6
         c.synthetic.update(
-            dict(width_m=8.0, height_m=6.0, train_scans_per_rp=2, test_scans_per_rp=1)
+            dict(width_m=8.0, height_m=6.0, train_scans_per_rp=2, test_scans_per_rp=2)
         )
         c.train.update(
             dict(num_steps=4, log_every=2, checkpoint_every=2, batch_size=8, plateau_steps=2)

@@ -1,6 +1,9 @@
 """`itoloc.devices` and `itoloc.drift`: iToLoc's protocols on a synthetic world and real sets.
 
-- devices: train on some devices' labelled scans (domains = device), test per held-out device.
+- devices: train on some devices' labelled scans (domains = device), test per held-out device;
+  a fraction of each held-out device's scans (`data.unlabelled_target_fraction`) is handed to the
+  offline training unlabelled as the target domain of eq. 8 (§III-A: domains "without label
+  information") and not scored; 0 trains on the source devices alone.
 - drift: train on month 1 of the long-term set (domains = collection), then month by month run
   the co-training update (§IV) on that month's unlabelled test scans and score on them; "before"
   is the month-1 model never updated (the no-update ablation).
@@ -115,7 +118,9 @@ class Study:
         )
 
     # --- offline adversarial training ----------------------------------------------------------
-    def offline(self, variant: Variant, labelled: Scans) -> Any:
+    def offline(self, variant: Variant, labelled: Scans, target: Scans | None = None) -> Any:
+        """Eq. 11 on `labelled`; `target` rows (unlabelled) join every batch, as many as the
+        labelled ones, for the discriminator (and batch norm) only: their location weight is 0."""
         train = self.config.train
         tx = self.optimizer(train)
         sample = jnp.asarray(labelled.image[:1])
@@ -136,17 +141,33 @@ class Study:
         def batch_of(rng: np.random.Generator, _: int) -> dict[str, np.ndarray]:
             rows = labels[rng.integers(0, len(labels), size)]
             location = labelled.location[rows]
-            return {
+            batch = {
                 "image": labelled.image[rows],
                 "target": np.broadcast_to(onehot[location], (heads, size, len(onehot))),
                 "weight": np.ones((heads, size), np.float32),
                 "rp": np.broadcast_to(location, (heads, size)),
                 "domain": labelled.domain[rows],
             }
+            if target is None:
+                return batch
+            extra = rng.integers(0, len(target.image), size)
+            unlabelled = {
+                "image": target.image[extra],
+                "target": np.zeros((heads, size, len(onehot)), np.float32),
+                "weight": np.zeros((heads, size), np.float32),
+                "rp": np.zeros((heads, size), np.int64),
+                "domain": target.domain[extra],
+            }
+            axis = {"image": 0, "domain": 0, "target": 1, "weight": 1, "rp": 1}
+            return {k: np.concatenate([batch[k], unlabelled[k]], axis[k]) for k in batch}
 
         name = f"offline/{variant.name}"
         options = LoopOptions.from_config(train, seed=named_int(self.config.seed, name))
-        shaping = {"model": variant.settings.to_dict(), "train": train.to_dict()}
+        shaping = {
+            "model": variant.settings.to_dict(),
+            "train": train.to_dict(),
+            "target_rows": 0 if target is None else len(target.image),
+        }
         return self.stages.stage(
             name, init, self.step(variant, options.num_steps), batch_of, options, shaping
         )
@@ -410,11 +431,35 @@ def device_sets(config: ml_collections.ConfigDict) -> tuple[FingerprintSet, Fing
     return train, test
 
 
+def split_target(
+    config: ml_collections.ConfigDict, test: FingerprintSet
+) -> tuple[FingerprintSet | None, FingerprintSet]:
+    """(unlabelled target scans, scored scans): per held-out device, a random
+    `data.unlabelled_target_fraction` of its scans (drawn from `config.seed`) is the target set."""
+    fraction = float(config.data.unlabelled_target_fraction)
+    if not 0.0 <= fraction < 1.0:
+        raise ConfigError(
+            f"config.data.unlabelled_target_fraction: expected 0 <= f < 1, got {fraction}"
+        )
+    if fraction == 0.0:
+        return None, test
+    rng = np.random.default_rng(named_seed(config.seed, "unlabelled target"))
+    is_target = np.zeros(test.n, bool)
+    for device in np.unique(test.device):
+        rows = np.flatnonzero(test.device == device)
+        is_target[rng.permutation(rows)[: int(round(fraction * len(rows)))]] = True
+    unlabelled = test.subset(is_target, source=f"{test.source}, unlabelled target")
+    return unlabelled, test.subset(~is_target, source=f"{test.source}, scored")
+
+
 def run_devices(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     _check_variants(config)
     train_fs, test_fs = device_sets(config)
+    target_fs, test_fs = split_target(config, test_fs)
     domains = Domains(config.domain_keys)
     domains.of(train_fs)
+    if target_fs is not None:
+        domains.of(target_fs)
     n_domains = len(domains.ids)
     shared = {
         "data": config.data.to_dict(),
@@ -431,14 +476,17 @@ def run_devices(config: ml_collections.ConfigDict, workdir: str) -> dict[str, An
     for name in config.run_variants:
         variant = study.variant(name)
         print(f"[itoloc] {name}: training {len(study.seeds)} seeds", flush=True)
-        states = study.offline(variant, study.scans(train_fs, variant))
+        target = None if target_fs is None else study.scans(target_fs, variant)
+        states = study.offline(variant, study.scans(train_fs, variant), target)
         for dev, fs in per_device.items():
             rows[f"{name} @ {dev}"] = study.row(states, variant, fs)
     for dev, fs in per_device.items():
         rows[f"wknn @ {dev}"] = study.wknn_row(fs)
+    unlabelled = 0 if target_fs is None else target_fs.n
     title = (
         f"{train_fs.source}: {train_fs.n} training scans at {len(study.site.xy)} locations, "
-        f"devices held out {held_out}; {len(study.aps)} APs in the image; seeds {list(study.seeds)}"
+        f"devices held out {held_out} ({unlabelled} of their scans unlabelled in training, "
+        f"{test_fs.n} scored); {len(study.aps)} APs in the image; seeds {list(study.seeds)}"
     )
     write_results(workdir, title, config, rows, METRIC_COLUMNS, tables, aps=study.aps.tolist())
     return {"rows": rows}
