@@ -13,6 +13,7 @@ from jaxfp.config import ConfigError, load_config
 from jaxfp.methods.itoloc import cotraining, image
 from jaxfp.methods.itoloc.losses import LossSettings, make_loss
 from jaxfp.methods.itoloc.nets import ItoLocNet
+from jaxfp.methods.itoloc.run import device_sets, split_target
 from jaxfp.nets.gradient_reversal import reverse_gradient, warmup_scale
 from jaxfp.train.state import TrainState
 from jaxfp.train.steps import make_train_step
@@ -153,3 +154,26 @@ def test_configs_and_bad_held_out_devices(tmp_path):
         load_config(DRIFT + ":drft")
     uji = load_config(DEVICES + ":uji_test")
     assert uji.data.source == "real" and uji.data.held_out == ("phone13", "phone14")
+
+
+def test_the_held_out_devices_are_split_into_unlabelled_target_and_scored_scans():
+    config = load_config(DEVICES + ":test")
+    _, test = device_sets(config)
+    unlabelled, scored = split_target(config, test)
+    for device in config.data.held_out:
+        n = int(np.sum(test.device == device))
+        assert np.sum(unlabelled.device == device) == n // 2
+        assert np.sum(scored.device == device) == n - n // 2
+
+    def rows(fs):
+        return {(tuple(x), tuple(r)) for x, r in zip(fs.xy, fs.rss, strict=True)}
+
+    # Disjoint and complete: every test scan is in exactly one of the two.
+    assert not rows(unlabelled) & rows(scored) and rows(unlabelled) | rows(scored) == rows(test)
+    again, _ = split_target(config, test)
+    np.testing.assert_array_equal(again.rss, unlabelled.rss)
+    config.data.unlabelled_target_fraction = 0.0
+    assert split_target(config, test) == (None, test)
+    config.data.unlabelled_target_fraction = 1.0
+    with pytest.raises(ConfigError, match="unlabelled_target_fraction"):
+        split_target(config, test)
