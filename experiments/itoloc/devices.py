@@ -62,10 +62,49 @@ def base_config(method: str) -> ml_collections.ConfigDict:
             max_to_keep=2,
         )
     )
+    # §IV / §V-A: σ0 = 0.98 and σ_os = 0.05 (office and classroom); the pool grows as 60 · 2^t.
+    c.cotrain = ml_collections.ConfigDict(
+        dict(
+            rounds=6,
+            pool_base=60,
+            sigma0=0.98,
+            sigma_step=0.05,
+            dropout_passes=9,  # K; a label is unstable when more than K/3 passes differ
+            smear_every=3,
+            smear_std=0.1,  # eq. 12's std (the paper gives none)
+        )
+    )
+    c.cotrain_train = ml_collections.ConfigDict(
+        dict(
+            num_steps=100,
+            batch_size=32,
+            learning_rate=0.01,  # §V-A: 0.01 in the model update
+            momentum=0.9,
+            weight_decay=1e-4,
+            plateau_steps=50,
+            plateau_patience=5,
+            log_every=50,
+            checkpoint_every=100,
+            max_to_keep=1,
+        )
+    )
     c.knn = ml_collections.ConfigDict(dict(k=3, representation="positive"))
     c.region_cell_m = 4.0
     c.eval_batch = 512
     return c
+
+
+def shrink_for_tests(c: ml_collections.ConfigDict) -> None:
+    """The `:test` sizes both protocols share: two seeds, tiny images, a few steps of each kind."""
+    c.seeds = (0, 1)
+    c.image.n_aps = 6
+    c.train.update(
+        dict(num_steps=4, log_every=2, checkpoint_every=2, batch_size=8, plateau_steps=2)
+    )
+    c.cotrain.update(dict(rounds=3, pool_base=4, sigma0=0.0, dropout_passes=3, smear_every=1))
+    c.cotrain_train.update(
+        dict(num_steps=2, log_every=1, checkpoint_every=1, batch_size=4, plateau_steps=1)
+    )
 
 
 def get_config(arg: str = "") -> ml_collections.ConfigDict:
@@ -73,6 +112,11 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
         raise ConfigError(f"{__file__}: config variant {arg!r}; expected one of {VARIANTS}")
     c = base_config("itoloc.devices")
     c.domain_keys = ("device",)
+    # Co-trained (§IV) on the held-out devices' unlabelled target scans after the offline
+    # training, scored on the same scored scans as before the update.
+    c.update_variants = ("itoloc",)
+    c.cotrain.update(dict(rounds=4))  # the pool holds all 480 target scans from round 3
+    c.cotrain_train.update(dict(num_steps=50, batch_size=16))
     c.data = ml_collections.ConfigDict(
         dict(
             source="synthetic",
@@ -108,13 +152,9 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
         c.data.test_parts = ("train", "test")
         c.data.held_out = ("phone13", "phone14")
     if arg in ("test", "uji_test"):
-        c.seeds = (0, 1)
-        c.image.n_aps = 6
+        shrink_for_tests(c)
         c.synthetic.update(
             dict(width_m=8.0, height_m=6.0, train_scans_per_rp=2, test_scans_per_rp=2)
-        )
-        c.train.update(
-            dict(num_steps=4, log_every=2, checkpoint_every=2, batch_size=8, plateau_steps=2)
         )
         c.run_variants = ("itoloc", "plain_cnn", "no_image")
     if arg == "uji_test":

@@ -3,7 +3,8 @@
 - devices: train on some devices' labelled scans (domains = device), test per held-out device;
   a fraction of each held-out device's scans (`data.unlabelled_target_fraction`) is handed to the
   offline training unlabelled as the target domain of eq. 8 (§III-A: domains "without label
-  information") and not scored; 0 trains on the source devices alone.
+  information") and not scored; 0 trains on the source devices alone. The `update_variants` are
+  then co-trained (§IV) on those target scans and scored again on the same scored scans.
 - drift: train on month 1 of the long-term set (domains = collection), then month by month run
   the co-training update (§IV) on that month's unlabelled test scans and score on them; "before"
   is the month-1 model never updated (the no-update ablation).
@@ -382,13 +383,24 @@ def _pseudo_label_summary(log: list[dict[str, Any]]) -> dict[str, dict[str, Any]
     return out
 
 
+def _update_tables(update_log: list[dict[str, Any]]) -> dict[str, Any]:
+    if not update_log:
+        return {}
+    title = (
+        "co-training: pseudo labels per round (kept per head and their true error in m; mean over "
+        "seeds and heads)"
+    )
+    return {title: table(_pseudo_label_summary(update_log), ["pool", "sigma", "kept", "error_m"])}
+
+
 def _check_variants(config: ml_collections.ConfigDict) -> None:
     known = list(config.variants.keys())
-    unknown = set(config.run_variants) - set(known)
-    if unknown:
-        raise ConfigError(
-            f"config.run_variants: unknown {sorted(unknown)}; expected some of {known}"
-        )
+    for field in ("run_variants", "update_variants"):
+        unknown = set(config.get(field, ())) - set(known)
+        if unknown:
+            raise ConfigError(
+                f"config.{field}: unknown {sorted(unknown)}; expected some of {known}"
+            )
 
 
 # --- protocol: device heterogeneity -------------------------------------------------------------
@@ -472,14 +484,20 @@ def run_devices(config: ml_collections.ConfigDict, workdir: str) -> dict[str, An
     held_out = [str(v) for v in config.data.held_out]
     per_device = {dev: test_fs.subset(test_fs.device == dev) for dev in held_out}
     rows: dict[str, dict[str, Any]] = {}
-    tables: dict[str, Any] = {}
+    update_log: list[dict[str, Any]] = []
     for name in config.run_variants:
         variant = study.variant(name)
         print(f"[itoloc] {name}: training {len(study.seeds)} seeds", flush=True)
+        labelled = study.scans(train_fs, variant)
         target = None if target_fs is None else study.scans(target_fs, variant)
-        states = study.offline(variant, study.scans(train_fs, variant), target)
-        for dev, fs in per_device.items():
+        states = study.offline(variant, labelled, target)
+        for dev, fs in per_device.items():  # before the update: its steps donate the states
             rows[f"{name} @ {dev}"] = study.row(states, variant, fs)
+        if target is not None and name in config.update_variants:
+            states, log = study.update(states, variant, labelled, target, f"update/{name}")
+            update_log += log
+            for dev, fs in per_device.items():
+                rows[f"{name}, updated @ {dev}"] = study.row(states, variant, fs)
     for dev, fs in per_device.items():
         rows[f"wknn @ {dev}"] = study.wknn_row(fs)
     unlabelled = 0 if target_fs is None else target_fs.n
@@ -488,8 +506,17 @@ def run_devices(config: ml_collections.ConfigDict, workdir: str) -> dict[str, An
         f"devices held out {held_out} ({unlabelled} of their scans unlabelled in training, "
         f"{test_fs.n} scored); {len(study.aps)} APs in the image; seeds {list(study.seeds)}"
     )
-    write_results(workdir, title, config, rows, METRIC_COLUMNS, tables, aps=study.aps.tolist())
-    return {"rows": rows}
+    write_results(
+        workdir,
+        title,
+        config,
+        rows,
+        METRIC_COLUMNS,
+        _update_tables(update_log),
+        aps=study.aps.tolist(),
+        update_log=update_log,
+    )
+    return {"rows": rows, "update_log": update_log}
 
 
 # --- protocol: drift over months with the co-training update ------------------------------------
@@ -539,19 +566,13 @@ def run_drift(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]
         f"{list(d.months)}; {len(study.aps)} APs in the image; seeds {list(study.seeds)}"
     )
     rows = dict(sorted(rows.items()))
-    tables = {
-        "co-training: pseudo labels per round (kept per head and their true error in m; mean over "
-        "seeds and heads)": table(
-            _pseudo_label_summary(update_log), ["pool", "sigma", "kept", "error_m"]
-        )
-    }
     write_results(
         workdir,
         title,
         config,
         rows,
         METRIC_COLUMNS,
-        tables,
+        _update_tables(update_log),
         aps=study.aps.tolist(),
         update_log=update_log,
     )

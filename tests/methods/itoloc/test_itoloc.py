@@ -121,6 +121,10 @@ def test_device_protocol_end_to_end_and_resume(tmp_path):
     } <= set(rows)
     for row in rows.values():
         assert 0 <= row["region_success"] <= 1 and np.isfinite(row["mean_m"])
+    # iToLoc is co-trained on the held-out devices' unlabelled scans and scored again.
+    assert {"itoloc, updated @ device2", "itoloc, updated @ device3"} <= set(rows)
+    assert "plain_cnn, updated @ device2" not in rows
+    assert {line["round"] for line in out["update_log"]} == {0, 1, 2}
     lines = (run / "offline" / "itoloc" / "metrics.jsonl").read_text().splitlines()
     assert json.loads(lines[-1])["finite"] == 1.0
     shutil.rmtree(run / "offline" / "plain_cnn")
@@ -150,6 +154,8 @@ def test_drift_protocol_with_the_update_end_to_end(tmp_path):
 def test_configs_and_bad_held_out_devices(tmp_path):
     with pytest.raises(ConfigError, match="held_out"):
         run_experiment(DEVICES + ":test", tmp_path / "run", "--config.data.held_out=('device9',)")
+    with pytest.raises(ConfigError, match="update_variants"):
+        run_experiment(DEVICES + ":test", tmp_path / "run", "--config.update_variants=('itolc',)")
     with pytest.raises(ConfigError, match="drft"):
         load_config(DRIFT + ":drft")
     uji = load_config(DEVICES + ":uji_test")
