@@ -52,9 +52,13 @@ PAPER_PERCENTILES = (50, 67, 80, 90)
 
 
 def extra_tables(
-    transductive: dict[str, Any], columns: list[str], rounds: list[dict[str, Any]]
+    transductive: dict[str, Any],
+    columns: list[str],
+    rounds: list[dict[str, Any]],
+    fixmatch_selection: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """The transductive table (the unlabelled pool scored) and the kept-label report per round."""
+    """The transductive table (the unlabelled pool scored), the kept-label report per round and
+    what FixMatch's rules keep at the end of training."""
     out = (
         {"transductive: the unlabelled pool": table(transductive, columns)} if transductive else {}
     )
@@ -66,6 +70,10 @@ def extra_tables(
         }
         out["kept labels (A vs B, rows not yet kept; errors against the truth)"] = table(
             report, ["kept", "kept_share", "label_error_m", "model_error_m"]
+        )
+    if fixmatch_selection:
+        out["FixMatch at the end of training: what its rule keeps of the unlabelled pool"] = table(
+            fixmatch_selection, ["kept_share", "kept_error_m", "rejected_error_m", "all_error_m"]
         )
     return out
 
@@ -110,11 +118,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         add(by_method("supervised", s.scored_positions(model, pretrained)))
     if "mean_teacher" in methods:
         add(by_method("mean_teacher", timed("mean_teacher", lambda: run_mean_teacher(s))))
-    if "fixmatch" in methods:
-        add(by_method("fixmatch", timed("fixmatch", lambda: run_fixmatch(s, "confidence"))))
-    if "fixmatch_distance" in methods:
-        xy = timed("fixmatch_distance", lambda: run_fixmatch(s, "distance"))
-        add(by_method("fixmatch_distance", xy))
+    for name, rule in (("fixmatch", "confidence"), ("fixmatch_distance", "distance")):
+        if name in methods:
+            xy, selection = timed(name, lambda rule=rule: run_fixmatch(s, rule))
+            add(by_method(name, xy))
+            extra.setdefault("fixmatch_selection", {})[name] = selection
     if "consistency" in methods:
         scored, extra["pseudo_labels"] = timed(
             "consistency", lambda: run_consistency(s, model, pretrained)
@@ -160,7 +168,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         rows,
         columns,
         seeds=list(s.seeds),
-        tables=extra_tables(tables["unlabelled"], columns, extra.get("pseudo_labels", [])),
+        tables=extra_tables(
+            tables["unlabelled"],
+            columns,
+            extra.get("pseudo_labels", []),
+            extra.get("fixmatch_selection", {}),
+        ),
         train_seconds=seconds,
         **split,
         **extra,

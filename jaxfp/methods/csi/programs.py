@@ -97,7 +97,8 @@ def run_mean_teacher(s: Suite) -> dict[str, np.ndarray]:
     return s.scored_positions(model, teacher)
 
 
-def run_fixmatch(s: Suite, rule: str) -> dict[str, np.ndarray]:
+def run_fixmatch(s: Suite, rule: str) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """(scored positions, `fixmatch_selection` of the trained model)."""
     c, f = s.config, s.config.fixmatch
     cells = Cells.covering(s.train_xy[: s.n_labelled], f.cell_m)
     model = s.model(c.backbone, c.width, cells=cells.count if rule == "confidence" else 0)
@@ -124,7 +125,42 @@ def run_fixmatch(s: Suite, rule: str) -> dict[str, np.ndarray]:
         sections=("fixmatch",),
         unlabelled=True,
     )
-    return s.scored_positions(model, state)
+    return s.scored_positions(model, state), fixmatch_selection(s, model, state, rule)
+
+
+def fixmatch_selection(s: Suite, model, state: TrainState, rule: str) -> dict[str, Any]:
+    """What FixMatch's `rule` keeps of the whole unlabelled pool at the end of training — weak
+    views drawn as the loss draws them (random TA and noise, running statistics) — and the true
+    error of the kept and of the rejected pseudo-positions. The truth is read here only, never
+    by the training. Per seed, and their mean."""
+    f, n_l = s.config.fixmatch, s.n_labelled
+    csi, sector, truth = s.train_csi[n_l:], s.train_sector[n_l:], s.unlabelled_xy
+    first = s.predict(model, state, csi, sector, view=1)
+    weak = first["xy"][:, :, 0]  # the loss's pseudo target: head 0 of the weak view
+    if rule == "confidence":
+        keep = first["cell_confidence"] >= f.threshold
+        pseudo = weak
+    else:
+        second = s.predict(model, state, csi, sector, view=2)["xy"][:, :, 0]
+        keep = np.linalg.norm(weak - second, axis=-1) < f.distance_threshold_m
+        pseudo = 0.5 * (weak + second)
+    error = np.linalg.norm(pseudo - truth[None], axis=-1)  # (seeds, rows)
+
+    def mean_where(mask: np.ndarray) -> list[float]:  # nan for a seed that kept none / all
+        return [
+            float(e[m].mean()) if m.any() else float("nan")
+            for e, m in zip(error, mask, strict=True)
+        ]
+
+    per_seed = {
+        "kept_share": keep.mean(1).tolist(),
+        "kept_error_m": mean_where(keep),
+        "rejected_error_m": mean_where(~keep),
+        "all_error_m": error.mean(1).tolist(),
+    }
+    out: dict[str, Any] = {k: float(np.nanmean(v)) for k, v in per_seed.items()}
+    out["per_seed"] = per_seed
+    return out
 
 
 def run_consistency(

@@ -310,16 +310,17 @@ class Suite:
 
     # --- prediction ---------------------------------------------------------------------------
     def predict(
-        self, model, state: TrainState, csi: np.ndarray, sector: np.ndarray
+        self, model, state: TrainState, csi: np.ndarray, sector: np.ndarray, view: int = 1
     ) -> dict[str, np.ndarray]:
         """xy (members, rows, heads, 2) in metres (rotated back from each row's sector frame when
-        the frame is on) and features (members, rows, F); a fixed key draws the same TA and noise
-        for every model, so predictions are repeatable."""
+        the frame is on), features (members, rows, F) and, for a model with cell logits, the top
+        cell probability (members, rows); a fixed key (`view`) draws the same TA and noise for
+        every model, so predictions are repeatable."""
         run = self._forward(model)
         sector = np.asarray(sector, np.int32)
 
         def chunk(block: np.ndarray, start: int) -> dict[str, jax.Array]:
-            x = self.prep(jnp.asarray(block), jax.random.fold_in(jax.random.key(1), start))
+            x = self.prep(jnp.asarray(block), jax.random.fold_in(jax.random.key(view), start))
             rows = pad_rows(sector[start : start + len(block)], len(block))
             return run(state, x, jnp.asarray(rows))
 
@@ -338,7 +339,10 @@ class Suite:
                     variables = {"params": params, "batch_stats": batch_stats}
                     out = model.apply(variables, x, train=False)
                     xy = geometry.positions(out["xy"], sector[:, None])
-                    return {"xy": xy, "features": out["features"]}
+                    found = {"xy": xy, "features": out["features"]}
+                    if "logits" in out:
+                        found["cell_confidence"] = jnp.max(jax.nn.softmax(out["logits"]), -1)
+                    return found
 
                 return jax.vmap(one)(state.params, state.batch_stats)
 

@@ -4,12 +4,14 @@ import math
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 import optax
 
 from jaxfp.common.geometry import Cells, SiteFrame
 from jaxfp.methods.csi import losses, pseudo_labels
 from jaxfp.methods.csi.heads import PositionHeads
+from jaxfp.methods.csi.programs import fixmatch_selection
 from jaxfp.nets import MLP
 from jaxfp.train.state import TeacherState, TrainState
 
@@ -212,3 +214,40 @@ def test_fixmatch_rules_mask_and_train():
         assert np.isfinite(value) and float(metrics["mask_rate"]) == expected_mask
         if expected_mask == 0.0:
             assert float(metrics["unsupervised"]) == 0.0
+
+
+class _FakeSuite:
+    """Just what `fixmatch_selection` reads: four unlabelled rows with hand-made weak views."""
+
+    def __init__(self, threshold: float, distance_m: float) -> None:
+        self.config = ml_collections.ConfigDict(
+            dict(fixmatch=dict(threshold=threshold, distance_threshold_m=distance_m))
+        )
+        self.n_labelled = 1
+        self.train_csi = np.zeros((5, 1))
+        self.train_sector = np.zeros(5, np.int32)
+        self.unlabelled_xy = np.zeros((4, 2))
+        # View 1 is 1, 2, 3, 4 m east of the truth; view 2 agrees on rows 0-1, 10 m off on 2-3.
+        self.views = {
+            1: np.array([[1.0, 0.0], [2.0, 0.0], [3.0, 0.0], [4.0, 0.0]]),
+            2: np.array([[1.0, 0.0], [2.0, 0.0], [3.0, 10.0], [4.0, 10.0]]),
+        }
+
+    def predict(self, model, state, csi, sector, view=1):
+        assert len(csi) == len(sector) == 4  # the unlabelled pool only
+        return {
+            "xy": self.views[view][None, :, None],  # (seeds, rows, heads, 2)
+            "cell_confidence": np.array([[0.99, 0.5, 0.97, 0.2]]),
+        }
+
+
+def test_fixmatch_selection_reports_the_true_error_of_what_each_rule_keeps():
+    confident = fixmatch_selection(_FakeSuite(0.95, 5.0), None, None, "confidence")
+    assert confident["kept_share"] == 0.5  # rows 0 and 2
+    assert confident["kept_error_m"] == 2.0 and confident["rejected_error_m"] == 3.0
+    assert confident["all_error_m"] == 2.5
+    agreeing = fixmatch_selection(_FakeSuite(0.95, 5.0), None, None, "distance")
+    assert agreeing["kept_share"] == 0.5  # rows 0 and 1; the pseudo-position is the views' mean
+    assert agreeing["kept_error_m"] == 1.5
+    np.testing.assert_allclose(agreeing["rejected_error_m"], np.mean(np.hypot([3, 4], 5)))
+    assert agreeing["per_seed"]["kept_share"] == [0.5]

@@ -39,6 +39,9 @@ def test_every_method_runs_logs_and_resumes_to_the_same_table(tmp_path, capsys):
     # 3 steps x 4 unlabelled rows over a pool of 48.
     assert results["unlabelled_pool_passes"]["mean_teacher"] == 3 * 4 / 48
     assert len(results["ensemble"]["out_of_bag_error_m"]) == 2  # seeds x groups
+    selection = results["fixmatch_selection"]
+    assert set(selection) == {"fixmatch", "fixmatch_distance"}
+    assert all(0 <= row["kept_share"] <= 1 for row in selection.values())
     for stage in ("supervised", "mean_teacher", "consistency/round2_stage3", "ensemble/tiny"):
         lines = (run / stage / "metrics.jsonl").read_text().splitlines()
         assert json.loads(lines[-1])["finite"] == 1.0
