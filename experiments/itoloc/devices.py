@@ -27,6 +27,8 @@ def model_variants() -> ml_collections.ConfigDict:
             no_image=dict(image="vector"),
             no_spatial=dict(spatial_weight=0.0),
             no_adversary=dict(adversary_weight=0.0),
+            # λ = 1 (DANN's own setting) beside the default 0.1: is the adversary too weak?
+            adversary_1=dict(adversary_weight=1.0),
         )
     )
 
