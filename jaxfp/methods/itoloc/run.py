@@ -383,14 +383,34 @@ def _pseudo_label_summary(log: list[dict[str, Any]]) -> dict[str, dict[str, Any]
     return out
 
 
-def _update_tables(update_log: list[dict[str, Any]]) -> dict[str, Any]:
-    if not update_log:
-        return {}
-    title = (
-        "co-training: pseudo labels per round (kept per head and their true error in m; mean over "
-        "seeds and heads)"
+def _write(
+    workdir: str,
+    title: str,
+    config: ml_collections.ConfigDict,
+    rows: dict[str, dict[str, Any]],
+    study: Study,
+    update_log: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """results.json with the co-training table (when an update ran); what a protocol returns."""
+    tables = {}
+    if update_log:
+        name = (
+            "co-training: pseudo labels per round (kept per head and their true error in m; "
+            "mean over seeds and heads)"
+        )
+        columns = ["pool", "sigma", "kept", "error_m"]
+        tables[name] = table(_pseudo_label_summary(update_log), columns)
+    write_results(
+        workdir,
+        title,
+        config,
+        rows,
+        METRIC_COLUMNS,
+        tables,
+        aps=study.aps.tolist(),
+        update_log=update_log,
     )
-    return {title: table(_pseudo_label_summary(update_log), ["pool", "sigma", "kept", "error_m"])}
+    return {"rows": rows, "update_log": update_log}
 
 
 def _check_variants(config: ml_collections.ConfigDict) -> None:
@@ -506,17 +526,7 @@ def run_devices(config: ml_collections.ConfigDict, workdir: str) -> dict[str, An
         f"devices held out {held_out} ({unlabelled} of their scans unlabelled in training, "
         f"{test_fs.n} scored); {len(study.aps)} APs in the image; seeds {list(study.seeds)}"
     )
-    write_results(
-        workdir,
-        title,
-        config,
-        rows,
-        METRIC_COLUMNS,
-        _update_tables(update_log),
-        aps=study.aps.tolist(),
-        update_log=update_log,
-    )
-    return {"rows": rows, "update_log": update_log}
+    return _write(workdir, title, config, rows, study, update_log)
 
 
 # --- protocol: drift over months with the co-training update ------------------------------------
@@ -566,17 +576,7 @@ def run_drift(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]
         f"{list(d.months)}; {len(study.aps)} APs in the image; seeds {list(study.seeds)}"
     )
     rows = dict(sorted(rows.items()))
-    write_results(
-        workdir,
-        title,
-        config,
-        rows,
-        METRIC_COLUMNS,
-        _update_tables(update_log),
-        aps=study.aps.tolist(),
-        update_log=update_log,
-    )
-    return {"rows": rows, "update_log": update_log}
+    return _write(workdir, title, config, rows, study, update_log)
 
 
 def fit_locator(
