@@ -158,7 +158,10 @@ def fixmatch_selection(s: Suite, model, state: TrainState, rule: str) -> dict[st
         "rejected_error_m": mean_where(~keep),
         "all_error_m": error.mean(1).tolist(),
     }
-    out: dict[str, Any] = {k: float(np.nanmean(v)) for k, v in per_seed.items()}
+    out: dict[str, Any] = {
+        k: float(np.nanmean(v)) if np.isfinite(v).any() else float("nan")
+        for k, v in per_seed.items()
+    }
     out["per_seed"] = per_seed
     return out
 
