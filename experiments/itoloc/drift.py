@@ -24,7 +24,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     c = devices.base_config("itoloc.drift")
     c.domain_keys = ("month", "set_kind", "set_number")  # one device: domains are collections
     c.run_variants = ("itoloc",)
-    c.run_update = True
+    c.update_variants = ("itoloc",)  # updated month by month; the others only scored
     c.data = ml_collections.ConfigDict(
         dict(
             path=os.path.join(REPO, "data", "uji-lib-longterm-months01-15.zip"),

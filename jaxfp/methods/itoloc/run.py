@@ -6,8 +6,8 @@
   information") and not scored; 0 trains on the source devices alone. The `update_variants` are
   then co-trained (§IV) on those target scans and scored again on the same scored scans.
 - drift: train on month 1 of the long-term set (domains = collection), then month by month run
-  the co-training update (§IV) on that month's unlabelled test scans and score on them; "before"
-  is the month-1 model never updated (the no-update ablation).
+  the co-training update (§IV) of the `update_variants` on that month's unlabelled test scans and
+  score on them; "no update" is the month-1 model never updated (the no-update ablation).
 
 Variants (`config.variants`, run: `config.run_variants`): iToLoc, a plain CNN (extractor + M1, no
 adversary, no spatial term), and iToLoc without the image transform, the spatial constraint or
@@ -561,14 +561,15 @@ def run_drift(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]
         states = offline
         for m, fs in months.items():  # before any update: an update's steps donate the states
             rows[f"month {m:02d} {name}, no update"] = study.row(offline, variant, fs)
+        if name not in config.update_variants:
+            continue
         for m, fs in months.items():
-            if config.run_update:
-                test = study.scans(fs, variant)
-                states, log = study.update(
-                    states, variant, labelled, test, f"update/{name}/month{m:02d}"
-                )
-                update_log += log
-                rows[f"month {m:02d} {name}, updated"] = study.row(states, variant, fs)
+            test = study.scans(fs, variant)
+            states, log = study.update(
+                states, variant, labelled, test, f"update/{name}/month{m:02d}"
+            )
+            update_log += log
+            rows[f"month {m:02d} {name}, updated"] = study.row(states, variant, fs)
     for m, fs in months.items():
         rows[f"month {m:02d} wknn"] = study.wknn_row(fs)
     title = (
