@@ -1,17 +1,21 @@
 """iToLoc throughput: training samples per second of the full adversarial step (extractor, three
 location heads, discriminator) and of the plain CNN (extractor + M1) at the paper's batch size, and
-seconds per co-training selection (test-mode pass + K dropout passes) over a pool. Prints a table
-and writes JSON with the machine it ran on.
+seconds per co-training selection (test-mode pass + K dropout passes) over a pool; and, for
+`--seeds` S > 1, the full step of S seeds stacked and vmapped (as the protocols train them, one
+program) against the same S steps one after the other, measured alternately (A B A B) so the
+ratio holds under load. Prints a table and writes JSON with the machine it ran on.
 
-    python experiments/bench/itoloc.py [--aps 16] [--repeats 10] [--out bench_itoloc.json]
+    python experiments/bench/itoloc.py [--aps 16] [--repeats 10] [--seeds 3] [--out bench_itoloc.json]
 """
 
 from __future__ import annotations
 
 import argparse
+import time
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from jaxfp.common.atomic_files import write_json
@@ -32,6 +36,7 @@ def main() -> None:
     parser.add_argument("--pool", type=int, default=960)
     parser.add_argument("--dropout-passes", type=int, default=9)
     parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--seeds", type=int, default=3, help="vmapped vs sequential; 1: skip")
     parser.add_argument("--out", default="bench_itoloc.json")
     args = parser.parse_args()
     images = jax.random.normal(jax.random.key(0), (args.batch, args.aps, args.aps))
@@ -69,6 +74,10 @@ def main() -> None:
             "seconds": seconds,
             "samples_per_second": args.batch / seconds,
         }
+        if len(heads) == 3 and args.seeds > 1:
+            rows.update(
+                seeds_vmapped_or_not(net, variables, batch, distances, args.seeds, args.repeats)
+            )
         if len(heads) == 3:
             pool = jax.random.normal(jax.random.key(4), (args.pool, args.aps, args.aps))
             apply = jax.jit(
@@ -95,6 +104,45 @@ def main() -> None:
     write_json(args.out, result)
     print(result["machine"])
     print(format_table(rows, ["seconds", "samples_per_second"]))
+
+
+def seeds_vmapped_or_not(net, variables, batch, distances, seeds: int, repeats: int) -> dict:
+    """Rows for `seeds` full steps: stacked and vmapped (one program) vs one after the other.
+    The two alternate (A B A B; medians over the rounds) so a shared machine's drift stays out
+    of their ratio."""
+    state = TrainState.create(
+        apply_fn=net.apply,
+        params=variables["params"],
+        tx=optax.sgd(0.1, momentum=0.9),
+        batch_stats=variables["batch_stats"],
+    )
+    step_fn = make_train_step(make_loss(LossSettings(net, 0.1, 0.1, 100), distances), jit=False)
+    one, vmapped = jax.jit(step_fn), jax.jit(jax.vmap(step_fn, in_axes=(0, None, 0)))
+    stacked = jax.tree.map(lambda leaf: jnp.stack([leaf] * seeds), state)
+    keys = jax.random.split(jax.random.key(5), seeds)
+    runs = {
+        "one after the other": lambda: [one(state, batch, k)[1]["loss"] for k in keys],
+        "vmapped": lambda: vmapped(stacked, batch, keys)[1]["loss"],
+    }
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    for fn in runs.values():
+        jax.block_until_ready(fn())  # compilation
+    for _ in range(max(repeats, 3)):
+        for name, fn in runs.items():
+            start = time.perf_counter()
+            jax.block_until_ready(fn())
+            times[name].append(time.perf_counter() - start)
+    seconds = {name: float(np.median(t)) for name, t in times.items()}
+    ratio = seconds["vmapped"] / seconds["one after the other"]
+    samples = seeds * len(batch["domain"])
+    return {
+        f"{seeds} seeds' iToLoc steps, {name}"
+        + (f" (x{ratio:.2f})" if name == "vmapped" else ""): {
+            "seconds": t,
+            "samples_per_second": samples / t,
+        }
+        for name, t in seconds.items()
+    }
 
 
 if __name__ == "__main__":
