@@ -1,9 +1,9 @@
 """iToLoc throughput: training samples per second of the full adversarial step (extractor, three
-location heads, discriminator) and of the plain CNN (extractor + M1) at the paper's batch size, and
-seconds per co-training selection (test-mode pass + K dropout passes) over a pool; and, for
-`--seeds` S > 1, the full step of S seeds stacked and vmapped (as the protocols train them, one
-program) against the same S steps one after the other, measured alternately (A B A B) so the
-ratio holds under load. Prints a table and writes JSON with the machine it ran on.
+location heads, discriminator) and of the plain CNN (extractor + M1) at the paper's batch size,
+seconds per co-training selection (test-mode pass + K dropout passes) over a pool, and, for
+`--seeds` S > 1, S seeds' full steps through `member_step` — one vmapped program, or a jitted
+step per seed in turn (`seed_execution`) — against plain jitted steps one after the other,
+alternated so the ratios hold under load. Prints a table and writes JSON with the machine.
 
     python experiments/bench/itoloc.py [--aps 16] [--repeats 10] [--seeds 3] [--out bench_itoloc.json]
 """
@@ -11,6 +11,7 @@ ratio holds under load. Prints a table and writes JSON with the machine it ran o
 from __future__ import annotations
 
 import argparse
+import functools
 import time
 
 import jax
@@ -23,6 +24,7 @@ from jaxfp.eval.bench import machine_info, median_seconds
 from jaxfp.eval.results import format_table
 from jaxfp.methods.itoloc.losses import LossSettings, make_loss
 from jaxfp.methods.itoloc.nets import ItoLocNet
+from jaxfp.train.members import SEED_EXECUTION, member_step
 from jaxfp.train.state import TrainState
 from jaxfp.train.steps import make_train_step
 
@@ -107,9 +109,9 @@ def main() -> None:
 
 
 def seeds_vmapped_or_not(net, variables, batch, distances, seeds: int, repeats: int) -> dict:
-    """Rows for `seeds` full steps: stacked and vmapped (one program) vs one after the other.
-    The two alternate (A B A B; medians over the rounds) so a shared machine's drift stays out
-    of their ratio."""
+    """Rows for `seeds` full steps: `member_step`'s two executions (one vmapped program; a jitted
+    step per seed in turn) against plain jitted steps one after the other. They alternate
+    (A B C A B C; medians over the rounds) so a shared machine's drift stays out of their ratios."""
     state = TrainState.create(
         apply_fn=net.apply,
         params=variables["params"],
@@ -117,12 +119,24 @@ def seeds_vmapped_or_not(net, variables, batch, distances, seeds: int, repeats: 
         batch_stats=variables["batch_stats"],
     )
     step_fn = make_train_step(make_loss(LossSettings(net, 0.1, 0.1, 100), distances), jit=False)
-    one, vmapped = jax.jit(step_fn), jax.jit(jax.vmap(step_fn, in_axes=(0, None, 0)))
-    stacked = jax.tree.map(lambda leaf: jnp.stack([leaf] * seeds), state)
+    one = jax.jit(step_fn)
     keys = jax.random.split(jax.random.key(5), seeds)
+    stacked_batch = jax.tree.map(lambda leaf: jnp.stack([leaf] * seeds), batch)
+    carried = {
+        execution: jax.tree.map(lambda leaf: jnp.stack([leaf] * seeds), state)
+        for execution in SEED_EXECUTION
+    }
+    steps = {
+        execution: member_step(step_fn, seeds, execution=execution) for execution in SEED_EXECUTION
+    }
+
+    def stepped(execution: str):
+        carried[execution], metrics = steps[execution](carried[execution], stacked_batch, keys[0])
+        return metrics["loss"]
+
     runs = {
         "one after the other": lambda: [one(state, batch, k)[1]["loss"] for k in keys],
-        "vmapped": lambda: vmapped(stacked, batch, keys)[1]["loss"],
+        **{f"member_step {e}": functools.partial(stepped, e) for e in SEED_EXECUTION},
     }
     times: dict[str, list[float]] = {name: [] for name in runs}
     for fn in runs.values():
@@ -133,11 +147,10 @@ def seeds_vmapped_or_not(net, variables, batch, distances, seeds: int, repeats: 
             jax.block_until_ready(fn())
             times[name].append(time.perf_counter() - start)
     seconds = {name: float(np.median(t)) for name, t in times.items()}
-    ratio = seconds["vmapped"] / seconds["one after the other"]
+    base = seconds["one after the other"]
     samples = seeds * len(batch["domain"])
     return {
-        f"{seeds} seeds' iToLoc steps, {name}"
-        + (f" (x{ratio:.2f})" if name == "vmapped" else ""): {
+        f"{seeds} seeds' iToLoc steps, {name} (x{t / base:.2f})": {
             "seconds": t,
             "samples_per_second": samples / t,
         }

@@ -33,8 +33,15 @@ class SeedStages:
     """Train stages of stacked seeds under `workdir`; stages sharing a step function share its
     compilation. `shared` is added to every stage's shaping (the data and seeds they all use)."""
 
-    def __init__(self, workdir: str, seeds: Sequence[int], shared: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        workdir: str,
+        seeds: Sequence[int],
+        shared: dict[str, Any],
+        execution: str = "vmap",
+    ) -> None:
         self.workdir, self.seeds, self.shared = workdir, tuple(seeds), dict(shared)
+        self.execution = execution  # member_step's: one vmapped program, or a step per seed
         self.mesh = member_mesh(len(self.seeds))
         self._steps: dict[Callable, Step] = {}
 
@@ -73,7 +80,7 @@ class SeedStages:
             return jax.tree.map(lambda *b: np.stack(b), *batches)
 
         if step_fn not in self._steps:
-            self._steps[step_fn] = member_step(step_fn, len(self.seeds), self.mesh)
+            self._steps[step_fn] = member_step(step_fn, len(self.seeds), self.mesh, self.execution)
         workdir = os.path.join(self.workdir, name)
         shaping = {**self.shared, **shaping, "stage": name}
         states, _ = fit(

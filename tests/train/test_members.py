@@ -130,8 +130,10 @@ def test_fit_members_resumes_after_a_lost_tail(tmp_path):
     assert rows == read_metrics(tmp_path / "a")
 
 
-def test_member_step_matches_one_by_one_and_shards_over_four_devices():
-    """`member_step` (stacked states, per-member batches and keys) == each member stepped alone."""
+@pytest.mark.parametrize("execution", ["vmap", "loop"])
+def test_member_step_matches_one_by_one_and_shards_over_four_devices(execution):
+    """`member_step` (stacked states, per-member batches and keys) == each member stepped alone,
+    whether the members run as one vmapped program or a jitted step each in turn."""
     data = sp.dataset()
     model = MLP(hidden=(16,), out=2, dropout=0.1, batch_norm=True)
     step_fn = make_train_step(regression_loss(model.apply), jit=False)
@@ -144,7 +146,7 @@ def test_member_step_matches_one_by_one_and_shards_over_four_devices():
     assert len(jax.tree.leaves(stacked.params)[0].sharding.device_set) == 4
     singles = [init(k) for k in keys]
     rng = jax.random.key(9)
-    step = member_step(step_fn, 4)
+    step = member_step(step_fn, 4, execution=execution)
     one = jax.jit(step_fn)
     for s in range(3):
         idx = np.stack([np.arange(16) + 16 * ((s + m) % 6) for m in range(4)])

@@ -46,6 +46,7 @@ from jaxfp.methods.itoloc.image import select_aps
 from jaxfp.methods.itoloc.losses import LossSettings, make_loss
 from jaxfp.methods.itoloc.nets import ItoLocNet
 from jaxfp.train.keys import named_int, named_key, named_seed
+from jaxfp.train.members import SEED_EXECUTION
 from jaxfp.train.options import LoopOptions
 from jaxfp.train.seed_stages import SeedStages, with_fresh_optimizer
 from jaxfp.train.state import TrainState
@@ -90,7 +91,12 @@ class Study:
         self.aps = train_fs.ap_ids[select_aps(train_fs.rss, config.image.n_aps)]
         self.n_domains = n_domains
         self.seeds = tuple(config.seeds)
-        self.stages = SeedStages(workdir, self.seeds, shared)
+        if config.seed_execution not in SEED_EXECUTION:
+            raise ConfigError(
+                f"config.seed_execution: expected one of {SEED_EXECUTION}, "
+                f"got {config.seed_execution!r}"
+            )
+        self.stages = SeedStages(workdir, self.seeds, shared, config.seed_execution)
         self.distances = jnp.asarray(self.site.distances)
         self._steps: dict[tuple, Any] = {}
 
@@ -181,12 +187,31 @@ class Study:
         images: np.ndarray,
         dropout_key: jax.Array | None = None,
     ) -> np.ndarray:
-        """(seeds, heads, n, C) location probabilities; with `dropout_key`, dropout on."""
+        """(seeds, heads, n, C) location probabilities; with `dropout_key`, dropout on. Seeds
+        run as in training (`config.seed_execution`): each on its slice in turn, or vmapped."""
+        seeds, loop = len(self.seeds), self.config.seed_execution == "loop"
+        stacked = (states.params, states.batch_stats)
+        per_seed = [jax.tree.map(lambda x, s=s: x[s], stacked) for s in range(seeds * loop)]
 
         def run(block: np.ndarray, start: int) -> jax.Array:
-            key = None if dropout_key is None else jax.random.fold_in(dropout_key, start)
-            params, stats = states.params, states.batch_stats
-            return _probabilities(variant.net, params, stats, jnp.asarray(block), key)
+            keys = (
+                None
+                if dropout_key is None
+                else jax.random.split(jax.random.fold_in(dropout_key, start), seeds)
+            )
+            block = jnp.asarray(block)
+            if not loop:
+                return _vmapped_probabilities(
+                    variant.net, states.params, states.batch_stats, block, keys
+                )
+            return jnp.stack(
+                [
+                    _seed_probabilities(
+                        variant.net, *per_seed[s], block, None if keys is None else keys[s]
+                    )
+                    for s in range(seeds)
+                ]
+            )
 
         return map_chunks(run, images, int(self.config.eval_batch), axis=2)
 
@@ -345,17 +370,24 @@ class Study:
         return states, log
 
 
-@functools.partial(jax.jit, static_argnums=0)
-def _probabilities(net: ItoLocNet, params, batch_stats, images, key) -> jax.Array:
-    def one(p, bs, k):
-        rngs = None if k is None else {"dropout": k}
-        out = net.apply(
-            {"params": p, "batch_stats": bs}, images, train=False, dropout=k is not None, rngs=rngs
-        )
-        return jax.nn.softmax(out["locations"])
+def _probabilities_of_seed(net: ItoLocNet, params, batch_stats, images, key) -> jax.Array:
+    """One seed's (heads, n, C) location probabilities; with `key`, dropout on."""
+    rngs = None if key is None else {"dropout": key}
+    variables = {"params": params, "batch_stats": batch_stats}
+    out = net.apply(variables, images, train=False, dropout=key is not None, rngs=rngs)
+    return jax.nn.softmax(out["locations"])
 
-    seeds = jax.tree.leaves(params)[0].shape[0]
-    keys = None if key is None else jax.random.split(key, seeds)
+
+_seed_probabilities = jax.jit(_probabilities_of_seed, static_argnums=0)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _vmapped_probabilities(net: ItoLocNet, params, batch_stats, images, keys) -> jax.Array:
+    """Every seed's, stacked: (seeds, heads, n, C)."""
+
+    def one(p, bs, k):
+        return _probabilities_of_seed(net, p, bs, images, k)
+
     return jax.vmap(one)(params, batch_stats, keys)
 
 
