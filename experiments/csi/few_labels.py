@@ -68,6 +68,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     if arg == "small":
         c.data.path = os.path.join(os.path.dirname(os.path.dirname(HERE)), "data", "etoile_small")
         c.backbone = "resnet_tiny"
+        c.seed_execution = "loop"  # CPU sizes
         c.train.num_steps = 1_200
         c.train.unlabelled_batch_size = 64  # mu = 2
         # 3,338 unlabelled receivers: 2,700 steps x 64 = 52 passes.
@@ -84,6 +85,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     if arg == "test":
         c.seeds = (0, 1)
         c.backbone = "resnet_tiny"
+        c.seed_execution = "loop"
         c.preprocess.crop_taps = 8
         c.eval_batch = 8
         c.train.batch_size = 4

@@ -48,7 +48,7 @@ from jaxfp.methods.csi.heads import PositionHeads
 from jaxfp.nets import BACKBONES
 from jaxfp.train.keys import named_int, named_key, named_seed
 from jaxfp.train.loop import fit
-from jaxfp.train.members import init_members, member_step
+from jaxfp.train.members import SEED_EXECUTION, init_members, member_step
 from jaxfp.train.options import LoopOptions
 from jaxfp.train.state import TeacherState, TrainState
 from jaxfp.train.whole_run import member_mesh
@@ -56,7 +56,7 @@ from jaxfp.train.whole_run import member_mesh
 # Config sections that belong to one method each; a stage's shaping config drops the others.
 METHOD_SECTIONS = ("mean_teacher", "fixmatch", "consistency", "finetune", "ensemble", "sector")
 # Config keys that never change a trained stage.
-NOT_SHAPING = ("methods", "backbones", "command_line", "eval_batch")
+NOT_SHAPING = ("methods", "backbones", "command_line", "eval_batch", "seed_execution")
 
 
 def site_frame(dataset: CsiDataset, scale_m: float) -> SiteFrame:
@@ -155,6 +155,14 @@ class Suite:
         self.seeds = tuple(config.seeds)
         self.n = len(self.seeds)
         self.mesh = member_mesh(self.n)
+        # One vmapped program for all seeds, or a jitted step per seed in turn (1.65x faster for
+        # ResNetTiny on XLA:CPU, the same for MobileNetV2: experiments/bench/itoloc.py's rule).
+        self.seed_execution = config.get("seed_execution", "vmap")
+        if self.seed_execution not in SEED_EXECUTION:
+            raise ConfigError(
+                f"config.seed_execution: expected one of {SEED_EXECUTION}, "
+                f"got {self.seed_execution!r}"
+            )
         self.sharded = NamedSharding(self.mesh, P("members"))
         self.sample = prep(jnp.asarray(self.train_csi[:1]), jax.random.key(0))
         self.dataset_size = len(dataset)
@@ -268,7 +276,7 @@ class Suite:
 
         # Stages that share a step function (the consistency fine-tunes) share its compilation.
         if step_fn not in self._compiled:
-            self._compiled[step_fn] = member_step(step_fn, self.n, self.mesh)
+            self._compiled[step_fn] = member_step(step_fn, self.n, self.mesh, self.seed_execution)
         step = self._compiled[step_fn]
         workdir = os.path.join(self.workdir, name)
         state, _ = fit(options, workdir, state, step, batch_at, desc=name, shaping=shaping)
@@ -333,19 +341,32 @@ class Suite:
         if key not in self._forwards:
             geometry = self.geometry
 
+            def one(params, batch_stats, x: jax.Array, sector: jax.Array) -> dict[str, jax.Array]:
+                variables = {"params": params, "batch_stats": batch_stats}
+                out = model.apply(variables, x, train=False)
+                xy = geometry.positions(out["xy"], sector[:, None])
+                found = {"xy": xy, "features": out["features"]}
+                if "logits" in out:
+                    found["cell_confidence"] = jnp.max(jax.nn.softmax(out["logits"]), -1)
+                return found
+
             @jax.jit
-            def run(state: TrainState, x: jax.Array, sector: jax.Array) -> dict[str, jax.Array]:
-                def one(params, batch_stats):
-                    variables = {"params": params, "batch_stats": batch_stats}
-                    out = model.apply(variables, x, train=False)
-                    xy = geometry.positions(out["xy"], sector[:, None])
-                    found = {"xy": xy, "features": out["features"]}
-                    if "logits" in out:
-                        found["cell_confidence"] = jnp.max(jax.nn.softmax(out["logits"]), -1)
-                    return found
+            def vmapped(state: TrainState, x: jax.Array, sector: jax.Array) -> dict[str, jax.Array]:
+                return jax.vmap(one, in_axes=(0, 0, None, None))(
+                    state.params, state.batch_stats, x, sector
+                )
 
-                return jax.vmap(one)(state.params, state.batch_stats)
+            one_seed = jax.jit(one)
 
+            def looped(state: TrainState, x: jax.Array, sector: jax.Array) -> dict[str, jax.Array]:
+                stacked = (state.params, state.batch_stats)
+                seeds = [
+                    one_seed(*jax.tree.map(lambda v, m=m: v[m], stacked), x, sector)
+                    for m in range(self.n)
+                ]
+                return jax.tree.map(lambda *v: jnp.stack(v), *seeds)
+
+            run = looped if self.seed_execution == "loop" else vmapped
             self._forwards[key] = (model, run)  # the model is kept so its id stays unique
         return self._forwards[key][1]
 
