@@ -22,7 +22,8 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     c.seed = 0
     c.seeds = (0,)  # several seeds train at once, as members
     # The members' steps: one vmapped program ("vmap", the accelerator's choice) or a jitted
-    # step per seed in turn ("loop": 1.65x faster for ResNetTiny on XLA:CPU, README "Performance").
+    # step per seed in turn ("loop": up to 1.65x faster for ResNetTiny on XLA:CPU, README
+    # "Performance").
     c.seed_execution = "vmap"
     c.backbones = ("shufflenet_v2", "mobilenet_v2", "resnet18", "resnet34", "resnet50", "resnet101")
     c.target_scale_m = 100.0  # the BS position and sectors come from the data set

@@ -140,7 +140,7 @@ def member_step(
 
     `execution="vmap"` runs every member in one vmapped program; `"loop"` runs one jitted step per
     member in turn on its slice (the same keys and arithmetic; the state stays stacked between
-    steps). For the iToLoc nets on XLA:CPU the loop is ~2x faster than vmapping the seeds
+    steps). For the iToLoc nets on XLA:CPU the loop is 1.7-1.9x faster than vmapping the seeds
     (`experiments/bench/itoloc.py`); for small dense nets the vmapped program wins.
 
     Each member gets its own key (the run key split n ways); metrics come back per member and

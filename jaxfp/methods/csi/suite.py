@@ -155,8 +155,8 @@ class Suite:
         self.seeds = tuple(config.seeds)
         self.n = len(self.seeds)
         self.mesh = member_mesh(self.n)
-        # One vmapped program for all seeds, or a jitted step per seed in turn (1.65x faster for
-        # ResNetTiny on XLA:CPU, the same for MobileNetV2: experiments/bench/itoloc.py's rule).
+        # One vmapped program for all seeds, or a jitted step per seed in turn (README
+        # "Performance": for ResNetTiny on XLA:CPU 1.0-1.25x idle, 1.65x beside other jobs).
         self.seed_execution = config.get("seed_execution", "vmap")
         if self.seed_execution not in SEED_EXECUTION:
             raise ConfigError(
