@@ -75,6 +75,7 @@ def test_ensemble_members_sharded_over_four_devices(tmp_path):
     config.data.path = write_synthetic_csi_store(str(tmp_path / "csi"))
     config.seeds = (0, 1, 2, 3)
     config.methods = ("ensemble",)
+    config.seed_execution = "vmap"  # the one sharded program (the test size loops over seeds)
     suite = Suite(config, str(tmp_path / "run"))
     model = suite.model("resnet_tiny")
     state = suite.new_states(model, suite.optimizer(1e-3, 3), "probe")

@@ -110,7 +110,9 @@ def test_lstm_over_a_walk_equals_step_by_step_cell_calls():
     for t in range(5):
         logits, state = fpn.apply(variables, signals[:, t : t + 1], radio, state)
         steps.append(logits)
-    np.testing.assert_allclose(whole, jnp.concatenate(steps, 1), rtol=1e-5, atol=1e-5)
+    # float32 through 5 LSTM steps, fused differently as one scan and as 5 calls: a few 1e-5
+    # apart on some CPUs (5.6e-5 seen on logits of ~3); a dropped carry would be off by O(1).
+    np.testing.assert_allclose(whole, jnp.concatenate(steps, 1), rtol=1e-4, atol=1e-4)
 
 
 def test_a_short_run_is_finite_moves_every_parameter_and_the_encoder_starts_as_the_map():
