@@ -10,12 +10,23 @@ import importlib.util
 import os
 from collections.abc import Sequence
 from types import ModuleType
+from typing import Any
 
 import ml_collections
 
 
 class ConfigError(ValueError):
     """A config the user wrote or asked for is wrong (bad file, unknown key, unparsable value)."""
+
+
+def choice(
+    config: ml_collections.ConfigDict, key: str, allowed: Sequence[Any], default: Any = None
+) -> Any:
+    """`config[key]` (or `default` where the config has none), checked against `allowed`."""
+    value = config.get(key, default)
+    if value not in allowed:
+        raise ConfigError(f"config.{key}: expected one of {tuple(allowed)}, got {value!r}")
+    return value
 
 
 def config_module(path: str) -> ModuleType:

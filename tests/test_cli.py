@@ -1,10 +1,11 @@
 import json
 
+import ml_collections
 import numpy as np
 import pytest
 
 from jaxfp import cli
-from jaxfp.config import ConfigError, apply_overrides, load_config
+from jaxfp.config import ConfigError, apply_overrides, choice, load_config
 
 from .conftest import REPO
 
@@ -79,6 +80,14 @@ def test_overrides_are_typed_and_checked():
     assert config.knn.eval.success_radius_m == 2.0
     assert isinstance(config.knn.eval.success_radius_m, float)
     assert config.command_line == ("knn.eval.success_radius_m", "knn.data.train")
+
+
+def test_a_choice_is_read_defaulted_and_checked():
+    config = ml_collections.ConfigDict(dict(mode="loop"))
+    assert choice(config, "mode", ("vmap", "loop")) == "loop"
+    assert choice(config, "other", ("vmap", "loop"), "vmap") == "vmap"
+    with pytest.raises(ConfigError, match=r"config.mode: expected one of \('vmap',\), got 'loop'"):
+        choice(config, "mode", ("vmap",))
 
 
 def test_missing_data_path_is_a_clear_error(tmp_path, capsys):

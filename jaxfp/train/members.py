@@ -132,6 +132,16 @@ def init_members(
 SEED_EXECUTION = ("vmap", "loop")
 
 
+def member_slices(stacked: Any, n_members: int) -> list[Any]:
+    """Each member's slice of a tree stacked on a leading member axis."""
+    return [jax.tree.map(lambda x, m=m: x[m], stacked) for m in range(n_members)]
+
+
+def stack_members(trees: list[Any]) -> Any:
+    """Trees of equal structure stacked on a new leading member axis."""
+    return jax.tree.map(lambda *xs: jnp.stack(xs), *trees)
+
+
 def member_step(
     step_fn: Step, n_members: int, mesh: Mesh | None = None, execution: str = "vmap"
 ) -> Step:
@@ -153,16 +163,12 @@ def member_step(
 
     if execution == "loop":
         one = jax.jit(step_fn, donate_argnums=(0,))
-        unstack = jax.jit(
-            lambda tree: [jax.tree.map(lambda x, m=m: x[m], tree) for m in range(n_members)]
-        )
-        stack = jax.jit(
-            lambda trees: jax.tree.map(lambda *xs: jnp.stack(xs), *trees), out_shardings=sharded
-        )
+        unstack = jax.jit(member_slices, static_argnums=1)
+        stack = jax.jit(stack_members, out_shardings=sharded)
 
         def looped(state: Any, batch: Any, rng: jax.Array) -> tuple[Any, Any]:
             keys = jax.random.split(rng, n_members)
-            states, batches = unstack(state), unstack(batch)
+            states, batches = unstack(state, n_members), unstack(batch, n_members)
             return stack([one(states[m], batches[m], keys[m]) for m in range(n_members)])
 
         return looped

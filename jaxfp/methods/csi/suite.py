@@ -29,7 +29,7 @@ from jax.sharding import PartitionSpec as P
 
 from jaxfp.common.chunks import map_chunks, pad_rows
 from jaxfp.common.geometry import SiteFrame
-from jaxfp.config import ConfigError
+from jaxfp.config import ConfigError, choice
 from jaxfp.data.csi import (
     LogPower,
     angle_delay,
@@ -48,7 +48,13 @@ from jaxfp.methods.csi.heads import PositionHeads
 from jaxfp.nets import BACKBONES
 from jaxfp.train.keys import named_int, named_key, named_seed
 from jaxfp.train.loop import fit
-from jaxfp.train.members import SEED_EXECUTION, init_members, member_step
+from jaxfp.train.members import (
+    SEED_EXECUTION,
+    init_members,
+    member_slices,
+    member_step,
+    stack_members,
+)
 from jaxfp.train.options import LoopOptions
 from jaxfp.train.state import TeacherState, TrainState
 from jaxfp.train.whole_run import member_mesh
@@ -157,12 +163,7 @@ class Suite:
         self.mesh = member_mesh(self.n)
         # One vmapped program for all seeds, or a jitted step per seed in turn (README
         # "Performance": for ResNetTiny on XLA:CPU 1.0-1.25x idle, 1.65x beside other jobs).
-        self.seed_execution = config.get("seed_execution", "vmap")
-        if self.seed_execution not in SEED_EXECUTION:
-            raise ConfigError(
-                f"config.seed_execution: expected one of {SEED_EXECUTION}, "
-                f"got {self.seed_execution!r}"
-            )
+        self.seed_execution = choice(config, "seed_execution", SEED_EXECUTION, "vmap")
         self.sharded = NamedSharding(self.mesh, P("members"))
         self.sample = prep(jnp.asarray(self.train_csi[:1]), jax.random.key(0))
         self.dataset_size = len(dataset)
@@ -356,15 +357,11 @@ class Suite:
                     state.params, state.batch_stats, x, sector
                 )
 
-            one_seed = jax.jit(one)
+            one_seed, slices = jax.jit(one), jax.jit(member_slices, static_argnums=1)
 
             def looped(state: TrainState, x: jax.Array, sector: jax.Array) -> dict[str, jax.Array]:
-                stacked = (state.params, state.batch_stats)
-                seeds = [
-                    one_seed(*jax.tree.map(lambda v, m=m: v[m], stacked), x, sector)
-                    for m in range(self.n)
-                ]
-                return jax.tree.map(lambda *v: jnp.stack(v), *seeds)
+                seeds = slices((state.params, state.batch_stats), self.n)
+                return stack_members([one_seed(*seed, x, sector) for seed in seeds])
 
             run = looped if self.seed_execution == "loop" else vmapped
             self._forwards[key] = (model, run)  # the model is kept so its id stays unique

@@ -31,7 +31,7 @@ import numpy as np
 import optax
 
 from jaxfp.common.chunks import map_chunks
-from jaxfp.config import ConfigError, variant_settings
+from jaxfp.config import ConfigError, choice, variant_settings
 from jaxfp.data.places import floor_code_of
 from jaxfp.data.registry import load_parts
 from jaxfp.data.synthetic import WorldParams, make_world, survey
@@ -46,7 +46,7 @@ from jaxfp.methods.itoloc.image import select_aps
 from jaxfp.methods.itoloc.losses import LossSettings, make_loss
 from jaxfp.methods.itoloc.nets import ItoLocNet
 from jaxfp.train.keys import named_int, named_key, named_seed
-from jaxfp.train.members import SEED_EXECUTION
+from jaxfp.train.members import SEED_EXECUTION, member_slices
 from jaxfp.train.options import LoopOptions
 from jaxfp.train.seed_stages import SeedStages, with_fresh_optimizer
 from jaxfp.train.state import TrainState
@@ -91,12 +91,8 @@ class Study:
         self.aps = train_fs.ap_ids[select_aps(train_fs.rss, config.image.n_aps)]
         self.n_domains = n_domains
         self.seeds = tuple(config.seeds)
-        if config.seed_execution not in SEED_EXECUTION:
-            raise ConfigError(
-                f"config.seed_execution: expected one of {SEED_EXECUTION}, "
-                f"got {config.seed_execution!r}"
-            )
-        self.stages = SeedStages(workdir, self.seeds, shared, config.seed_execution)
+        execution = choice(config, "seed_execution", SEED_EXECUTION)
+        self.stages = SeedStages(workdir, self.seeds, shared, execution)
         self.distances = jnp.asarray(self.site.distances)
         self._steps: dict[tuple, Any] = {}
 
@@ -190,8 +186,7 @@ class Study:
         """(seeds, heads, n, C) location probabilities; with `dropout_key`, dropout on. Seeds
         run as in training (`config.seed_execution`): each on its slice in turn, or vmapped."""
         seeds, loop = len(self.seeds), self.config.seed_execution == "loop"
-        stacked = (states.params, states.batch_stats)
-        per_seed = [jax.tree.map(lambda x, s=s: x[s], stacked) for s in range(seeds * loop)]
+        per_seed = member_slices((states.params, states.batch_stats), seeds) if loop else []
 
         def run(block: np.ndarray, start: int) -> jax.Array:
             keys = (
