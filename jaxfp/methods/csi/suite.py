@@ -162,7 +162,7 @@ class Suite:
         self.n = len(self.seeds)
         self.mesh = member_mesh(self.n)
         # One vmapped program for all seeds, or a jitted step per seed in turn (README
-        # "Performance": for ResNetTiny on XLA:CPU 1.0-1.25x idle, 1.65x beside other jobs).
+        # "Performance": for ResNetTiny on XLA:CPU 0.92-1.23x idle, 1.65x beside other jobs).
         self.seed_execution = choice(config, "seed_execution", SEED_EXECUTION, "vmap")
         self.sharded = NamedSharding(self.mesh, P("members"))
         self.sample = prep(jnp.asarray(self.train_csi[:1]), jax.random.key(0))
