@@ -24,7 +24,7 @@ from jaxfp.eval.bench import machine_info, median_seconds
 from jaxfp.eval.results import format_table
 from jaxfp.methods.itoloc.losses import LossSettings, make_loss
 from jaxfp.methods.itoloc.nets import ItoLocNet
-from jaxfp.train.members import SEED_EXECUTION, member_step
+from jaxfp.train.members import SEED_EXECUTION, member_step, stack_members
 from jaxfp.train.state import TrainState
 from jaxfp.train.steps import make_train_step
 
@@ -121,11 +121,8 @@ def seeds_vmapped_or_not(net, variables, batch, distances, seeds: int, repeats: 
     step_fn = make_train_step(make_loss(LossSettings(net, 0.1, 0.1, 100), distances), jit=False)
     one = jax.jit(step_fn)
     keys = jax.random.split(jax.random.key(5), seeds)
-    stacked_batch = jax.tree.map(lambda leaf: jnp.stack([leaf] * seeds), batch)
-    carried = {
-        execution: jax.tree.map(lambda leaf: jnp.stack([leaf] * seeds), state)
-        for execution in SEED_EXECUTION
-    }
+    stacked_batch = stack_members([batch] * seeds)
+    carried = {execution: stack_members([state] * seeds) for execution in SEED_EXECUTION}
     steps = {
         execution: member_step(step_fn, seeds, execution=execution) for execution in SEED_EXECUTION
     }

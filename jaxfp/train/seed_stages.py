@@ -21,7 +21,7 @@ from jax.sharding import PartitionSpec as P
 
 from jaxfp.train.keys import named_key, named_seed
 from jaxfp.train.loop import fit
-from jaxfp.train.members import member_step
+from jaxfp.train.members import member_step, stack_members
 from jaxfp.train.options import LoopOptions
 from jaxfp.train.steps import Step
 from jaxfp.train.whole_run import member_mesh
@@ -51,7 +51,7 @@ class SeedStages:
         # init of two stacked 128-wide LSTM layers (their orthogonal initialisers' QRs).
         one = jax.jit(init)
         states = [one(named_key(seed, name, "init")) for seed in self.seeds]
-        stacked = jax.tree.map(lambda *leaves: jnp.stack(leaves), *states)
+        stacked = stack_members(states)
         return jax.device_put(stacked, NamedSharding(self.mesh, P("members")))
 
     def stage(

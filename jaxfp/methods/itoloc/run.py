@@ -46,7 +46,7 @@ from jaxfp.methods.itoloc.image import select_aps
 from jaxfp.methods.itoloc.losses import LossSettings, make_loss
 from jaxfp.methods.itoloc.nets import ItoLocNet
 from jaxfp.train.keys import named_int, named_key, named_seed
-from jaxfp.train.members import SEED_EXECUTION, member_slices
+from jaxfp.train.members import SEED_EXECUTION, member_slices, stack_members
 from jaxfp.train.options import LoopOptions
 from jaxfp.train.seed_stages import SeedStages, with_fresh_optimizer
 from jaxfp.train.state import TrainState
@@ -199,7 +199,7 @@ class Study:
                 return _vmapped_probabilities(
                     variant.net, states.params, states.batch_stats, block, keys
                 )
-            return jnp.stack(
+            return stack_members(
                 [
                     _seed_probabilities(
                         variant.net, *per_seed[s], block, None if keys is None else keys[s]
