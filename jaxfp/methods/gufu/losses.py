@@ -14,14 +14,27 @@ from jaxfp.methods.gufu.sage import EdgeSAGE
 from jaxfp.nets import MLP
 
 
-def autoencoder_loss(static: tuple[Autoencoder, int], params, x, key):
-    """Eq. (2)/(10): reconstruction of the normalised RSS, on a mini-batch of records if set."""
+def column_mask(data) -> jax.Array:
+    """(1, width) 1.0 on the autoencoder's real AP columns, 0.0 on the padding beyond them."""
+    width = data["x"].shape[1]
+    return (jnp.arange(width) < data["real_columns"]).astype(jnp.float32)[None]
+
+
+def masked_mean_square(error: jax.Array, mask: jax.Array) -> jax.Array:
+    """The mean square over the rows and the real columns only."""
+    return jnp.sum(error**2 * mask) / (error.shape[0] * jnp.maximum(jnp.sum(mask), 1.0))
+
+
+def autoencoder_loss(static: tuple[Autoencoder, int], params, data, key):
+    """Eq. (2)/(10): reconstruction of the normalised RSS, on a mini-batch of records if set.
+    `data`: x (records, width) with zero padding columns, real_columns (how many are APs)."""
     model, batch = static
+    x = data["x"]
     if batch and batch < x.shape[0]:  # mini-batches of records: steps cost O(batch)
         key, rows = jax.random.split(key)
         x = x[jax.random.randint(rows, (batch,), 0, x.shape[0])]
     out, _ = model.apply(params, x, train=True, rngs={"dropout": key})
-    return jnp.mean((out - x) ** 2)
+    return masked_mean_square(out - x, column_mask(data))
 
 
 def alignment_loss(static: tuple[Autoencoder, int], params, data, key):  # noqa: ARG001
@@ -38,7 +51,7 @@ def alignment_loss(static: tuple[Autoencoder, int], params, data, key):  # noqa:
     # cosine between codes went 0.87 -> 0.996 -> 1.0000 in two weeks of the synthetic site).
     encoded = model.apply(params, x, method="encode")
     decoded = model.apply(params, codes, method="decode")
-    return jnp.mean((encoded - codes) ** 2) + jnp.mean((decoded - x) ** 2)
+    return jnp.mean((encoded - codes) ** 2) + masked_mean_square(decoded - x, column_mask(data))
 
 
 def gnn_loss(static: tuple[EdgeSAGE, int, int], params, data, key):

@@ -144,7 +144,8 @@ class Gufu:
     ae_params: Any = None
     gnn_params: Any = None
     gnn_width: int = 0
-    _ae_ap_ids: np.ndarray | None = None  # the AP set the autoencoder's columns follow
+    _ae_ap_ids: np.ndarray | None = None  # the AP set the autoencoder's first columns follow
+    _ae_width: int = 0  # its input width: the AP count padded to a budget
     _database_graph: bipartite.SiteGraph | None = None  # the records' graph of the last training
     _graph_budgets: tuple[int, int] = (0, 0)  # (nodes, edges) the last padded graph had
     log: StepLog = dataclasses.field(default_factory=StepLog, repr=False)
@@ -197,39 +198,56 @@ class Gufu:
         """Eq. (2)/(10): reconstruct the database's normalised RSS, or with `align_to` (the
         records' updated codes) align: the encoder maps the updated RSS to them and the decoder
         maps them to it. When the AP set changed, the APs kept keep their input rows and output
-        columns; new APs start from a fresh init."""
-        x = jnp.asarray(to_unit(self.rss))
-        model = Autoencoder(inputs=x.shape[1], code=self.g.code, dropout=self.g.ae_dropout)
+        columns; new APs start from a fresh init. The AP axis is padded to a budget (zero
+        inputs, outputs masked out of the losses: the padding learns nothing), so an update
+        that changes the AP set but fits the budget reuses the compiled step (~1.4 s each)."""
+        count = len(self.ap_ids)
+        width = self._ae_width
+        if not count <= width < 2 * count:  # the graph budgets' rule, 25 % headroom
+            width = self._budget(count + count // 4, multiple=8)
+        model = Autoencoder(inputs=width, code=self.g.code, dropout=self.g.ae_dropout)
+        x = jnp.asarray(self._padded_unit(self.rss, width))
         if self.ae_params is None:
             self.ae_params = model.init(self._next_key(), x[:1])
-        elif not np.array_equal(self._ae_ap_ids, self.ap_ids):
+        elif width != self._ae_width or not np.array_equal(self._ae_ap_ids, self.ap_ids):
             fresh = model.init(self._next_key(), x[:1])
             self.ae_params = carry_over_aps(self.ae_params, self._ae_ap_ids, fresh, self.ap_ids)
-        self._ae_ap_ids = self.ap_ids.copy()
+        self._ae_ap_ids, self._ae_width = self.ap_ids.copy(), width
 
         static = (model, int(self.g.ae_batch))
+        data = {"x": x, "real_columns": jnp.int32(count)}
         if align_to is None:
             self.ae_params, loss = self._fit(
-                "autoencoder", autoencoder_loss, static, self.ae_params, x, steps
+                "autoencoder", autoencoder_loss, static, self.ae_params, data, steps
             )
         else:
-            data = {"x": x, "codes": jnp.asarray(align_to)}
+            data["codes"] = jnp.asarray(align_to)
             self.ae_params, loss = self._fit(
                 "autoencoder_alignment", alignment_loss, static, self.ae_params, data, steps
             )
         return loss
 
+    @staticmethod
+    def _padded_unit(rss_dbm: np.ndarray, width: int) -> np.ndarray:
+        """Normalised RSS with zero columns up to the autoencoder's padded width."""
+        unit = to_unit(rss_dbm)
+        return np.pad(unit, ((0, 0), (0, width - unit.shape[1])))
+
     def _autoencoder(self) -> Autoencoder:
-        """The autoencoder over the AP set it was last trained on."""
-        width = len(self._ae_ap_ids)
-        return Autoencoder(inputs=width, code=self.g.code, dropout=self.g.ae_dropout)
+        """The autoencoder over the (padded) AP set it was last trained on."""
+        return Autoencoder(inputs=self._ae_width, code=self.g.code, dropout=self.g.ae_dropout)
 
     def encode(self, rss_dbm: np.ndarray) -> np.ndarray:
         if not self.g.feature_extractor:  # ablation: the normalised RSS itself
             return to_unit(rss_dbm)
-        model = self._autoencoder()
+        if rss_dbm.shape[1] != len(self._ae_ap_ids):  # padding would hide a misaligned AP set
+            raise ValueError(
+                f"encode: RSS over {rss_dbm.shape[1]} APs, the autoencoder reads "
+                f"{len(self._ae_ap_ids)}"
+            )
+        x = self._padded_unit(rss_dbm, self._ae_width)
         return np.asarray(
-            model.apply(self.ae_params, jnp.asarray(to_unit(rss_dbm)), method="encode")
+            self._autoencoder().apply(self.ae_params, jnp.asarray(x), method="encode")
         )
 
     def decode(self, codes: np.ndarray) -> np.ndarray:
@@ -239,7 +257,7 @@ class Gufu:
         if not self.g.feature_extractor:
             return np.asarray(codes)
         out = self._autoencoder().apply(self.ae_params, jnp.asarray(codes), method="decode")
-        return np.asarray(out)
+        return np.asarray(out)[:, : len(self._ae_ap_ids)]
 
     def _rewritten(self, updated_codes: np.ndarray, without_batch: np.ndarray | None) -> np.ndarray:
         """The database's new values. A value the update takes from above the detection floor to
@@ -315,10 +333,12 @@ class Gufu:
         return np.column_stack([spread.row, spread.col]).astype(np.int64)
 
     # --- GNN ----------------------------------------------------------------------------------
-    def _budget(self, count: int) -> int:
-        """`count` rounded up to a multiple of `budget_multiple` or of 1/8 of its power of two,
-        whichever is larger, so batches of similar size share one compilation (<= 12.5% padding)."""
-        step = max(self.g.budget_multiple, 2 ** max(int(count).bit_length() - 4, 0))
+    def _budget(self, count: int, multiple: int | None = None) -> int:
+        """`count` rounded up to a multiple of `multiple` (default `budget_multiple`, the graphs')
+        or of 1/8 of its power of two, whichever is larger, so batches of similar size share one
+        compilation (<= 12.5% padding)."""
+        multiple = self.g.budget_multiple if multiple is None else multiple
+        step = max(multiple, 2 ** max(int(count).bit_length() - 4, 0))
         return max(-(-count // step) * step, step)
 
     def _padded(self, graph: bipartite.SiteGraph) -> bipartite.Padded:

@@ -290,3 +290,41 @@ def test_the_command_line_wins_over_a_variants_own_settings():
         config = load_config(SPEC)
         config.variants.gufu.nope = 1
         variant_settings(config, "gufu", "gufu")
+
+
+def test_autoencoder_padding_changes_no_loss_and_an_ap_swap_reuses_the_compiled_step():
+    from jaxfp.methods.gufu.autoencoder import Autoencoder
+    from jaxfp.methods.gufu.losses import alignment_loss, autoencoder_loss
+    from jaxfp.train.optimise import _adam_step
+
+    # The same weights on 3 APs, unpadded and with 2 padding columns (random weights there).
+    x = np.random.default_rng(0).uniform(0.2, 0.8, (6, 3)).astype(np.float32)
+    plain, padded = Autoencoder(inputs=3, code=4, dropout=0.0), Autoencoder(5, 4, dropout=0.0)
+    params = plain.init(jax.random.key(0), x[:1])
+    wide = jax.tree.map(np.array, padded.init(jax.random.key(1), np.zeros((1, 5), np.float32)))
+    for name in ("enc0", "dec0", "code"):
+        for leaf in ("kernel", "bias"):
+            target, source = wide["params"][name][leaf], np.asarray(params["params"][name][leaf])
+            target[tuple(slice(0, n) for n in source.shape)] = source
+    wide["params"]["out"]["kernel"][:, :3] = params["params"]["out"]["kernel"]
+    wide["params"]["out"]["bias"][:3] = params["params"]["out"]["bias"]
+    codes = np.random.default_rng(1).normal(size=(6, 4)).astype(np.float32)
+    key = jax.random.key(2)
+    for loss, extra in ((autoencoder_loss, {}), (alignment_loss, {"codes": codes})):
+        unpadded = loss((plain, 0), params, {"x": x, "real_columns": 3, **extra}, key)
+        with_padding = {"x": np.pad(x, ((0, 0), (0, 2))), "real_columns": 3, **extra}
+        np.testing.assert_allclose(loss((padded, 0), wide, with_padding, key), unpadded, rtol=1e-6)
+
+    # An update that swaps an AP (c leaves, d comes) keeps the padded width and the compiled step.
+    config = load_config(SPEC)
+    rss, xy = small_site()
+    model = Gufu(config.gufu, np.array(["a", "b", "c"]), rss, xy, jax.random.key(0))
+    model.train_autoencoder(5)
+    width, compiled = model._ae_width, _adam_step._cache_size()
+    assert width > 3
+    model.ap_ids, model.rss = np.array(["a", "b", "d"]), np.column_stack([rss[:, :2], rss[:, 0]])
+    model.train_autoencoder(5)
+    assert model._ae_width == width and _adam_step._cache_size() == compiled
+    assert model.decode(model.encode(model.rss)).shape == (12, 3)
+    with pytest.raises(ValueError, match="RSS over 2 APs"):
+        model.encode(model.rss[:, :2])
