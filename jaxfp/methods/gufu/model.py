@@ -127,6 +127,11 @@ def link_diagnostics(virtual: np.ndarray, num_old: int, num_new: int) -> dict[st
     }
 
 
+def fits_budget(count: int, budget: int) -> bool:
+    """A padded size is kept while `count` fits it and fills more than half of it."""
+    return count <= budget < 2 * count
+
+
 @functools.partial(jax.jit, static_argnums=0)
 def _embed(model: EdgeSAGE, params, graph, edge_mask):
     return model.apply(params, graph, edge_mask)[0]
@@ -203,7 +208,7 @@ class Gufu:
         that changes the AP set but fits the budget reuses the compiled step (~1.4 s each)."""
         count = len(self.ap_ids)
         width = self._ae_width
-        if not count <= width < 2 * count:  # the graph budgets' rule, 25 % headroom
+        if not fits_budget(count, width):  # fresh: 25 % headroom, as the graphs' edges
             width = self._budget(count + count // 4, multiple=8)
         model = Autoencoder(inputs=width, code=self.g.code, dropout=self.g.ae_dropout)
         x = jnp.asarray(self._padded_unit(self.rss, width))
@@ -349,7 +354,7 @@ class Gufu:
         nodes = graph.num_samples + graph.num_aps + 1
         edges = 2 * (len(graph.edge_weight) + len(graph.virtual))
         last_nodes, last_edges = self._graph_budgets
-        if not (nodes <= last_nodes < 2 * nodes and edges <= last_edges < 2 * edges):
+        if not (fits_budget(nodes, last_nodes) and fits_budget(edges, last_edges)):
             self._graph_budgets = (self._budget(nodes), self._budget(edges + edges // 4))
         return bipartite.to_graphs_tuple(graph, *self._graph_budgets)
 
