@@ -9,6 +9,8 @@ Small size (the small etoile set, a tiny ResNet, 3 seeds; Mean Teacher and FixMa
 over the unlabelled pool: ~2 h on 2 idle CPU cores, estimated from its stages):
     python -m datagen generate --out data/etoile_small --config datagen/config.py:small
     jaxfp run experiments/csi/few_labels.py:small --workdir runs/csi_ssl_small
+The full set at a CPU budget (tiny ResNet, 5 passes; ~1.5 h on 2 idle cores by measured rates):
+    jaxfp run experiments/csi/few_labels.py:full_cpu --workdir runs/csi_full --config.data.path=data/etoile
 Test size: experiments/csi/few_labels.py:test (with --config.data.path of a tiny set).
 """
 
