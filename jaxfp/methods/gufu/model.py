@@ -205,7 +205,7 @@ class Gufu:
         maps them to it. When the AP set changed, the APs kept keep their input rows and output
         columns; new APs start from a fresh init. The AP axis is padded to a budget (zero
         inputs, outputs masked out of the losses: the padding learns nothing), so an update
-        that changes the AP set but fits the budget reuses the compiled step (~1.4 s each)."""
+        that changes the AP set but fits the budget reuses the compiled step (README "Speed")."""
         count = len(self.ap_ids)
         width = self._ae_width
         if not fits_budget(count, width):  # fresh: 25 % headroom, as the graphs' edges
