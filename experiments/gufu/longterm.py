@@ -92,6 +92,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
             ae_batch=512,  # 0 = every record each step
             gnn_steps=100,
             update_steps=300,
+            update_batch=0,  # eq. 5-9 on this many records and pairs a step; 0 = all of them
             retrain_steps=50,
             negatives=1,
             fanout=10,

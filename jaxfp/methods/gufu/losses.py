@@ -73,9 +73,32 @@ def gnn_loss(static: tuple[EdgeSAGE, int, int], params, data, key):
     return jnp.sum(per_edge * weight) / jnp.maximum(jnp.sum(weight), 1.0)
 
 
-def update_module_loss(static: tuple[MLP, MLP, int, bool, float], params, d, key):
-    """Eq. (9) = eq. 5 + eq. 6 + λ (eq. 7 + eq. 8) over the padded old-new virtual pairs."""
-    mlp1, mlp2, s, has_cross, lam = static
+def update_module_loss(static: tuple[MLP, MLP, int, bool, float, int], params, d, key):
+    """Eq. (9) = eq. 5 + eq. 6 + λ (eq. 7 + eq. 8) over the padded old-new virtual pairs.
+
+    `batch` > 0 estimates each term on `batch` records and `batch` pairs drawn each step (a
+    step costs O(batch), not O(records)); 0 uses every record and pair."""
+    mlp1, mlp2, s, has_cross, lam, batch = static
+    if batch and batch < s:
+        rows_key, pairs_key = jax.random.split(key)
+        rows = jax.random.randint(rows_key, (batch,), 0, s)
+        loc = take_rows(d["loc"], rows)
+        loss = jnp.mean(
+            jnp.sum((mlp1.apply(params["mlp1"], take_rows(d["z"], rows)) - loc) ** 2, -1)
+        )
+        loss += jnp.mean(
+            jnp.sum((mlp2.apply(params["mlp2"], loc) - take_rows(d["codes_old"], rows)) ** 2, -1)
+        )
+        if has_cross:  # pairs drawn among the real ones (the padding sits after them)
+            pick = jax.random.randint(pairs_key, (batch,), 0, d["num_pairs"])
+            new_end, old_end = take_rows(d["new_end"], pick), take_rows(d["old_end"], pick)
+            old_loc = take_rows(d["loc"], old_end)
+            located = mlp1.apply(params["mlp1"], take_rows(d["z"], s + new_end))
+            features = mlp2.apply(params["mlp2"], old_loc)
+            eq7 = jnp.sum((located - old_loc) ** 2, -1)
+            eq8 = jnp.sum((features - take_rows(d["codes_new"], new_end)) ** 2, -1)
+            loss += lam * jnp.mean(take_rows(d["cross_weight"], pick) * (eq7 + eq8))
+        return loss
     located = mlp1.apply(params["mlp1"], d["z"])
     features = mlp2.apply(params["mlp2"], d["loc"])
     loss = jnp.mean(jnp.sum((located[:s] - d["loc"]) ** 2, -1))  # eq. 5

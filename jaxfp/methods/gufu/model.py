@@ -34,6 +34,7 @@ Choices where the paper's symbols were lost or it is silent, one line each:
   the database's samples, eq. 7 pulls a new sample's location towards its old virtual neighbours'
   locations, eq. 8 pulls an old sample's updated feature towards its new virtual neighbours'
   features; eq. 9 = eq. 5 + eq. 6 + λ (eq. 7 + eq. 8).
+  `update_batch` = b > 0 (ours, for speed) estimates each term on b records and b pairs a step.
 - the database is rewritten with the decoded updated features of the old samples (same locations).
 - a location is whatever the protocol gives, (x, y) or (x, y, height of the floor): MLP1 predicts
   as many coordinates as the records have.
@@ -532,9 +533,10 @@ class Gufu:
             "old_end": jnp.asarray(old_end),
             "new_end": jnp.asarray(new_end),
             "cross_weight": jnp.asarray(cross_weight),
+            "num_pairs": jnp.int32(max(len(cross), 1)),
         }
 
-        static = (mlp1, mlp2, s, has_cross, float(lam))
+        static = (mlp1, mlp2, s, has_cross, float(lam), int(self.g.update_batch))
         initial = params
         params, _ = self._fit(
             "update_module", update_module_loss, static, initial, data, self.g.update_steps

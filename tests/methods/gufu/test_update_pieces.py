@@ -120,3 +120,31 @@ def test_links_reach_every_record_at_the_linked_records_point():
     assert sorted(map(tuple, spread)) == [(r, 12) for r in range(4)] + [
         (r, 13) for r in range(4, 8)
     ]
+
+
+def test_the_minibatched_update_module_loss_estimates_the_full_one():
+    from jaxfp.methods.gufu.losses import update_module_loss
+    from jaxfp.nets import MLP
+
+    rng = np.random.default_rng(0)
+    s, new, pairs, padded = 40, 6, 9, 16
+    mlp1, mlp2 = MLP(hidden=(8,), out=2), MLP(hidden=(8,), out=4)
+    data = {
+        "z": rng.normal(size=(s + new, 5)).astype(np.float32),
+        "loc": rng.normal(size=(s, 2)).astype(np.float32),
+        "codes_old": rng.normal(size=(s, 4)).astype(np.float32),
+        "codes_new": rng.normal(size=(new, 4)).astype(np.float32),
+        # real pairs first, then zero-weight padding that points at row 0
+        "old_end": np.pad(rng.integers(0, s, pairs), (0, padded - pairs)).astype(np.int32),
+        "new_end": np.pad(rng.integers(0, new, pairs), (0, padded - pairs)).astype(np.int32),
+        "cross_weight": np.pad(np.ones(pairs, np.float32), (0, padded - pairs)),
+        "num_pairs": np.int32(pairs),
+    }
+    k1, k2 = jax.random.split(jax.random.key(1))
+    params = {"mlp1": mlp1.init(k1, data["z"][:1]), "mlp2": mlp2.init(k2, data["loc"][:1])}
+    full = update_module_loss((mlp1, mlp2, s, True, 0.5, 0), params, data, jax.random.key(2))
+    loss = jax.jit(lambda key: update_module_loss((mlp1, mlp2, s, True, 0.5, 8), params, data, key))
+    draws = np.array([loss(k) for k in jax.random.split(jax.random.key(3), 2000)])
+    # Each draw differs (a real subsample); their mean is the full loss: the padding never counts.
+    assert draws.std() > 0.05 * float(full)
+    np.testing.assert_allclose(draws.mean(), float(full), rtol=0.03)
