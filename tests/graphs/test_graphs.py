@@ -104,7 +104,9 @@ def test_neighbour_sampling_draws_only_real_incoming_edges_uniformly():
         np.testing.assert_allclose(counts / 3000, 1 / len(incoming), atol=0.05)
     sub = sampling.edge_subgraph(graph, jnp.asarray(ids[:6].reshape(-1)))
     assert (np.asarray(sub.receivers).reshape(6, -1) == np.arange(6)[:, None]).all()
-    assert sub.edges["features"].shape == (6 * 3000, graph.edges["features"].shape[1])
+    np.testing.assert_array_equal(
+        sub.edges["weight"], np.asarray(graph.edges["weight"])[ids[:6].reshape(-1)]
+    )
 
 
 def goodness_fairness_numpy(graph, tol=1e-6, max_iterations=200):

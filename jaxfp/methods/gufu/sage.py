@@ -68,9 +68,15 @@ class EndsDense(nn.Module):
         )
 
 
+def edge_start_features(nodes: jax.Array, graph: jraph.GraphsTuple) -> jax.Array:
+    """An edge's input features: the mean of its end nodes' (padding edges join the padding node,
+    whose zero features give zeros)."""
+    return 0.5 * (take_rows(nodes, graph.senders) + take_rows(nodes, graph.receivers))
+
+
 class EdgeSAGE(nn.Module):
-    """Node and edge embeddings after `num_layers` layers; the graph's edges are a dict with
-    'features' (as `jaxfp.graphs.bipartite.to_graphs_tuple` builds it)."""
+    """Node and edge embeddings after `num_layers` layers over a graph as
+    `jaxfp.graphs.bipartite.to_graphs_tuple` builds it (edges = {'weight', 'virtual'})."""
 
     features: int = 32
     num_layers: int = 2
@@ -84,7 +90,8 @@ class EdgeSAGE(nn.Module):
         edge_mask: jax.Array,
         train: bool = False,
     ) -> tuple[jax.Array, jax.Array]:
-        nodes, edges = graph.nodes, graph.edges["features"]
+        nodes = graph.nodes
+        edges = edge_start_features(nodes, graph)
         aggregation_weight = jnp.ones(edge_mask.shape, nodes.dtype)
         if self.weighted:
             w = graph.edges["weight"] / OFFSET_DB

@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxfp.graphs import bipartite
-from jaxfp.methods.gufu.sage import EdgeSAGE, EndsDense
+from jaxfp.methods.gufu.sage import EdgeSAGE, EndsDense, edge_start_features
 
 from ...graphs.test_graphs import hand_graph
 
@@ -48,7 +48,7 @@ def test_the_split_edge_layer_equals_a_dense_over_the_concatenated_ends():
     g = bipartite.with_virtual_edges(hand_graph(), 0.5)
     graph = bipartite.to_graphs_tuple(g, 8, 16).graph
     h = jax.random.normal(jax.random.key(1), (graph.nodes.shape[0], 5))
-    edges = graph.edges["features"]
+    edges = edge_start_features(graph.nodes, graph)
     split = EndsDense(4)
     params = split.init(jax.random.key(0), h, graph, edges)
     ends = jnp.concatenate([h[graph.senders], h[graph.receivers], edges], -1)
