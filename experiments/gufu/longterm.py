@@ -59,6 +59,18 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
                 "readings_forget_min_links": 10,
             },
             gufu_keeps=dict(below_floor="keeps"),  # gufu as last read: no detection ends
+            # The paper's ablations of ours (§7.3 ablates the whole method; these ablate the
+            # version that works): raw RSS as features / no edge prediction.
+            gufu_linked_forgets_no_feature_extractor={
+                **LINKED,
+                "readings_forget_min_links": 10,
+                "feature_extractor": False,
+            },
+            gufu_linked_forgets_no_edge_prediction={
+                **LINKED,
+                "readings_forget_min_links": 10,
+                "edge_prediction": False,
+            },
             no_feature_extractor=dict(feature_extractor=False),
             no_virtual_edges=dict(virtual_edges=False),
             no_edge_prediction=dict(edge_prediction=False),

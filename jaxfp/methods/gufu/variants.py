@@ -66,7 +66,7 @@ def run_variant(
         reconstruction = {k: v for k, v in offline.items() if k.startswith("ae_")}
         out.append({"period": 0, "offline_seconds": offline["seconds"], **reconstruction})
         detail = ""
-        if reconstruction:
+        if "ae_error_db" in offline:  # none without the feature extractor (an ablation)
             detail = (
                 f"; autoencoder error {offline['ae_error_db']:.1f} dB, "
                 f"{offline['ae_below_floor']:.0%} of the detected values decoded below the floor"

@@ -226,7 +226,14 @@ def test_longterm_protocol_end_to_end_and_resume(tmp_path, capsys):
 def test_synthetic_weekly_churn_protocol(tmp_path, capsys):
     spec = SPEC.replace(":test", ":synthetic_test")
     # The rest: the test above; here the §7.1 baselines, iToLoc trained and co-trained in the run.
-    picked = ("gufu_residual", "wknn_average", "wknn_neighbour_average", "itoloc_average")
+    # and an ablation without the feature extractor (it once crashed on the missing AE error).
+    picked = (
+        "gufu_residual",
+        "no_feature_extractor",
+        "wknn_average",
+        "wknn_neighbour_average",
+        "itoloc_average",
+    )
     run_experiment(spec, tmp_path, f"--config.run_variants={picked!r}")
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["unit"] == "week" and results["periods"] == [1, 2]
