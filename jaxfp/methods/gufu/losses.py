@@ -79,33 +79,23 @@ def update_module_loss(static: tuple[MLP, MLP, int, bool, float, int], params, d
     `batch` > 0 estimates each term on `batch` records and `batch` pairs drawn each step (a
     step costs O(batch), not O(records)); 0 uses every record and pair."""
     mlp1, mlp2, s, has_cross, lam, batch = static
-    if batch and batch < s:
-        rows_key, pairs_key = jax.random.split(key)
+    sampled = bool(batch) and batch < s
+    rows_key, pairs_key = jax.random.split(key)
+    z_old, loc, codes_old = d["z"][:s], d["loc"], d["codes_old"]
+    if sampled:
         rows = jax.random.randint(rows_key, (batch,), 0, s)
-        loc = take_rows(d["loc"], rows)
-        loss = jnp.mean(
-            jnp.sum((mlp1.apply(params["mlp1"], take_rows(d["z"], rows)) - loc) ** 2, -1)
-        )
-        loss += jnp.mean(
-            jnp.sum((mlp2.apply(params["mlp2"], loc) - take_rows(d["codes_old"], rows)) ** 2, -1)
-        )
-        if has_cross:  # pairs drawn among the real ones (the padding sits after them)
-            pick = jax.random.randint(pairs_key, (batch,), 0, d["num_pairs"])
-            new_end, old_end = take_rows(d["new_end"], pick), take_rows(d["old_end"], pick)
-            old_loc = take_rows(d["loc"], old_end)
-            located = mlp1.apply(params["mlp1"], take_rows(d["z"], s + new_end))
-            features = mlp2.apply(params["mlp2"], old_loc)
-            eq7 = jnp.sum((located - old_loc) ** 2, -1)
-            eq8 = jnp.sum((features - take_rows(d["codes_new"], new_end)) ** 2, -1)
-            loss += lam * jnp.mean(take_rows(d["cross_weight"], pick) * (eq7 + eq8))
-        return loss
-    located = mlp1.apply(params["mlp1"], d["z"])
-    features = mlp2.apply(params["mlp2"], d["loc"])
-    loss = jnp.mean(jnp.sum((located[:s] - d["loc"]) ** 2, -1))  # eq. 5
-    loss += jnp.mean(jnp.sum((features - d["codes_old"]) ** 2, -1))  # eq. 6
+        z_old, loc, codes_old = (take_rows(x, rows) for x in (z_old, loc, codes_old))
+    loss = jnp.mean(jnp.sum((mlp1.apply(params["mlp1"], z_old) - loc) ** 2, -1))  # eq. 5
+    loss += jnp.mean(jnp.sum((mlp2.apply(params["mlp2"], loc) - codes_old) ** 2, -1))  # eq. 6
     if has_cross:
-        new_at, old_at, w = s + d["new_end"], d["old_end"], d["cross_weight"]
-        eq7 = jnp.sum((located[new_at] - d["loc"][old_at]) ** 2, -1)
-        eq8 = jnp.sum((features[old_at] - d["codes_new"][d["new_end"]]) ** 2, -1)
+        new_end, old_end, w = d["new_end"], d["old_end"], d["cross_weight"]
+        if sampled:  # drawn among the real pairs (the padding sits after them)
+            pick = jax.random.randint(pairs_key, (batch,), 0, d["num_pairs"])
+            new_end, old_end, w = (take_rows(x, pick) for x in (new_end, old_end, w))
+        old_loc = take_rows(d["loc"], old_end)
+        located = mlp1.apply(params["mlp1"], take_rows(d["z"], s + new_end))
+        features = mlp2.apply(params["mlp2"], old_loc)
+        eq7 = jnp.sum((located - old_loc) ** 2, -1)
+        eq8 = jnp.sum((features - take_rows(d["codes_new"], new_end)) ** 2, -1)
         loss += lam * jnp.sum(w * (eq7 + eq8)) / jnp.maximum(jnp.sum(w), 1.0)
     return loss
