@@ -1,5 +1,6 @@
 """GUFU's update pieces on constructed cases: the rewrite's detection floor, eq. 10 as alignment,
-the embedding readout, the old-new link count and the records' change against the drift."""
+the embedding readout, the old-new link count, the records' change against the drift and the
+mini-batched update module."""
 
 import jax
 import numpy as np
@@ -8,7 +9,9 @@ from jaxfp.common.rss_scale import to_unit
 from jaxfp.config import load_config
 from jaxfp.data.types import FingerprintSet, rp_ids_from_positions
 from jaxfp.methods.gufu import scoring
+from jaxfp.methods.gufu.losses import update_module_loss
 from jaxfp.methods.gufu.model import Gufu, link_diagnostics, ridge_readout
+from jaxfp.nets import MLP
 
 from ...conftest import REPO
 from .test_gufu import small_site
@@ -123,9 +126,6 @@ def test_links_reach_every_record_at_the_linked_records_point():
 
 
 def test_the_minibatched_update_module_loss_estimates_the_full_one():
-    from jaxfp.methods.gufu.losses import update_module_loss
-    from jaxfp.nets import MLP
-
     rng = np.random.default_rng(0)
     s, new, pairs, padded = 40, 6, 9, 16
     mlp1, mlp2 = MLP(hidden=(8,), out=2), MLP(hidden=(8,), out=4)
