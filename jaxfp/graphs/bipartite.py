@@ -99,10 +99,18 @@ def similar_pairs(
         sim = unit[start : start + block] @ unit.T
         rows = np.arange(start, start + len(sim))
         sim[np.arange(len(sim)), rows] = -np.inf  # no self loops
+        above = sim > threshold
         if max_per_node is not None and max_per_node < sim.shape[1]:
-            cut = -np.partition(-sim, max_per_node - 1, axis=1)[:, max_per_node - 1 : max_per_node]
-            sim = np.where(sim >= cut, sim, -np.inf)
-        i, j = np.nonzero(sim > threshold)
+            # Only rows with more than `max_per_node` pairs above the threshold lose any: the
+            # k-th largest similarity is cut only there (a partition of every row took ~70 %
+            # of the function on the 10,000-node bench).
+            crowded = np.flatnonzero(above.sum(1) > max_per_node)
+            if len(crowded):
+                sub = sim if len(crowded) == len(sim) else sim[crowded]
+                kth = sub.shape[1] - max_per_node  # the k-th largest sits there once partitioned
+                cut = np.partition(sub, kth, axis=1)[:, kth : kth + 1]
+                above[crowded] &= sub >= cut
+        i, j = np.nonzero(above)
         pairs.append(np.column_stack([rows[i], j]))
     found = np.concatenate(pairs) if pairs else np.zeros((0, 2), np.int64)
     found = np.sort(found, axis=1)

@@ -1,7 +1,7 @@
 """Short in-memory optimisations (a method's inner fits: an autoencoder, a GNN, an update module).
 
 `optimise(loss_fn, static, params, data, key, ...)` runs Adam on `loss_fn(static, params, data, key)`
-with one jitted step. `loss_fn` is a module-level function and `static` a hashable value holding
+in jitted chunks of `CHUNK` steps (a scan). `loss_fn` is a module-level function and `static` a hashable value holding
 everything else it needs (Flax modules are hashable), so JAX's own compilation cache decides when a
 step can be reused: a later call with equal `static` and equal shapes reuses it, anything else
 compiles anew — no hand-built cache keys. `data` is an argument, not a constant baked into the
@@ -17,6 +17,7 @@ from collections.abc import Callable, Hashable
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import optax
 
@@ -49,13 +50,31 @@ class StepLog:
         self.step += len(losses)
 
 
+CHUNK = 50  # steps per compiled call: one compilation serves every step count
+
+
 @functools.partial(jax.jit, static_argnums=(0, 1, 2))
-def _adam_step(
-    loss_fn: LossFn, static: Hashable, learning_rate: float, params, opt_state, data, key
+def _adam_steps(
+    loss_fn: LossFn, static: Hashable, learning_rate: float, params, opt_state, data, keys, active
 ):
-    loss, grads = jax.value_and_grad(loss_fn, argnums=1)(static, params, data, key)
-    updates, opt_state = optax.adam(learning_rate).update(grads, opt_state, params)
-    return optax.apply_updates(params, updates), opt_state, loss
+    """One Adam step per key in one call (a scan: no dispatch between steps, and XLA reuses its
+    buffers from step to step); steps past `active` leave the parameters as they are."""
+
+    def step(carry, inputs):
+        index, key = inputs
+
+        def adam(carry):
+            params, opt_state = carry
+            loss, grads = jax.value_and_grad(loss_fn, argnums=1)(static, params, data, key)
+            updates, opt_state = optax.adam(learning_rate).update(grads, opt_state, params)
+            return (optax.apply_updates(params, updates), opt_state), loss
+
+        return jax.lax.cond(index < active, adam, lambda carry: (carry, jnp.float32(0)), carry)
+
+    (params, opt_state), losses = jax.lax.scan(
+        step, (params, opt_state), (jnp.arange(keys.shape[0]), keys)
+    )
+    return params, opt_state, losses
 
 
 def optimise(
@@ -70,15 +89,25 @@ def optimise(
     log: StepLog | None = None,
 ) -> tuple[Any, float]:
     """`steps` Adam steps from `params`; returns (params, final loss). Every step's loss is checked."""
-    opt_state, data = optax.adam(learning_rate).init(params), jax.device_put(data)
-    losses = []
-    for step_key in jax.random.split(key, steps):
-        params, opt_state, loss = _adam_step(
-            loss_fn, static, learning_rate, params, opt_state, data, step_key
-        )
-        losses.append(loss)
-    host = np.asarray(jax.device_get(losses), np.float64) if losses else np.zeros(0)
-    if not len(host):
+    if steps <= 0:
         return params, float("nan")
+    opt_state, data = optax.adam(learning_rate).init(params), jax.device_put(data)
+    keys = jax.random.split(key, steps)
+    spare = -steps % CHUNK  # the last chunk's unused steps get copies of the last key
+    keys = jnp.concatenate([keys, jnp.repeat(keys[-1:], spare, axis=0)])
+    losses = []
+    for start in range(0, steps, CHUNK):
+        params, opt_state, chunk = _adam_steps(
+            loss_fn,
+            static,
+            learning_rate,
+            params,
+            opt_state,
+            data,
+            keys[start : start + CHUNK],
+            jnp.int32(steps - start),
+        )
+        losses.append(chunk)
+    host = np.concatenate(jax.device_get(losses)).astype(np.float64)[:steps]
     (log or StepLog()).record(name, host)
     return params, float(host[-1])

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from jaxfp.train import MetricWriter, NonFiniteError, StepLog, optimise
-from jaxfp.train.optimise import _adam_step
+from jaxfp.train.optimise import _adam_steps
 
 
 def quadratic(static, params, data, key):
@@ -36,13 +36,13 @@ def test_logs_every_nth_and_the_last_step_once(tmp_path):
 
 def test_optimise_converges_and_reuses_its_compiled_step():
     target = jnp.array([1.0, -2.0])
-    before = _adam_step._cache_size()
+    before = _adam_steps._cache_size()
     params, loss = optimise(
         quadratic, 1.0, {"w": jnp.zeros(2)}, target, jax.random.key(0), 300, 0.1, "q"
     )
     np.testing.assert_allclose(params["w"], target, atol=1e-2)
     assert loss < 1e-3
     optimise(quadratic, 1.0, {"w": jnp.ones(2)}, -target, jax.random.key(1), 3, 0.1, "q")
-    assert _adam_step._cache_size() == before + 1  # same static, shapes and rate: one compile
+    assert _adam_steps._cache_size() == before + 1  # same static, shapes and rate: one compile
     optimise(quadratic, 2.0, {"w": jnp.ones(2)}, target, jax.random.key(1), 3, 0.1, "q")
-    assert _adam_step._cache_size() == before + 2  # another static: its own compile
+    assert _adam_steps._cache_size() == before + 2  # another static: its own compile

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 from jaxfp.common.rows import take_rows
 from jaxfp.graphs import sampling
 from jaxfp.methods.gufu.autoencoder import Autoencoder
-from jaxfp.methods.gufu.sage import EdgeSAGE
+from jaxfp.methods.gufu.sage import EdgeSAGE, at_receivers
 from jaxfp.nets import MLP
 
 
@@ -62,12 +62,20 @@ def gnn_loss(static: tuple[EdgeSAGE, int, int], params, data, key):
     if fanout:  # GraphSAGE's sampled neighbourhoods: nodes x fanout edges per step
         ids, mask = sampling.sample_edges(sample_key, data["table"], fanout)
         graph = sampling.edge_subgraph(graph, ids)
-    z, _ = model.apply(params, graph, mask, train=True, rngs={"dropout": dropout_key})
-    senders, receivers = graph.senders, graph.receivers
+    # Sampled edges come `fanout` per receiver, node by node: sums instead of scatters (sage.py)
+    z, _ = model.apply(
+        params, graph, mask, train=True, per_receiver=fanout, rngs={"dropout": dropout_key}
+    )
+    senders = graph.senders
     at_sender = take_rows(z, senders)
-    positive = jax.nn.log_sigmoid(jnp.sum(at_sender * take_rows(z, receivers), -1))
+    positive = jax.nn.log_sigmoid(jnp.sum(at_sender * at_receivers(z, graph, fanout), -1))
     sampled = jax.random.randint(negative_key, (negatives, senders.shape[0]), 0, data["real_nodes"])
-    negative = jax.nn.log_sigmoid(-jnp.sum(at_sender[None] * take_rows(z, sampled), -1)).mean(0)
+    # One (edges, features) product per negative: XLA:CPU reduced the stacked (1, edges,
+    # features) product ~20x slower (48 ms a step, half the step, on the 10,000-node bench).
+    negative = (
+        sum(jax.nn.log_sigmoid(-jnp.sum(at_sender * take_rows(z, draw), -1)) for draw in sampled)
+        / negatives
+    )
     per_edge = -(positive + negatives * negative)
     weight = mask.astype(jnp.float32)
     return jnp.sum(per_edge * weight) / jnp.maximum(jnp.sum(weight), 1.0)
