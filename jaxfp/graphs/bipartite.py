@@ -14,6 +14,8 @@ Choices where the paper's symbols were lost, one line each:
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
 import jraph
@@ -89,13 +91,23 @@ def build_site_graph(rss_dbm: np.ndarray, ap_ids: np.ndarray, features: np.ndarr
     )
 
 
+def in_blocks(pairs_of_block, count: int, block: int) -> np.ndarray:
+    """(P, 2) pairs from `pairs_of_block(start)` for start = 0, block, 2 block, ... < count,
+    blocks on a thread per core (numpy's products, comparisons and partitions release the GIL:
+    1.7x on 2 cores), concatenated in block order."""
+    with ThreadPoolExecutor(os.cpu_count()) as pool:
+        pairs = list(pool.map(pairs_of_block, range(0, count, block)))
+    found = np.concatenate(pairs) if pairs else np.zeros((0, 2), np.int64)
+    return found.astype(np.int64).reshape(-1, 2)
+
+
 def similar_pairs(
     features: np.ndarray, threshold: float, max_per_node: int | None = None, block: int = 2048
 ) -> np.ndarray:
     """(V, 2) sample pairs i < j with cosine similarity > threshold, computed block by block."""
     unit = _unit_rows(features)
-    pairs = []
-    for start in range(0, len(unit), block):
+
+    def pairs_of_block(start: int) -> np.ndarray:
         sim = unit[start : start + block] @ unit.T
         rows = np.arange(start, start + len(sim))
         sim[np.arange(len(sim)), rows] = -np.inf  # no self loops
@@ -111,10 +123,10 @@ def similar_pairs(
                 cut = np.partition(sub, kth, axis=1)[:, kth : kth + 1]
                 above[crowded] &= sub >= cut
         i, j = np.nonzero(above)
-        pairs.append(np.column_stack([rows[i], j]))
-    found = np.concatenate(pairs) if pairs else np.zeros((0, 2), np.int64)
-    found = np.sort(found, axis=1)
-    return np.unique(found, axis=0).astype(np.int64).reshape(-1, 2)
+        return np.column_stack([rows[i], j])
+
+    found = np.sort(in_blocks(pairs_of_block, len(unit), block), axis=1)
+    return np.unique(found, axis=0).reshape(-1, 2)
 
 
 def with_virtual_edges(
@@ -152,8 +164,8 @@ def old_new_pairs(
     sorted_points = point_of_old[order]
     starts = np.flatnonzero(np.r_[True, sorted_points[1:] != sorted_points[:-1]])
     old_sorted = old[order]
-    pairs = []
-    for start in range(0, len(new), block):
+
+    def pairs_of_block(start: int) -> np.ndarray:
         sim = new[start : start + block] @ old_sorted.T
         best = np.maximum.reduceat(sim, starts, axis=1)  # (rows, points)
         # the first old sample reaching its point's best similarity
@@ -165,9 +177,9 @@ def old_new_pairs(
             np.put_along_axis(kept, top, np.take_along_axis(best, top, axis=1), axis=1)
             best = kept
         rows, points = np.nonzero(best > threshold)
-        pairs.append(np.column_stack([order[first[rows, points]], num_old + start + rows]))
-    found = np.concatenate(pairs) if pairs else np.zeros((0, 2), np.int64)
-    return found.astype(np.int64).reshape(-1, 2)
+        return np.column_stack([order[first[rows, points]], num_old + start + rows])
+
+    return in_blocks(pairs_of_block, len(new), block)
 
 
 class Padded(NamedTuple):
