@@ -55,6 +55,9 @@ DIAGNOSTICS = (
     "record_change_db",
     "measured_drift_db",
     "drift_alignment",
+    "aps_removed_still_heard",
+    "aps_removed_departed",
+    "aps_kept_departed",
     "ae_error_db",
 )
 

@@ -107,6 +107,23 @@ def drift_capture(
     }
 
 
+def forgetting_check(
+    before_ids: np.ndarray, after_ids: np.ndarray, measured: FingerprintSet
+) -> dict[str, int]:
+    """An update's AP removals checked one by one against the period's measured map: removed
+    APs the measurement still hears somewhere (removed wrongly), removed APs it hears nowhere
+    (departed and forgotten), and APs the database keeps that it hears nowhere (departed, not
+    forgotten: an AP out of range of every measured point counts as departed)."""
+    heard = set(measured.ap_ids[measured.detected.any(0)].tolist())
+    kept = set(np.asarray(after_ids).tolist())
+    removed = set(np.asarray(before_ids).tolist()) - kept
+    return {
+        "aps_removed_still_heard": len(removed & heard),
+        "aps_removed_departed": len(removed - heard),
+        "aps_kept_departed": len(kept - heard),
+    }
+
+
 def places(fingerprints: FingerprintSet, floor_height_m: float, floors: np.ndarray) -> np.ndarray:
     """(N, 2) positions on one floor; (N, 3) with the floor's height when `floors` holds several."""
     if len(floors) < 2 or floor_height_m <= 0:

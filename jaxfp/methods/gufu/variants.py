@@ -20,7 +20,13 @@ from jaxfp.config import variant_settings
 from jaxfp.data.types import FingerprintSet
 from jaxfp.methods.gufu.model import Gufu
 from jaxfp.methods.gufu.periods import Period
-from jaxfp.methods.gufu.scoring import drift_capture, nearest_floor, places, rss_error
+from jaxfp.methods.gufu.scoring import (
+    drift_capture,
+    forgetting_check,
+    nearest_floor,
+    places,
+    rss_error,
+)
 from jaxfp.methods.gufu.simple_updates import (
     location_then_average,
     neighbour_average,
@@ -121,6 +127,7 @@ def run_variant(
             rss, ap_ids, db.xy, period.measured, config.eval.missing_dbm, db.floor
         )
         row.update(drift_capture(before, (rss, ap_ids), db.xy, period.measured, db.floor))
+        row.update(forgetting_check(before[1], ap_ids, period.measured))
         row["aps"] = int(len(ap_ids))
         out.append(row)
         say(

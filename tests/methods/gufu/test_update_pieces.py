@@ -1,6 +1,6 @@
 """GUFU's update pieces on constructed cases: the rewrite's detection floor, eq. 10 as alignment,
-the embedding readout, the old-new link count, the records' change against the drift and the
-mini-batched update module."""
+the embedding readout, the old-new link count, the records' change against the drift, forgotten
+APs against the measured map and the mini-batched update module."""
 
 import jax
 import numpy as np
@@ -100,6 +100,21 @@ def test_drift_capture_compares_the_records_change_with_the_measured_drift():
     np.testing.assert_allclose(against["drift_alignment"], -1.0, rtol=1e-5)
     still = scoring.drift_capture(before, before, xy, measured)
     assert still["record_change_db"] == 0.0 and np.isnan(still["drift_alignment"])
+
+
+def test_forgetting_is_checked_ap_by_ap_against_the_measured_map():
+    rss, xy = small_site()
+    heard = rss.copy()
+    heard[:, 1] = np.nan  # AP b departed: the measurement hears it nowhere
+    measured = FingerprintSet(
+        rss=heard, detected=np.isfinite(heard), ap_ids=IDS, xy=xy, rp_id=rp_ids_from_positions(xy)
+    )
+    # Removing b and c: b departed (forgotten), c is still heard (removed wrongly).
+    out = scoring.forgetting_check(IDS, np.array(["a"]), measured)
+    assert out == {"aps_removed_still_heard": 1, "aps_removed_departed": 1, "aps_kept_departed": 0}
+    # Removing nothing keeps the departed b.
+    out = scoring.forgetting_check(IDS, IDS, measured)
+    assert out == {"aps_removed_still_heard": 0, "aps_removed_departed": 0, "aps_kept_departed": 1}
 
 
 def test_aligning_to_its_own_codes_again_and_again_keeps_them_apart():
