@@ -361,24 +361,23 @@ class EdgeSageLayer(nn.Module):
         return h, e
 
 
-def graphsage_case(
-    nodes: int, edges: int, node_in: int, edge_in: int, features: int
-) -> tuple[Step, int]:
-    """Two EdgeSAGE layers and a 2-D head on every node, MSE, Adam: one full-graph step."""
+def graphsage_case(nodes: int, edges: int, node_in: int, features: int) -> tuple[Step, int]:
+    """Two EdgeSAGE layers and a 2-D head on every node, MSE, Adam: one full-graph step. An edge
+    starts from the mean of its end nodes' features, as in `jaxfp.methods.gufu.sage`."""
     generator = torch.Generator().manual_seed(0)
     senders = torch.randint(0, nodes, (edges,), generator=generator)
     receivers = torch.randint(0, nodes, (edges,), generator=generator)
-    x, e = torch.randn(nodes, node_in), torch.randn(edges, edge_in)
+    x = torch.randn(nodes, node_in)
     target = torch.zeros(nodes, 2)
     layers = nn.ModuleList(
-        [EdgeSageLayer(node_in, edge_in, features), EdgeSageLayer(features, features, features)]
+        [EdgeSageLayer(node_in, node_in, features), EdgeSageLayer(features, features, features)]
     )
     head = nn.Linear(features, 2)
     opt = torch.optim.Adam([*layers.parameters(), *head.parameters()], 1e-3)
 
     def step() -> None:
         opt.zero_grad(set_to_none=True)
-        h, m = x, e
+        h, m = x, 0.5 * (x[senders] + x[receivers])
         for layer in layers:
             h, m = layer(h, m, senders, receivers)
         F.mse_loss(head(h), target, reduction="none").sum(-1).mean().backward()

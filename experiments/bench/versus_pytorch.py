@@ -32,7 +32,7 @@ MEMBERS = 8
 FPN_POINTS, FPN_APS, FPN_LENGTH = 210, 40, 10
 ITOLOC_SIDE, ITOLOC_LOCATIONS, ITOLOC_DOMAINS = 16, 100, 15
 COMGAN_RUS, COMGAN_RP_DIMS, COMGAN_BATCH = 6, 2, 64
-SAGE_NODES, SAGE_EDGES, SAGE_NODE_IN, SAGE_EDGE_IN, SAGE_FEATURES = 10_400, 800_000, 16, 1, 32
+SAGE_NODES, SAGE_EDGES, SAGE_NODE_IN, SAGE_FEATURES = 10_400, 800_000, 16, 32
 JEMALLOC = "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2"
 BACKBONE_CASES = ("resnet18", "resnet34", "resnet50", "mobilenet_v2", "shufflenet_v2")
 CASES = {
@@ -169,7 +169,7 @@ def graphsage_step(key: object) -> tuple[Callable, object, object]:
     ends = jax.random.randint(key, (2, SAGE_EDGES), 0, SAGE_NODES)
     graph = jraph.GraphsTuple(
         nodes=jax.random.normal(key, (SAGE_NODES, SAGE_NODE_IN)),
-        edges={"features": jax.random.normal(key, (SAGE_EDGES, SAGE_EDGE_IN))},
+        edges={},  # edge features start from the end nodes' (unweighted: no readings needed)
         senders=ends[0],
         receivers=ends[1],
         n_node=jnp.array([SAGE_NODES]),
@@ -221,9 +221,7 @@ def torch_case(case: str, side: str, threads: int) -> tuple[Callable[[], object]
     if case == "comgan":
         return twins.comgan_case(COMGAN_RUS, COMGAN_RP_DIMS, COMGAN_BATCH)
     if case == "graphsage":
-        return twins.graphsage_case(
-            SAGE_NODES, SAGE_EDGES, SAGE_NODE_IN, SAGE_EDGE_IN, SAGE_FEATURES
-        )
+        return twins.graphsage_case(SAGE_NODES, SAGE_EDGES, SAGE_NODE_IN, SAGE_FEATURES)
     raise ValueError(f"unknown case {case!r}; expected one of {sorted(CASES)}")
 
 
