@@ -6,6 +6,7 @@ import json
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 from jaxfp.train import MetricWriter, NonFiniteError, StepLog, optimise
@@ -42,7 +43,37 @@ def test_optimise_converges_and_reuses_its_compiled_step():
     )
     np.testing.assert_allclose(params["w"], target, atol=1e-2)
     assert loss < 1e-3
-    optimise(quadratic, 1.0, {"w": jnp.ones(2)}, -target, jax.random.key(1), 3, 0.1, "q")
+    optimise(quadratic, 1.0, {"w": jnp.ones(2)}, -target, jax.random.key(1), 100, 0.1, "q")
     assert _adam_steps._cache_size() == before + 1  # same static, shapes and rate: one compile
+    optimise(quadratic, 1.0, {"w": jnp.ones(2)}, -target, jax.random.key(1), 3, 0.1, "q")
+    assert _adam_steps._cache_size() == before + 2  # a partial chunk: its own compile, once
+    optimise(quadratic, 1.0, {"w": jnp.ones(2)}, target, jax.random.key(2), 53, 0.1, "q")
+    assert _adam_steps._cache_size() == before + 2
     optimise(quadratic, 2.0, {"w": jnp.ones(2)}, target, jax.random.key(1), 3, 0.1, "q")
-    assert _adam_steps._cache_size() == before + 2  # another static: its own compile
+    assert _adam_steps._cache_size() == before + 3  # another static: its own compile
+
+
+def test_a_partial_chunk_takes_exactly_the_steps_asked_for():
+    """53 steps = a whole chunk and 3 of the next: the same parameters as 53 plain Adam steps."""
+    target = jnp.array([1.0, -2.0])
+    params, _ = optimise(
+        quadratic, 1.0, {"w": jnp.zeros(2)}, target, jax.random.key(0), 53, 0.1, "q"
+    )
+    w, opt = {"w": jnp.zeros(2)}, optax.adam(0.1)
+    state = opt.init(w)
+    for key in jax.random.split(jax.random.key(0), 53):
+        grads = jax.grad(lambda p, k: quadratic(1.0, p, target, k))(w, key)
+        updates, state = opt.update(grads, state, w)
+        w = optax.apply_updates(w, updates)
+    np.testing.assert_allclose(params["w"], w["w"], rtol=1e-5, atol=1e-6)
+
+
+def climbing(static, params, data, key):
+    """-sum(w): Adam raises w by ~0.1 a step; the loss turns NaN once w passes 0.35 (step 5)."""
+    w = params["w"]
+    return jnp.where(w[0] > 0.35, jnp.nan, -jnp.sum(w))
+
+
+def test_a_non_finite_step_inside_a_chunk_stops_the_fit_naming_it():
+    with pytest.raises(NonFiniteError, match="climb: non-finite loss nan at step 5 of 7"):
+        optimise(climbing, None, {"w": jnp.zeros(1)}, None, jax.random.key(0), 7, 0.1, "climb")
