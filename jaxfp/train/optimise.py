@@ -1,10 +1,10 @@
 """Short in-memory optimisations (a method's inner fits: an autoencoder, a GNN, an update module).
 
 `optimise(loss_fn, static, params, data, key, ...)` runs Adam on `loss_fn(static, params, data, key)`
-in jitted chunks of `CHUNK` steps (a scan). `loss_fn` is a module-level function and `static` a hashable value holding
-everything else it needs (Flax modules are hashable), so JAX's own compilation cache decides when a
-step can be reused: a later call with equal `static` and equal shapes reuses it, anything else
-compiles anew — no hand-built cache keys. `data` is an argument, not a constant baked into the
+in jitted chunks of `CHUNK` steps (a scan). `loss_fn` is a module-level function and `static` a
+hashable value holding everything else it needs (Flax modules are hashable), so JAX's own
+compilation cache decides when a chunk can be reused: a later call with equal `static` and equal
+shapes reuses it, anything else compiles anew — no hand-built cache keys. `data` is an argument, not a constant baked into the
 step (XLA would otherwise constant-fold a graph's scatters for seconds per compile).
 Losses go to the run's `MetricWriter` as `<name>/loss` every `log_every` steps; a non-finite loss
 stops the run with a `NonFiniteError` naming the fit and the step.
