@@ -91,10 +91,11 @@ def build_site_graph(rss_dbm: np.ndarray, ap_ids: np.ndarray, features: np.ndarr
     )
 
 
-def in_blocks(pairs_of_block, count: int, block: int) -> np.ndarray:
+def _in_blocks(pairs_of_block, count: int, block: int) -> np.ndarray:
     """(P, 2) pairs from `pairs_of_block(start)` for start = 0, block, 2 block, ... < count,
-    blocks on a thread per core (numpy's products, comparisons and partitions release the GIL:
-    1.7x on 2 cores), concatenated in block order."""
+    blocks on a thread per core (numpy's products, comparisons and partitions release the GIL;
+    `similar_pairs` over 10,000 crowded rows on 2 cores: 1.07-1.37 s -> 0.81-0.96 s),
+    concatenated in block order."""
     with ThreadPoolExecutor(os.cpu_count()) as pool:
         pairs = list(pool.map(pairs_of_block, range(0, count, block)))
     found = np.concatenate(pairs) if pairs else np.zeros((0, 2), np.int64)
@@ -125,7 +126,7 @@ def similar_pairs(
         i, j = np.nonzero(above)
         return np.column_stack([rows[i], j])
 
-    found = np.sort(in_blocks(pairs_of_block, len(unit), block), axis=1)
+    found = np.sort(_in_blocks(pairs_of_block, len(unit), block), axis=1)
     return np.unique(found, axis=0).reshape(-1, 2)
 
 
@@ -179,7 +180,7 @@ def old_new_pairs(
         rows, points = np.nonzero(best > threshold)
         return np.column_stack([order[first[rows, points]], num_old + start + rows])
 
-    return in_blocks(pairs_of_block, len(new), block)
+    return _in_blocks(pairs_of_block, len(new), block)
 
 
 class Padded(NamedTuple):
