@@ -5,7 +5,9 @@
 Small size (months 2-4, 40 records per reference point, 2 seeds): experiments/gufu/longterm.py:small
 Test size (the shipped 3-month cut): experiments/gufu/longterm.py:test
 Synthetic weekly AP churn: experiments/gufu/longterm.py:synthetic (:synthetic_test); at the heaviest
-weekly rates of GUFU's Table 5: :synthetic_heavy
+weekly rates of GUFU's Table 5: :synthetic_heavy; on the speed benchmark's site (10,000 records,
+400 APs, batches of 1,000; `experiments/bench/gufu_update.py`), so its levers get an accuracy at
+that size: :synthetic_large
 """
 
 import os
@@ -34,6 +36,11 @@ LINKED = dict(
     edge_weights="neighbour_readings",
     readings_blend=0.5,
     readings_any_ap=True,
+    # For speed (README GUFU "Speed"), no measured cost: eq. 5-9 on 1,024 records and pairs a
+    # step, and the GNN fine-tuned 20 steps an update (0 steps measured the same on the
+    # synthetic site: what the update changes reaches the records without retraining it)
+    update_batch=1024,
+    retrain_gnn_steps=20,
 )
 
 
@@ -105,7 +112,8 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
             gnn_steps=100,
             update_steps=300,
             update_batch=0,  # eq. 5-9 on this many records and pairs a step; 0 = all of them
-            retrain_steps=50,
+            retrain_steps=50,  # eq. 10's steps an update (and the GNN's, unless set below)
+            retrain_gnn_steps=-1,  # the GNN's retraining steps an update; -1 = retrain_steps
             negatives=1,
             fanout=10,
             update_rounds=1,
@@ -172,6 +180,22 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     if arg == "synthetic_heavy":  # Campus GF's first week every week: 53 / 391 in, 46 / 391 out
         c.data.source = "synthetic"
         c.synthetic.update(dict(install_rate=0.135, removal_rate=0.12))
+    if arg == "synthetic_large":  # the speed benchmark's site: 100 m x 100 m, 10,000 records
+        c.data.source = "synthetic"
+        c.synthetic.update(
+            dict(
+                width_m=100.0,
+                height_m=100.0,
+                n_aps=400,
+                path_loss_exponent=4.0,  # ~40 APs heard per scan, as in real buildings
+                sensitivity_dbm=-80.0,
+                batch=1000,
+                weeks=4,
+            )
+        )
+        # Its autoencoder leaves the plateau where every value decodes below the floor only
+        # between 1,000 and 4,000 steps (README GUFU "Speed")
+        c.gufu.ae_steps = 4000
     if arg == "synthetic_test":
         c.data.source = "synthetic"
         c.seeds = (0,)

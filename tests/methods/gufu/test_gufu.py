@@ -49,9 +49,13 @@ def test_an_update_keeps_the_graph_size_adds_a_new_ap_and_forgets_a_gone_one():
     assert np.isfinite(model.rss[:, :2]).all()
 
 
-def test_residual_rewrite_moves_records_only_where_the_batch_says_so():
+@pytest.mark.parametrize("update_batch", [0, 4])
+def test_residual_rewrite_moves_records_only_where_the_batch_says_so(update_batch):
     config = load_config(SPEC)
     config.gufu.update(dict(ae_steps=400, gnn_steps=5, update_steps=100, retrain_steps=2))
+    # update_batch = 4 of 12 records: the fits with and without the batch draw the same rows, so
+    # where the batch says nothing they agree exactly (independent draws would move records)
+    config.gufu.update_batch = update_batch
     config.gufu.update(dict(edge_prediction=False, virtual_threshold=0.999999))
     rss, xy = small_site()
     batch = np.column_stack([rss[:, :2] + 5.0, rss[:, 2]]).astype(np.float32)

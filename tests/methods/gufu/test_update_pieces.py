@@ -1,9 +1,10 @@
 """GUFU's update pieces on constructed cases: the rewrite's detection floor, eq. 10 as alignment,
 the embedding readout, the old-new link count, the records' change against the drift, forgotten
-APs against the measured map and the mini-batched update module."""
+APs against the measured map, the mini-batched update module and the GNN's retraining steps."""
 
 import jax
 import numpy as np
+import pytest
 
 from jaxfp.common.rss_scale import to_unit
 from jaxfp.config import load_config
@@ -12,6 +13,7 @@ from jaxfp.methods.gufu import scoring
 from jaxfp.methods.gufu.losses import update_module_loss
 from jaxfp.methods.gufu.model import Gufu, link_diagnostics, ridge_readout
 from jaxfp.nets import MLP
+from jaxfp.train.optimise import StepLog
 
 from ...conftest import REPO
 from .test_gufu import small_site
@@ -163,3 +165,33 @@ def test_the_minibatched_update_module_loss_estimates_the_full_one():
     # Each draw differs (a real subsample); their mean is the full loss: the padding never counts.
     assert draws.std() > 0.05 * float(full)
     np.testing.assert_allclose(draws.mean(), float(full), rtol=0.03)
+
+
+class CountingLog(StepLog):
+    """Which fits ran and how many steps each."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fits: list[tuple[str, int]] = []
+
+    def record(self, name: str, losses: np.ndarray) -> None:
+        super().record(name, losses)
+        self.fits.append((name, len(losses)))
+
+
+@pytest.mark.parametrize("gnn_steps, expected", [(-1, 4), (7, 7), (0, 0)])
+def test_the_gnn_retrains_its_own_step_count_an_update(gnn_steps, expected):
+    config = load_config(SPEC)
+    config.gufu.update(dict(ae_steps=5, gnn_steps=3, update_steps=3, retrain_steps=4))
+    config.gufu.retrain_gnn_steps = gnn_steps
+    rss, xy = small_site()
+    model = Gufu(config.gufu, IDS, rss, xy, jax.random.key(0), log=CountingLog())
+    model.offline()
+    before = jax.tree.map(np.asarray, model.gnn_params)
+    model.log.fits.clear()
+    model.update(rss + 1.0, IDS)
+    fits = dict(model.log.fits)
+    assert fits["autoencoder"] == 4  # eq. 10 keeps retrain_steps
+    assert fits.get("gnn", 0) == expected
+    unchanged = jax.tree.map(np.array_equal, before, jax.tree.map(np.asarray, model.gnn_params))
+    assert all(jax.tree.leaves(unchanged)) == (expected == 0)
