@@ -42,6 +42,34 @@ def test_edges_weights_ap_features_and_virtual_edges():
     )
 
 
+def brute_force_similar_pairs(features, threshold, cap):
+    """The definition, row by row: pairs above the threshold, a crowded row keeping those at or
+    above its k-th largest similarity; a pair stays if either end keeps it."""
+    unit = features / np.linalg.norm(features, axis=1, keepdims=True)
+    sim = unit @ unit.T
+    np.fill_diagonal(sim, -np.inf)
+    pairs = set()
+    for row, values in enumerate(sim):
+        above = values > threshold
+        if cap is not None and above.sum() > cap:
+            above &= values >= np.sort(values)[-cap]
+        pairs |= {(min(row, col), max(row, col)) for col in np.flatnonzero(above)}
+    return np.array(sorted(pairs), np.int64).reshape(-1, 2)
+
+
+@pytest.mark.parametrize("cap", [None, 1, 3, 10])
+def test_similar_pairs_follow_the_definition_on_crowded_rows_with_ties(cap):
+    rng = np.random.default_rng(0)
+    # 40 places x 5 copies: every row crowded and its similarities tied in fives
+    features = np.repeat(np.abs(rng.normal(size=(40, 4))), 5, axis=0) + 0.2
+    features[::7] += 0.05 * rng.normal(size=features[::7].shape)  # some rows off their place
+    expected = brute_force_similar_pairs(features, 0.9, cap)
+    assert len(expected) > 100
+    for block in (16, 2048):  # several blocks and one
+        found = bipartite.similar_pairs(features, 0.9, cap, block=block)
+        np.testing.assert_array_equal(found, expected)
+
+
 def test_bad_rss_is_named():
     with pytest.raises(ValueError, match=r"rss_dbm\[1, 0\] = -130"):
         bipartite.build_site_graph(

@@ -153,6 +153,7 @@ class Gufu:
     _ae_ap_ids: np.ndarray | None = None  # the AP set the autoencoder's first columns follow
     _ae_width: int = 0  # its input width: the AP count padded to a budget
     _database_graph: bipartite.SiteGraph | None = None  # the records' graph of the last training
+    _encoded: tuple[np.ndarray, np.ndarray] | None = None  # (rss, its codes) of that training
     _graph_budgets: tuple[int, int] = (0, 0)  # (nodes, edges) the last padded graph had
     log: StepLog = dataclasses.field(default_factory=StepLog, repr=False)
 
@@ -304,7 +305,7 @@ class Gufu:
         self, rss: np.ndarray, codes: np.ndarray, xy: np.ndarray, num_old: int | None = None
     ) -> bipartite.SiteGraph:
         """The site graph; with `num_old`, rows from `num_old` on are a batch's new samples."""
-        features = np.concatenate([codes, self._location_features(xy)], 1)
+        features = self._node_features(codes, xy)
         graph = bipartite.build_site_graph(rss, self.ap_ids, features)
         if not self.g.virtual_edges:
             return graph
@@ -330,6 +331,14 @@ class Gufu:
             bipartite.old_new_pairs(similar, num_old, threshold, per_new, points),
         ]
         return graph._replace(virtual=np.concatenate(virtual))
+
+    def _node_features(self, codes: np.ndarray, xy: np.ndarray) -> np.ndarray:
+        """A sample node's features: its code ⊕ its scaled location."""
+        return np.concatenate([codes, self._location_features(xy)], 1)
+
+    def _pairs_follow_locations(self) -> bool:
+        """Whether the virtual pairs depend on the samples' locations (not only their codes)."""
+        return self.g.virtual_edges and self.g.virtual_features == "code_location"
 
     def _points(self) -> np.ndarray:
         """(S,) the reference point of each record (records sharing a place share a point)."""
@@ -403,9 +412,9 @@ class Gufu:
         start = time.perf_counter()
         losses = self._train_on_database(self.g.ae_steps, self.g.gnn_steps)
         seconds = time.perf_counter() - start
-        return {**losses, **self.reconstruction(), "seconds": seconds}
+        return {**losses, **self.reconstruction(self._encoded[1]), "seconds": seconds}
 
-    def reconstruction(self) -> dict[str, float]:
+    def reconstruction(self, codes: np.ndarray | None = None) -> dict[str, float]:
         """How well the autoencoder gives the database back: mean |error| (dB) over the detected
         values and the share of them decoded at or below the detection floor (measured: after
         300 steps on the UJI library's month 1, 36 dB and 93 % — a decoder that says 'not
@@ -413,7 +422,8 @@ class Gufu:
         if not self.g.feature_extractor:
             return {}
         detected = np.isfinite(self.rss)
-        decoded = from_unit(self._decode_normalised(self.encode(self.rss)), -np.inf)[detected]
+        codes = self.encode(self.rss) if codes is None else codes  # `codes`: the records' own
+        decoded = from_unit(self._decode_normalised(codes), -np.inf)[detected]
         return {
             "ae_error_db": float(np.abs(decoded - self.rss[detected]).mean()),
             "ae_below_floor": float((decoded <= self.g.detect_floor_dbm).mean()),
@@ -428,8 +438,10 @@ class Gufu:
         if self.g.feature_extractor:
             align = new_codes if self.g.autoencoder_retrain == "align" else None
             ae_loss = self.train_autoencoder(ae_steps, align)
-        graph = self._graph(self.rss, self.encode(self.rss), self.xy)
-        self._database_graph = graph  # unchanged until the next update rewrites the records
+        codes = self.encode(self.rss)
+        graph = self._graph(self.rss, codes, self.xy)
+        # Both unchanged until the next update rewrites the records; it starts from them
+        self._database_graph, self._encoded = graph, (self.rss, codes)
         return {"ae_loss": ae_loss, "gnn_loss": self.train_gnn(graph, gnn_steps)}
 
     def update(self, new_rss: np.ndarray, new_ap_ids: np.ndarray) -> dict[str, Any]:
@@ -445,22 +457,29 @@ class Gufu:
 
         s = len(self.rss)
         on_known = align_columns(new_rss, new_ap_ids, self.ap_ids)
-        codes_old, codes_new = self.encode(self.rss), self.encode(on_known)
+        known = self._encoded is not None and self._encoded[0] is self.rss
+        codes_old = self._encoded[1] if known else self.encode(self.rss)
+        codes_new = self.encode(on_known)
         new_xy = self._initial_locations(codes_old, codes_new)
         readout = None
         if self.g.rewrite_from == "embeddings":  # features = GNN embeddings; codes by a readout
             z_alone = self.embed(self._database_graph)  # codes_old's graph, built in retraining
             readout = ridge_readout(z_alone, codes_old)
+        codes = np.concatenate([codes_old, codes_new])
+
+        def batch_graph(previous: bipartite.SiteGraph | None) -> bipartite.SiteGraph:
+            xy = np.concatenate([self.xy, new_xy])
+            if previous is not None and not self._pairs_follow_locations():  # same edges
+                features = self._node_features(codes, xy)
+                return previous._replace(sample_features=np.asarray(features, np.float32))
+            return self._graph(np.concatenate([self.rss, on_known]), codes, xy, num_old=s)
+
+        graph = None
         for round_ in range(self.g.update_rounds):
-            graph = self._graph(
-                np.concatenate([self.rss, on_known]),
-                np.concatenate([codes_old, codes_new]),
-                np.concatenate([self.xy, new_xy]),
-                num_old=s,
-            )
+            graph = batch_graph(graph)  # a later round's: the new samples at their estimates
             z = self.embed(graph)
             if readout is None:  # MLP2 learns the codes; the batch reaches them through eq. 8
-                targets, targets_alone = np.concatenate([codes_old, codes_new]), codes_old
+                targets, targets_alone = codes, codes_old
             else:  # MLP2 learns the embeddings the batch changed through message passing
                 targets, targets_alone = z, z_alone
             last = round_ == self.g.update_rounds - 1
@@ -489,7 +508,7 @@ class Gufu:
             **links,
             **changes,
             **losses,
-            **self.reconstruction(),
+            **self.reconstruction(self._encoded[1]),
             **seconds,
             "seconds": clock[-1] - clock[0],
         }
