@@ -36,9 +36,9 @@ LINKED = dict(
     edge_weights="neighbour_readings",
     readings_blend=0.5,
     readings_any_ap=True,
-    # For speed (README GUFU "Speed"), no measured cost: eq. 5-9 on 1,024 records and pairs a
-    # step, and the GNN fine-tuned 20 steps an update (0 steps measured the same on the
-    # synthetic site: what the update changes reaches the records without retraining it)
+    # For speed (README GUFU "Speed": 0.02 dB on the bench's 10,000-record site): eq. 5-9 on
+    # 1,024 records and pairs a step, and the GNN fine-tuned 20 steps an update (0 steps measured
+    # the same on the synthetic site: the update reaches the records without retraining it)
     update_batch=1024,
     retrain_gnn_steps=20,
 )

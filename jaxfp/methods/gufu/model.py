@@ -34,7 +34,10 @@ Choices where the paper's symbols were lost or it is silent, one line each:
   the database's samples, eq. 7 pulls a new sample's location towards its old virtual neighbours'
   locations, eq. 8 pulls an old sample's updated feature towards its new virtual neighbours'
   features; eq. 9 = eq. 5 + eq. 6 + λ (eq. 7 + eq. 8).
-  `update_batch` = b > 0 (ours, for speed) estimates each term on b records and b pairs a step.
+  `update_batch` = b > 0 (ours, for speed) estimates each term on b records and b pairs a step;
+  the residual rewrite's two fits then draw the same mini-batches, so they differ by the batch.
+- after an update the autoencoder retrains `retrain_steps` (eq. 10) and the GNN
+  `retrain_gnn_steps` (the paper: both are updated; it gives no step counts).
 - the database is rewritten with the decoded updated features of the old samples (same locations).
 - a location is whatever the protocol gives, (x, y) or (x, y, height of the floor): MLP1 predicts
   as many coordinates as the records have.
