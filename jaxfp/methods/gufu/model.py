@@ -175,12 +175,18 @@ class Gufu:
 
     @classmethod
     def check(cls, settings: ml_collections.ConfigDict) -> None:
-        """Fail on an unknown choice before hours of training, not after."""
+        """Fail on an unknown choice or an impossible count before hours of training, not after."""
         for field, allowed in cls.CHOICES.items():
             if settings[field] not in allowed:
                 raise ConfigError(
                     f"gufu.{field}: expected one of {allowed}, got {settings[field]!r}"
                 )
+        for field, least, meaning in (
+            ("update_rounds", 1, "at least one pass an update"),
+            ("retrain_gnn_steps", -1, "a step count, or -1 for retrain_steps"),
+        ):
+            if settings[field] < least:
+                raise ConfigError(f"gufu.{field}: expected {meaning}, got {settings[field]!r}")
 
     @property
     def g(self) -> ml_collections.ConfigDict:

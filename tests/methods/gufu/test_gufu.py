@@ -76,6 +76,9 @@ def test_residual_rewrite_moves_records_only_where_the_batch_says_so(update_batc
     config.gufu.rewrite = "average"
     with pytest.raises(ConfigError, match="gufu.rewrite: expected one of"):
         Gufu(config.gufu, ids, rss.copy(), xy, jax.random.key(0))
+    config.gufu.rewrite, config.gufu.update_rounds = "residual", 0
+    with pytest.raises(ConfigError, match="gufu.update_rounds: expected at least one pass"):
+        Gufu(config.gufu, ids, rss.copy(), xy, jax.random.key(0))
 
 
 def test_rss_error_counts_points_and_missing_aps():
