@@ -318,7 +318,7 @@ class Gufu:
         graph = bipartite.build_site_graph(rss, self.ap_ids, features)
         if not self.g.virtual_edges:
             return graph
-        similar = features if self.g.virtual_features == "code_location" else codes
+        similar = features if self._pairs_follow_locations() else codes
         threshold, cap, per_new = (
             self.g.virtual_threshold,
             self.g.max_virtual_per_node,
