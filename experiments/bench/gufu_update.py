@@ -7,8 +7,9 @@ sample nodes and ~400 AP nodes (the issue's target: 5 s or less per update on 2 
 The site is `jaxfp.data.synthetic` (ComGAN's propagation model, shadowing, fading); the batch is
 one scan at 1,000 random points after a period of AP churn at GUFU's Table 5 rates. The first
 update includes compilation; later ones are the steady state (a step recompiles when a graph
-budget or the autoencoder's padded AP width changes). The offline autoencoder trains 4,000 steps
-here (the experiments' 1,000 leave this site's decoder on its plateau); `--set` overrides it.
+budget or the autoencoder's padded AP width changes). Site and settings are those of
+`experiments/gufu/longterm.py:synthetic_large` (its offline autoencoder trains 4,000 steps: the
+experiments' 1,000 leave this site's decoder on its plateau); `--set` overrides a setting.
 """
 
 from __future__ import annotations
@@ -30,11 +31,15 @@ HERE = os.path.abspath(__file__)
 
 
 def main() -> None:
+    # The site and its settings are the protocol's `:synthetic_large`, which measures what the
+    # levers timed here cost in accuracy (README GUFU "Speed")
+    config = load_config(HERE.replace("bench/gufu_update.py", "gufu/longterm.py:synthetic_large"))
+    site, spacing = config.synthetic, WorldParams().rp_spacing_m
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--aps", type=int, default=400)
-    parser.add_argument("--rps-side", type=int, default=50)
-    parser.add_argument("--samples-per-rp", type=int, default=4)
-    parser.add_argument("--batch", type=int, default=1000)
+    parser.add_argument("--aps", type=int, default=site.n_aps)
+    parser.add_argument("--rps-side", type=int, default=round(site.width_m / spacing))
+    parser.add_argument("--samples-per-rp", type=int, default=site.samples_per_rp)
+    parser.add_argument("--batch", type=int, default=site.batch)
     parser.add_argument("--updates", type=int, default=3)
     parser.add_argument("--variant", default="gufu")
     parser.add_argument(
@@ -45,11 +50,7 @@ def main() -> None:
         help="override a gufu setting after the variant's, e.g. --set retrain_steps=20",
     )
     args = parser.parse_args()
-    config = load_config(HERE.replace("bench/gufu_update.py", "gufu/longterm.py"))
-    settings = variant_settings(config, "gufu", args.variant)
-    # This site's autoencoder sits on a plateau (every value decoded at its AP's mean, below the
-    # floor: 49 dB error) until ~4,000 offline steps; 1,000 left it there (README "Speed").
-    settings.ae_steps = 4000
+    settings = variant_settings(config, "gufu", args.variant)  # 4,000 offline autoencoder steps
     for assignment in args.set:
         field, _, value = assignment.partition("=")
         if field not in settings:
@@ -58,14 +59,14 @@ def main() -> None:
             settings[field] = ast.literal_eval(value)  # numbers, True/False, quoted strings
         except (ValueError, SyntaxError):
             settings[field] = value  # a bare word: a choice such as rewrite=residual
-    side = 2.0 * args.rps_side
+    side = spacing * args.rps_side
     params = dataclasses.replace(
         WorldParams(),
         width_m=side,
         height_m=side,
         n_aps=args.aps,
-        path_loss_exponent=4.0,  # ~40 APs heard per scan, as in real buildings
-        sensitivity_dbm=-80.0,
+        path_loss_exponent=site.path_loss_exponent,
+        sensitivity_dbm=site.sensitivity_dbm,
     )
     world = make_world(params, seed=0)
     db = survey(world, args.samples_per_rp, seed=1)
