@@ -14,6 +14,9 @@ from jaxfp.config import load_config
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
+SIZES = ("", "test")  # checked by jaxfp.config.load_config: an unknown size is an error
+
+
 def get_config(arg: str = "") -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
     c.method = "baselines.demo"

@@ -40,11 +40,37 @@ def config_module(path: str) -> ModuleType:
     return module
 
 
+def sibling(config_file: str, name: str) -> ModuleType:
+    """The config file `name` beside `config_file` (pass `__file__`) as a module: the one way a
+    config builds on another (call its `get_config(size)` or its shared builders)."""
+    return config_module(os.path.join(os.path.dirname(os.path.abspath(config_file)), name))
+
+
+def repo_path(config_file: str, *parts: str) -> str:
+    """A path under the repository that holds the config file `config_file` (pass `__file__`;
+    configs live in <repo>/experiments/<paper>/)."""
+    here = os.path.dirname(os.path.abspath(config_file))
+    while os.path.basename(here) != "experiments":
+        parent = os.path.dirname(here)
+        if parent == here:
+            raise ConfigError(f"{config_file}: not under an experiments/ folder")
+        here = parent
+    return os.path.join(os.path.dirname(here), *parts)
+
+
 def load_config(spec: str) -> ml_collections.ConfigDict:
+    """`get_config(size)` of the config file in `spec` ("path" or "path:size"); the size must be
+    one of the module's `SIZES` ("" is the default size)."""
     path, _, arg = spec.partition(":")
     module = config_module(path)
     if not hasattr(module, "get_config"):
         raise ConfigError(f"{path}: expected a function get_config()")
+    sizes = getattr(module, "SIZES", None)
+    if not isinstance(sizes, tuple) or not all(isinstance(x, str) for x in sizes):
+        raise ConfigError(f"{path}: expected SIZES, a tuple of the size names get_config takes")
+    if arg not in sizes:
+        named = ", ".join(repr(x) if x else "'' (default)" for x in sizes)
+        raise ConfigError(f"{path}: unknown size {arg!r}; sizes are {named}")
     config = module.get_config(arg) if arg else module.get_config()
     if not isinstance(config, ml_collections.ConfigDict):
         raise ConfigError(f"{path}: get_config() must return an ml_collections.ConfigDict")

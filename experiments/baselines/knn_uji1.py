@@ -16,6 +16,9 @@ from jaxfp.methods.baselines.knn_protocols import variant_config as variant
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
+SIZES = ("", "test")  # checked by jaxfp.config.load_config: an unknown size is an error
+
+
 def get_config(arg: str = "") -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
     c.method = "baselines.knn"

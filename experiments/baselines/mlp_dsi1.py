@@ -15,6 +15,9 @@ from jaxfp.config import split_data
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
+SIZES = ("", "test")  # checked by jaxfp.config.load_config: an unknown size is an error
+
+
 def get_config(arg: str = "") -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
     c.method = "baselines.mlp"

@@ -24,6 +24,14 @@ from jaxfp.methods.csi.few_labels import METHOD_NAMES
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
+SIZES = (
+    "",
+    "small",
+    "full_cpu",
+    "test",
+)  # checked by jaxfp.config.load_config: an unknown size is an error
+
+
 def get_config(arg: str = "") -> ml_collections.ConfigDict:
     # Data, split, preprocessing and training settings are Table I's (experiments/csi_table1.py).
     c = load_config(os.path.join(HERE, "table1.py"))

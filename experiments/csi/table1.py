@@ -16,6 +16,9 @@ import ml_collections
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
+SIZES = ("", "small", "test")  # checked by jaxfp.config.load_config: an unknown size is an error
+
+
 def get_config(arg: str = "") -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
     c.method = "csi.table1"

@@ -44,6 +44,17 @@ LINKED = dict(
 )
 
 
+SIZES = (
+    "",
+    "small",
+    "synthetic",
+    "synthetic_heavy",
+    "synthetic_large",
+    "synthetic_test",
+    "test",
+)  # checked by jaxfp.config.load_config: an unknown size is an error
+
+
 def get_config(arg: str = "") -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
     c.method = "gufu"
