@@ -17,11 +17,11 @@ from jaxfp.eval.results import (
     error_row_over_seeds,
     format_table,
     markdown_table,
-    over_seeds,
     read_results,
     render,
     write_results,
 )
+from jaxfp.eval.stats import over_seeds, paired_difference, t_interval, verdict
 
 __all__ = [
     "PERCENTILES",
@@ -33,6 +33,7 @@ __all__ = [
     "hit_rate",
     "markdown_table",
     "over_seeds",
+    "paired_difference",
     "percentile_bar_plot",
     "position_errors",
     "positioning_report",
@@ -43,5 +44,7 @@ __all__ = [
     "rss_mae",
     "rss_nrmse",
     "rss_rmse",
+    "t_interval",
+    "verdict",
     "write_results",
 ]

@@ -1,4 +1,5 @@
-"""The results layer: summaries over seeds with bootstrap CIs, results.json, printed and markdown tables.
+"""The results layer: summaries over seeds (Student-t intervals, `stats`), results.json, printed and
+markdown tables.
 
 Every protocol writes one `results.json` through `write_results`:
     {"title", "config", "results": {row: {column: value}}, "columns": [...],
@@ -16,23 +17,22 @@ from typing import Any
 import numpy as np
 
 from jaxfp.common.atomic_files import write_json
-from jaxfp.eval.metrics import bootstrap_ci, error_summary
+from jaxfp.eval.metrics import error_summary
+from jaxfp.eval.stats import INTERVAL_KIND, over_seeds
+
+INTERVAL_NOTE = (
+    "*_ci_low/high over seeds: Student-t 95% interval of the mean over n_seeds seeds, each seed "
+    "a fresh data draw and initialisation."
+)
 
 RESULTS_FILE = "results.json"
-
-
-def over_seeds(values: Sequence[float], name: str = "mean", seed: int = 0) -> dict[str, float]:
-    """{name, name_ci_low, name_ci_high}: the mean over seeds with its 95% bootstrap CI."""
-    values = np.asarray(values, np.float64)
-    low, high = bootstrap_ci(values, seed=seed)
-    return {name: float(values.mean()), f"{name}_ci_low": low, f"{name}_ci_high": high}
 
 
 def error_row_over_seeds(
     errors: np.ndarray, seeds: Sequence[int], percentiles: Sequence[int]
 ) -> dict[str, Any]:
     """(seeds, n) errors -> the mean over seeds of each seed's mean and percentiles, the mean's
-    bootstrap CI over seeds, and each seed's mean."""
+    t-interval over seeds, and each seed's mean."""
     per_seed = [error_summary(e, percentiles) for e in errors]
     row: dict[str, Any] = over_seeds([p["mean"] for p in per_seed])
     for q in percentiles:
@@ -82,8 +82,13 @@ def render(results: Mapping[str, Any], markdown: bool = False) -> str:
     fmt = markdown_table if markdown else format_table
     columns = results.get("columns") or None
     parts = [str(results.get("title", "")), fmt(results["results"], columns)]
+    tables = [results["results"]]
     for name, extra in results.get("tables", {}).items():
         parts += ["", name, fmt(extra["rows"], extra["columns"])]
+        tables.append(extra["rows"])
+    kinds = {r.get("interval") for t in tables for r in t.values() if isinstance(r, Mapping)}
+    if INTERVAL_KIND in kinds:
+        parts += ["", INTERVAL_NOTE]
     return "\n".join(parts)
 
 
@@ -123,6 +128,8 @@ def _cells(
 ) -> tuple[list[str], list[list[str]]]:
     if columns is None:
         columns = list(dict.fromkeys(k for r in rows.values() for k in r))
+    elif any("n_seeds" in r for r in rows.values()) and "n_seeds" not in columns:
+        columns = [*columns, "n_seeds"]  # an interval over seeds is always shown with its n
     header = ["", *columns]
     body = [[str(name), *(_cell(r.get(c)) for c in columns)] for name, r in rows.items()]
     return header, body
@@ -131,6 +138,8 @@ def _cells(
 def _cell(value: object) -> str:
     if value is None:
         return "-"
+    if isinstance(value, float) and not np.isfinite(value):
+        return "-" if np.isnan(value) else str(value)
     if isinstance(value, float):
         return f"{value:.3f}" if abs(value) < 1000 else f"{value:.4g}"
     if isinstance(value, Mapping):

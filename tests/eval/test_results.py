@@ -8,10 +8,14 @@ import pytest
 from jaxfp.eval import results
 
 
-def test_over_seeds_mean_and_ci():
-    row = results.over_seeds([1.0, 2.0, 3.0], "rss")
-    assert row["rss"] == 2.0 and row["rss_ci_low"] <= 2.0 <= row["rss_ci_high"]
-    assert results.over_seeds([4.0])["mean_ci_low"] == 4.0  # one seed: no spread
+def test_tables_over_seeds_show_n_and_the_interval_kind():
+    rows = {"a": results.over_seeds([1.0, 2.0, 3.0], "rss"), "b": results.over_seeds([2.0], "rss")}
+    text = results.render({"title": "t", "results": rows, "columns": ["rss", "rss_ci_low"]})
+    header, _, a, b = text.splitlines()[1:5]
+    assert header.split() == ["rss", "rss_ci_low", "n_seeds"]
+    assert a.split() == ["a", "2.000", "-0.484", "3"]  # 2 - 4.302653 / sqrt(3)
+    assert b.split() == ["b", "2.000", "-", "1"]  # one seed: no interval
+    assert "Student-t 95%" in text
 
 
 def test_error_row_over_seeds_averages_each_seeds_summary():
