@@ -12,7 +12,7 @@ import numpy as np
 import scipy.io
 
 from jaxfp.data.csv_io import require_finite, require_integral
-from jaxfp.data.types import DataFormatError, FingerprintSet, from_raw
+from jaxfp.data.types import DataFormatError, FingerprintSet, from_raw, require_real
 
 NOT_DETECTED = 100.0
 _PARTS = {"train": ("trainingMacs", "trainingLabels"), "test": ("testMacs", "testLabels")}
@@ -38,8 +38,12 @@ def load_mat(path: str | os.PathLike) -> dict[str, FingerprintSet]:
     if missing:
         raise DataFormatError(f"{path}, field 'database': expected fields {missing}, found {names}")
     record = struct[0, 0]
-    columns = {mac: np.shape(record[mac]) for mac, _ in _PARTS.values()}
-    widths = {mac: shape[1] if len(shape) == 2 else None for mac, shape in columns.items()}
+    arrays = {
+        f: require_real(record[f], f"{path}:database", f, 2)
+        for pair in _PARTS.values()
+        for f in pair
+    }
+    widths = {mac: arrays[mac].shape[1] for mac, _ in _PARTS.values()}
     if len(set(widths.values())) != 1:
         (train_field, train_width), (test_field, test_width) = widths.items()
         raise DataFormatError(
@@ -48,7 +52,7 @@ def load_mat(path: str | os.PathLike) -> dict[str, FingerprintSet]:
         )
     sets = {}
     for part, (mac_field, label_field) in _PARTS.items():
-        macs, labels = np.asarray(record[mac_field]), np.asarray(record[label_field])
+        macs, labels = arrays[mac_field], arrays[label_field]
         source = f"{path}:{mac_field}"
         if macs.ndim != 2 or labels.ndim != 2 or labels.shape[1] != 5:
             raise DataFormatError(

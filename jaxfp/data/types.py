@@ -215,6 +215,25 @@ def rp_ids_from_positions(*columns: np.ndarray | None) -> np.ndarray:
     return inverse.reshape(-1).astype(np.int64)
 
 
+def require_real(values: object, source: str, field: str, ndim: int) -> np.ndarray:
+    """`values` as an array of real numbers (integers or floats) of rank `ndim`; a complex, boolean,
+    text-typed or object array, or another rank, is refused naming the field and what was found."""
+    array = np.asarray(values)
+    if array.dtype.kind not in "iuf":
+        kinds = {"c": "complex", "b": "boolean", "U": "text", "S": "text", "O": "object"}
+        found = kinds.get(array.dtype.kind, array.dtype.kind)
+        raise DataFormatError(
+            f"{locate(source, field=field)}: expected real numbers, found {found} values "
+            f"(dtype {array.dtype})"
+        )
+    if array.ndim != ndim:
+        raise DataFormatError(
+            f"{locate(source, field=field)}: expected a {ndim}-D array, found {array.ndim}-D "
+            f"of shape {array.shape}"
+        )
+    return array
+
+
 def from_raw(
     raw_rss: np.ndarray,
     not_detected: float,
@@ -230,7 +249,7 @@ def from_raw(
     Raw cells are checked first so that errors name the row and AP column; `first_row` is the
     file line (or matrix row, 1-based) of the first sample.
     """
-    raw_rss = np.asarray(raw_rss, np.float64)
+    raw_rss = require_real(raw_rss, source, "rss", 2).astype(np.float64)
     check_raw_rss(raw_rss, not_detected, ap_ids, source, first_row)
     detected = raw_rss != not_detected
     rss = np.where(detected, raw_rss, np.nan).astype(np.float32)

@@ -228,3 +228,36 @@ def test_cli_reports_bad_input_without_traceback(uji_folder, tmp_path, capsys):
     assert cli.main(["data", "info", str(folder)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("jaxfp: error:") and "row 7" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    "field, value, found",
+    [
+        ("trainingMacs", np.full((4, 3), -60.0 + 1j), "complex values"),
+        ("testMacs", np.array([["a", "b", "c"], ["d", "e", "f"]]), "text values"),
+        ("trainingMacs", np.full((4, 3, 2), -60.0), r"expected a 2-D array, found 3-D"),
+        ("trainingLabels", np.zeros((4, 5)) + 0j, "complex values"),
+    ],
+)
+def test_mat_arrays_of_the_wrong_type_or_rank_are_refused(tmp_path, field, value, found):
+    with pytest.raises(
+        data.DataFormatError, match=rf"case.mat:database, field '{field}': .*{found}"
+    ):
+        data.load(_mat(tmp_path, **{field: value}))
+
+
+@pytest.mark.parametrize(
+    "raw, found",
+    [
+        (np.full((2, 3), -60.0 + 0j), "expected real numbers, found complex values"),
+        (np.full((2, 3), "x"), "expected real numbers, found text values"),
+        (np.full((2, 3), None), "expected real numbers, found object values"),
+        (np.full((2, 3), True), "expected real numbers, found boolean values"),
+        (np.full((2, 3, 1), -60.0), "expected a 2-D array, found 3-D"),
+    ],
+)
+def test_in_memory_rss_of_the_wrong_type_is_refused(raw, found):
+    from jaxfp.data.types import from_raw
+
+    with pytest.raises(data.DataFormatError, match=rf"mine, field 'rss': {found}"):
+        from_raw(raw, 100.0, ["a", "b", "c"], np.zeros((2, 2)), "mine")
