@@ -69,18 +69,22 @@ def fit(
         if not pending:
             return
         # Stacked members report one value each: log the mean, and `finite` only when all are.
-        host = [
-            {k: np.min(v) if k == "finite" else np.mean(v) for k, v in m.items()}
-            for m in jax.device_get([m for _, m in pending])
-        ]
-        for (step, _), metrics in zip(pending, host, strict=True):
+        raw = jax.device_get([m for _, m in pending])
+        host = [{k: np.min(v) if k == "finite" else np.mean(v) for k, v in m.items()} for m in raw]
+        for (step, _), metrics, per_member in zip(pending, host, raw, strict=True):
             if "finite" in metrics and not metrics["finite"]:
+                bad = np.flatnonzero(np.atleast_1d(np.asarray(per_member["finite"])) == 0)
+                which = (
+                    f"member {', '.join(map(str, bad))} of the stacked seeds: "
+                    if (np.ndim(per_member["finite"]) > 0)
+                    else ""
+                )
                 writer.write_scalars(step, metrics)
                 writer.flush()
                 bar.close()
                 last = checkpoints.latest_step()
                 raise NonFiniteError(
-                    f"step {step}: non-finite training signal (loss={metrics.get('loss')}, "
+                    f"{which}step {step}: non-finite training signal (loss={metrics.get('loss')}, "
                     f"grad_norm={metrics.get('grad_norm')}); training stopped, the state was not "
                     f"updated; last good checkpoint: "
                     f"{'step ' + str(last) if last is not None else 'none'} in {checkpoints.directory}"
