@@ -2,7 +2,7 @@
 
 jaxfp data info PATH [--format F] [--json]
 jaxfp run CONFIG[:ARG] --workdir DIR [--config.key=value ...]
-jaxfp report WORKDIR [--markdown]
+jaxfp report WORKDIR|RESULTS_FILE ... [--markdown]    or    jaxfp report --docs docs
 jaxfp demo [--workdir DIR]
 jaxfp datagen ...           (runs `python -m datagen ...`; jaxfp never imports datagen)
 """
@@ -15,15 +15,16 @@ import os
 import subprocess
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 from jaxfp.config import ConfigError
 from jaxfp.data.types import DataFormatError
-from jaxfp.eval.results import format_table
+from jaxfp.eval.results import ResultsFileError, format_table
 
 # User errors: one clear line and exit 2. Anything else is a bug and keeps its traceback.
-USER_ERRORS = (ConfigError, DataFormatError, FileNotFoundError)
+USER_ERRORS = (ConfigError, DataFormatError, FileNotFoundError, ResultsFileError)
 
 
 def _csi_info(path: str) -> int:
@@ -75,8 +76,10 @@ def _run(config_spec: str, workdir: str, overrides: Sequence[str]) -> int:
     from jaxfp.methods import get_method
     from jaxfp.train.distributed import maybe_initialize_distributed
 
-    maybe_initialize_distributed()
+    check_workdir(workdir)
     config = apply_overrides(load_config(config_spec), overrides)
+    check_run_config(config)
+    maybe_initialize_distributed()
     method = get_method(config.method)
     print(f"jaxfp run {config_spec} {' '.join(overrides)} --workdir {workdir}".strip(), flush=True)
     method(config, workdir)
@@ -84,11 +87,65 @@ def _run(config_spec: str, workdir: str, overrides: Sequence[str]) -> int:
     return 0
 
 
-def _report(workdir: str, markdown: bool) -> int:
+def _report(paths: Sequence[str], markdown: bool, docs: str | None) -> int:
+    from jaxfp.eval import docs_tables
     from jaxfp.eval.results import read_results, render
 
-    print(render(read_results(workdir), markdown=markdown))
+    if docs is not None:
+        if not os.path.isdir(docs):
+            raise FileNotFoundError(f"--docs {docs}: expected a folder of markdown documents")
+        changed = docs_tables.update(docs_tables.markdown_files(docs))
+        print(f"results blocks rewritten in {len(changed)} document(s): {' '.join(changed)}")
+        return 0
+    if not paths:
+        raise ConfigError("jaxfp report: give a workdir or results file, or --docs FOLDER")
+    print("\n\n".join(render(read_results(p), markdown=markdown) for p in paths))
     return 0
+
+
+def check_workdir(workdir: str) -> None:
+    """A workdir must be a folder jaxfp can create and write: refuse a file, or a place that
+    cannot be written, before any work starts."""
+    path = os.path.abspath(workdir)
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise ConfigError(f"--workdir {workdir}: exists and is not a folder")
+    existing = path
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise ConfigError(f"--workdir {workdir}: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(f"--workdir {workdir}: {existing} cannot be written")
+
+
+# Fields that must be positive wherever a config holds them.
+POSITIVE_FIELDS = ("batch_size", "learning_rate", "num_steps", "num_epochs")
+
+
+def check_run_config(config: Any) -> None:
+    """Checks of what every method's config shares, wherever in the config it sits: seeds (a
+    non-empty tuple of distinct non-negative integers), and positive step counts, batch sizes and
+    learning rates (a method checks its own fields on top)."""
+
+    def check_seeds(name: str, seeds: Any) -> None:
+        if not isinstance(seeds, tuple | list) or not seeds:
+            raise ConfigError(f"config.{name}: expected a non-empty tuple of seeds, got {seeds!r}")
+        if not all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in seeds):
+            raise ConfigError(f"config.{name}: expected non-negative integers, got {seeds!r}")
+        if len(set(seeds)) != len(seeds):
+            raise ConfigError(f"config.{name}: expected distinct seeds, got {seeds!r}")
+
+    def walk(node: Any, prefix: str) -> None:
+        for key, value in node.items():
+            name = f"{prefix}{key}"
+            if hasattr(value, "items"):
+                walk(value, f"{name}.")
+            elif key == "seeds":
+                check_seeds(name, value)
+            elif key in POSITIVE_FIELDS and isinstance(value, int | float) and not value > 0:
+                raise ConfigError(f"config.{name}: expected > 0, got {value!r}")
+
+    walk(config, "")
 
 
 def _demo_config() -> str:
@@ -142,9 +199,12 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run an experiment config; --config.key=value overrides")
     run.add_argument("config", help="path to a config file, optionally CONFIG:ARG")
     run.add_argument("--workdir", required=True)
-    report = sub.add_parser("report", help="print a finished run's results tables")
-    report.add_argument("workdir")
-    report.add_argument("--markdown", action="store_true", help="markdown tables (as the README)")
+    report = sub.add_parser("report", help="print the tables of finished runs or results files")
+    report.add_argument("paths", nargs="*", help="workdirs or results files (e.g. docs/results/*)")
+    report.add_argument("--markdown", action="store_true", help="markdown tables (as in docs/)")
+    report.add_argument(
+        "--docs", metavar="FOLDER", help="rewrite the results blocks of FOLDER's markdown files"
+    )
     demo = sub.add_parser("demo", help="kNN/WkNN and an MLP's seeds on the shipped DSI1 set")
     demo.add_argument("--workdir", default=os.path.join("runs", "demo"))
     sub.add_parser("datagen", help="ray-trace a CSI data set (python -m datagen --help)")
@@ -163,7 +223,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "run":
             return _run(args.config, args.workdir, overrides)
         if args.command == "report":
-            return _report(args.workdir, args.markdown)
+            return _report(args.paths, args.markdown, args.docs)
         code = _run(_demo_config(), args.workdir, overrides)
         return code or _demo_datagen(os.path.join(args.workdir, "etoile_small"))
     except USER_ERRORS as err:

@@ -46,7 +46,15 @@ def test_demo_trains_seeds_beside_wknn_and_takes_overrides(tmp_path, capsys):
     # k=5 changes WkNN's estimate: the override reached the run.
     assert rows["wknn3_positive"]["mean"] != rows["knn3_positive"]["mean"]
     assert {"mlp seed 0", "mlp seed 1", "mlp over seeds"} <= set(rows)
-    assert rows["mlp over seeds"]["mean_ci_low"] <= rows["mlp over seeds"]["mean"]
+    per_seed = [rows["mlp seed 0"]["mean"], rows["mlp seed 1"]["mean"]]
+    half = 12.706205 * np.std(per_seed, ddof=1) / np.sqrt(2)  # t(0.975, 1)
+    over = rows["mlp over seeds"]
+    assert over["n_seeds"] == 2 and over["interval"] == "t95"
+    np.testing.assert_allclose(
+        [over["mean_ci_low"], over["mean_ci_high"]],
+        [np.mean(per_seed) - half, np.mean(per_seed) + half],
+        rtol=1e-6,
+    )
     lines = [json.loads(line) for line in (tmp_path / "mlp" / "metrics.jsonl").open()]
     losses = [line["loss/mean"] for line in lines if "loss/mean" in line]
     assert losses and np.isfinite(losses).all()
@@ -148,3 +156,70 @@ def test_data_info_on_a_csi_set(tmp_path, capsys):
     assert cli.main(["data", "info", store]) == 0
     out = capsys.readouterr().out
     assert "jaxfp-csi" in out and "30 on disk" in out and "(2, 32, 16)" in out
+
+
+def test_run_refuses_a_bad_workdir_or_config_before_work(tmp_path, capsys, monkeypatch):
+    spec = str(REPO / "experiments" / "demo.py:test")
+    a_file = tmp_path / "file"
+    a_file.write_text("x")
+    assert cli.main(["run", spec, "--workdir", str(a_file)]) == 2
+    assert "exists and is not a folder" in capsys.readouterr().err
+    assert cli.main(["run", spec, "--workdir", str(a_file / "sub")]) == 2
+    assert f"{a_file} is a file, not a folder" in capsys.readouterr().err
+    monkeypatch.setattr(cli.os, "access", lambda *a: False)
+    assert cli.main(["run", spec, "--workdir", str(tmp_path / "new")]) == 2
+    assert f"{tmp_path} cannot be written" in capsys.readouterr().err
+    monkeypatch.undo()
+    for override, message in [
+        ("--config.mlp.seeds=()", "config.mlp.seeds: expected a non-empty tuple"),
+        ("--config.mlp.train.learning_rate=0.0", "mlp.train.learning_rate: expected > 0, got 0.0"),
+    ]:
+        code = cli.main(["run", spec, "--workdir", str(tmp_path / "w"), override])
+        err = capsys.readouterr().err
+        assert code == 2 and message in err, err
+    assert not (tmp_path / "w").exists()  # refused before anything was written
+
+
+def test_check_run_config_by_value():
+    good = ml_collections.ConfigDict({"seeds": (0, 1), "train": {"batch_size": 4}})
+    cli.check_run_config(good)
+    for seeds, message in [((), "non-empty"), ((0, 0), "distinct"), ((-1,), "non-negative")]:
+        with pytest.raises(ConfigError, match=message):
+            cli.check_run_config(ml_collections.ConfigDict({"seeds": seeds}))
+    with pytest.raises(ConfigError, match=r"config.train.batch_size: expected > 0, got 0"):
+        cli.check_run_config(ml_collections.ConfigDict({"train": {"batch_size": 0}}))
+
+
+def test_report_names_a_damaged_results_file(tmp_path, capsys):
+    bad = tmp_path / "results.json"
+    bad.write_text("{not json")
+    assert cli.main(["report", str(tmp_path)]) == 2
+    assert f"{bad}: expected a JSON results file" in capsys.readouterr().err
+    bad.write_text(json.dumps({"results": {"a": 1.0}}))
+    assert cli.main(["report", str(bad)]) == 2
+    assert "field 'results': expected an object of rows" in capsys.readouterr().err
+    bad.write_text(json.dumps({"results": {}, "tables": {"t": {"rows": {}}}}))
+    assert cli.main(["report", str(bad)]) == 2
+    assert "field 'tables.t'" in capsys.readouterr().err
+    assert cli.main(["report", str(tmp_path / "none")]) == 2
+    assert "no such workdir or results file" in capsys.readouterr().err
+    assert cli.main(["report"]) == 2
+
+
+def test_report_rewrites_the_docs_results_blocks(tmp_path, capsys):
+    from jaxfp.eval import docs_tables
+    from jaxfp.eval.results import over_seeds, write_results
+
+    (tmp_path / "results").mkdir()
+    (tmp_path / "methods").mkdir()
+    write_results(str(tmp_path / "results"), "t", {}, {"a": over_seeds([1.0, 2.0])}, ["mean"])
+    (tmp_path / "results" / "results.json").rename(tmp_path / "results" / "x.json")
+    doc = tmp_path / "methods" / "m.md"
+    doc.write_text("# m\n<!-- results: ../results/x.json -->\nold\n<!-- /results -->\nend\n")
+    assert docs_tables.stale([str(doc)]) == [f"{doc}: ../results/x.json"]
+    assert cli.main(["report", "--docs", str(tmp_path)]) == 0
+    text = doc.read_text()
+    assert (
+        "| a | 1.500 | 3 |" not in text and "| a | 1.500 | 2 |" in text and text.endswith("end\n")
+    )
+    assert docs_tables.stale([str(doc)]) == []

@@ -54,3 +54,12 @@ def write_json(
         f.flush()
         os.fsync(f.fileno())
     return os.fspath(path)
+
+
+def write_text(path: str | os.PathLike, text: str) -> str:
+    """`text` at `path`, atomically."""
+    with atomic_path(path) as tmp, open(tmp, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    return os.fspath(path)

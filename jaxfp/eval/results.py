@@ -69,12 +69,54 @@ def write_results(
     return payload
 
 
-def read_results(workdir: str) -> dict[str, Any]:
-    path = os.path.join(workdir, RESULTS_FILE)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path}: no results (has the run in {workdir} finished?)")
-    with open(path) as f:
-        return json.load(f)
+class ResultsFileError(ValueError):
+    """A results file that cannot be read back (not JSON, or not the layout `write_results` writes)."""
+
+
+def read_results(path: str) -> dict[str, Any]:
+    """The results of a finished run: `path` is its workdir or a results file (e.g. under
+    docs/results/); the layout is checked so a damaged file is named, not half-rendered."""
+    if os.path.isdir(path):
+        path = os.path.join(path, RESULTS_FILE)
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"{path}: no results (has the run finished?)")
+    elif not os.path.isfile(path):
+        raise FileNotFoundError(f"{path}: no such workdir or results file")
+    try:
+        with open(path) as f:
+            payload = json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ResultsFileError(
+            f"{path}: expected a JSON results file, could not parse it ({err})"
+        ) from None
+    _check_layout(payload, path)
+    return payload
+
+
+def _check_layout(payload: Any, path: str) -> None:
+    def rows_ok(rows: Any) -> bool:
+        return isinstance(rows, Mapping) and all(isinstance(r, Mapping) for r in rows.values())
+
+    if not isinstance(payload, Mapping):
+        raise ResultsFileError(f"{path}: expected a JSON object, found {type(payload).__name__}")
+    if not rows_ok(payload.get("results")):
+        raise ResultsFileError(
+            f"{path}, field 'results': expected an object of rows (name -> {{column: value}})"
+        )
+    if not isinstance(payload.get("columns", []), list):
+        raise ResultsFileError(f"{path}, field 'columns': expected a list of column names")
+    tables = payload.get("tables", {})
+    if not isinstance(tables, Mapping):
+        raise ResultsFileError(f"{path}, field 'tables': expected an object of named tables")
+    for name, extra in tables.items():
+        if (
+            not isinstance(extra, Mapping)
+            or not rows_ok(extra.get("rows"))
+            or not isinstance(extra.get("columns"), list)
+        ):
+            raise ResultsFileError(
+                f"{path}, field 'tables.{name}': expected {{'columns': [...], 'rows': {{...}}}}"
+            )
 
 
 def render(results: Mapping[str, Any], markdown: bool = False) -> str:

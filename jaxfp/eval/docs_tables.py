@@ -1,0 +1,62 @@
+"""Result tables in the docs, rendered from results files: a markdown document holds
+
+    <!-- results: ../results/comgan_synthetic.json -->
+    (the file's tables as `jaxfp report --markdown` renders them)
+    <!-- /results -->
+
+with the path relative to the document. `update` rewrites every block from its file; `stale` lists
+the blocks that differ from their file (a test keeps the docs and the results files in step).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable
+
+from jaxfp.common.atomic_files import write_text
+from jaxfp.eval.results import read_results, render
+
+BLOCK = re.compile(r"(<!-- results: (?P<path>\S+) -->\n)(?P<body>.*?)(\n<!-- /results -->)", re.S)
+
+
+def rendered(doc: str, relative: str) -> str:
+    """The markdown tables of the results file `relative` (relative to the document `doc`)."""
+    return render(read_results(os.path.join(os.path.dirname(doc), relative)), markdown=True)
+
+
+def blocks(doc: str) -> list[tuple[str, str]]:
+    """(results path as written, current body) of every results block in `doc`."""
+    with open(doc) as f:
+        text = f.read()
+    return [(m["path"], m["body"]) for m in BLOCK.finditer(text)]
+
+
+def stale(docs: Iterable[str]) -> list[str]:
+    """'doc: path' for every block whose body differs from its results file's rendering."""
+    return [
+        f"{doc}: {path}"
+        for doc in docs
+        for path, body in blocks(doc)
+        if body.strip() != rendered(doc, path).strip()
+    ]
+
+
+def update(docs: Iterable[str]) -> list[str]:
+    """Rewrite every results block of `docs` from its file; returns the documents changed."""
+    changed = []
+    for doc in docs:
+        with open(doc) as f:
+            text = f.read()
+        new = BLOCK.sub(lambda m, d=doc: m[1] + rendered(d, m["path"]) + m[4], text)
+        if new != text:
+            write_text(doc, new)
+            changed.append(doc)
+    return changed
+
+
+def markdown_files(root: str) -> list[str]:
+    """Every .md file under `root` (a docs folder), sorted."""
+    return sorted(
+        os.path.join(d, f) for d, _, files in os.walk(root) for f in files if f.endswith(".md")
+    )
