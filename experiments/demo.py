@@ -5,14 +5,9 @@ regressor trained for four seeds as one vmapped program (TensorBoard and metrics
     jaxfp run experiments/demo.py --workdir runs/demo --config.knn.variants.wknn3_positive.k=5
 """
 
-import os
-
 import ml_collections
 
-from jaxfp.config import load_config
-
-HERE = os.path.dirname(os.path.abspath(__file__))
-
+from jaxfp.config import repo_path, sibling
 
 SIZES = ("", "test")  # checked by jaxfp.config.load_config: an unknown size is an error
 
@@ -20,8 +15,8 @@ SIZES = ("", "test")  # checked by jaxfp.config.load_config: an unknown size is 
 def get_config(arg: str = "") -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
     c.method = "baselines.demo"
-    knn = load_config(os.path.join(HERE, "baselines", "knn_uji1.py"))
-    knn.data.path = os.path.join(os.path.dirname(HERE), "data", "DSI1.mat")
+    knn = sibling(__file__, "baselines/knn_uji1.py").get_config()
+    knn.data.path = repo_path(__file__, "data", "DSI1.mat")
     knn.variants = ml_collections.ConfigDict(
         {
             "nn1_dbm": dict(k=1, weighted=False, representation="dbm", metric="euclidean"),
@@ -41,7 +36,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     )
     knn.eval.success_radius_m = 5.0
     c.knn = knn
-    c.mlp = load_config(os.path.join(HERE, "baselines", "mlp_dsi1.py"))
+    c.mlp = sibling(__file__, "baselines/mlp_dsi1.py").get_config()
     if arg == "test":
-        c.mlp = load_config(os.path.join(HERE, "baselines", "mlp_dsi1.py:test"))
+        c.mlp = sibling(__file__, "baselines/mlp_dsi1.py").get_config("test")
     return c

@@ -5,14 +5,10 @@
 Test size (the shipped 3-month cut): experiments/baselines/knn_longterm.py:test
 """
 
-import os
-
 import ml_collections
 
+from jaxfp.config import repo_path
 from jaxfp.methods.baselines.knn_protocols import variant_config as variant
-
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
 
 SIZES = ("", "test")  # checked by jaxfp.config.load_config: an unknown size is an error
 
@@ -25,7 +21,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     c.data = ml_collections.ConfigDict(
         dict(
             protocol="longterm",
-            path=os.path.join(REPO, "data", "uji-lib-longterm-months01-15.zip"),
+            path=repo_path(__file__, "data", "uji-lib-longterm-months01-15.zip"),
             months=(),  # () = every month in the set
             reference_month=1,
         )
@@ -33,6 +29,6 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     c.variants = ml_collections.ConfigDict({"wknn3_positive": variant(3, True, "positive")})
     c.eval = ml_collections.ConfigDict(dict(success_radius_m=3.0))
     if arg == "test":
-        c.data.path = os.path.join(REPO, "tests", "fixtures", "longterm_mini.zip")
+        c.data.path = repo_path(__file__, "tests", "fixtures", "longterm_mini.zip")
         c.query_chunk = 32
     return c

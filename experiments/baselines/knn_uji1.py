@@ -6,15 +6,10 @@ Download UJI1.mat from Zenodo (doi 10.5281/zenodo.3751042) or UJIIndoorLoc's CSV
 Test size (the shipped 300/60-row cut): experiments/baselines/knn_uji1.py:test
 """
 
-import os
-
 import ml_collections
 
-from jaxfp.config import split_data
+from jaxfp.config import repo_path, split_data
 from jaxfp.methods.baselines.knn_protocols import variant_config as variant
-
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
 
 SIZES = ("", "test")  # checked by jaxfp.config.load_config: an unknown size is an error
 
@@ -24,7 +19,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     c.method = "baselines.knn"
     c.seed = 0
     c.query_chunk = 128
-    c.data = split_data(os.path.join(REPO, "data", "UJI1.mat"))
+    c.data = split_data(repo_path(__file__, "data", "UJI1.mat"))
     c.variants = ml_collections.ConfigDict(
         {
             "nn1_positive": variant(1, False, "positive"),
@@ -35,6 +30,6 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     )
     c.eval = ml_collections.ConfigDict(dict(success_radius_m=10.0))
     if arg == "test":
-        c.data.path = os.path.join(REPO, "tests", "fixtures", "ujiindoorloc_mini")
+        c.data.path = repo_path(__file__, "tests", "fixtures", "ujiindoorloc_mini")
         c.query_chunk = 16
     return c

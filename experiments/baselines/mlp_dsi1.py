@@ -6,14 +6,9 @@ Rerunning the same command in the same workdir resumes after the last finished c
 Test size: experiments/baselines/mlp_dsi1.py:test
 """
 
-import os
-
 import ml_collections
 
-from jaxfp.config import split_data
-
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
+from jaxfp.config import repo_path, split_data
 
 SIZES = ("", "test")  # checked by jaxfp.config.load_config: an unknown size is an error
 
@@ -24,7 +19,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     c.seed = 0
     c.seeds = (0, 1, 2, 3)
     c.representation = "gufu"
-    c.data = split_data(os.path.join(REPO, "data", "DSI1.mat"))
+    c.data = split_data(repo_path(__file__, "data", "DSI1.mat"))
     c.model = ml_collections.ConfigDict(dict(hidden=(256, 256), dropout=0.1))
     c.train = ml_collections.ConfigDict(
         dict(
