@@ -21,8 +21,7 @@ from jaxfp.eval.metrics import error_summary
 from jaxfp.eval.stats import INTERVAL_KIND, over_seeds
 
 INTERVAL_NOTE = (
-    "*_ci_low/high over seeds: Student-t 95% interval of the mean over n_seeds seeds, each seed "
-    "a fresh data draw and initialisation."
+    "*_ci_low/high of a row with n_seeds: Student-t 95% interval of the mean over its seeds"
 )
 
 RESULTS_FILE = "results.json"
@@ -130,7 +129,8 @@ def render(results: Mapping[str, Any], markdown: bool = False) -> str:
         tables.append(extra["rows"])
     kinds = {r.get("interval") for t in tables for r in t.values() if isinstance(r, Mapping)}
     if INTERVAL_KIND in kinds:
-        parts += ["", INTERVAL_NOTE]
+        varies = results.get("seed_varies")
+        parts += ["", INTERVAL_NOTE + (f"; a seed varies {varies}." if varies else ".")]
     return "\n".join(parts)
 
 
