@@ -15,7 +15,6 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-import optax
 
 from jaxfp.data.registry import load_parts
 from jaxfp.data.representations import fit_min_rss, represent
@@ -24,6 +23,7 @@ from jaxfp.eval.plots import cdf_plot
 from jaxfp.eval.results import over_seeds, write_results
 from jaxfp.nets.mlp import MLP
 from jaxfp.train.members import fit_members
+from jaxfp.train.optimisers import optimizer
 from jaxfp.train.options import EpochOptions
 from jaxfp.train.state import create_train_state
 from jaxfp.train.steps import make_train_step, regression_loss
@@ -33,7 +33,7 @@ from jaxfp.train.whole_run import make_train
 def build(config: ml_collections.ConfigDict, x_train: np.ndarray, y_train: np.ndarray):
     """(WholeRun, model) for standardised training arrays."""
     model = MLP(hidden=tuple(config.model.hidden), out=2, dropout=config.model.dropout)
-    tx = optax.adamw(config.train.learning_rate, weight_decay=config.train.weight_decay)
+    tx = optimizer("adamw", config.train.learning_rate, weight_decay=config.train.weight_decay)
 
     def init_fn(key: jax.Array):
         return create_train_state(model, key, jnp.zeros((1, x_train.shape[1])), tx)
