@@ -18,6 +18,7 @@ DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "confi
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from jaxfp.config import check_output_folder
     from jaxfp.data.types import DataFormatError
 
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -40,15 +41,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
     try:
         if args.command == "generate":
+            from datagen.config import check
             from datagen.generate import generate, parse_shard
             from jaxfp.config import apply_overrides, load_config
 
+            shard = parse_shard(args.shard)
+            check_output_folder(args.out, "--out")
             config = apply_overrides(load_config(args.config), overrides)
-            summary = generate(config, args.out, parse_shard(args.shard), progress=not args.quiet)
+            check(config)
+            summary = generate(config, args.out, shard, progress=not args.quiet)
             print(json.dumps(summary, indent=1))
         elif args.command == "combine":
             from jaxfp.data.csi_store import CsiDataset, combine
 
+            check_output_folder(args.out, "--out")
             combine(args.out, args.parts)
             print(f"{args.out}: {len(CsiDataset(args.out))} receivers from {len(args.parts)} parts")
         else:

@@ -17,6 +17,41 @@ Choices where the paper is silent or ambiguous:
 
 import ml_collections
 
+from jaxfp.config import ConfigError
+
+SIZES = ("", "small", "test")  # checked by jaxfp.config.load_config: an unknown size is an error
+
+
+def check(c: ml_collections.ConfigDict) -> None:
+    """Refuse settings that cannot trace before any work starts, naming the field."""
+    positive = (
+        "frequency_hz",
+        "subcarrier_spacing_hz",
+        "srs_comb",
+        "num_subcarriers",
+        "samples_per_src",
+        "max_depth",
+        "max_num_paths_per_src",
+        "grid_spacing",
+        "batch_size",
+        "chunk_size",
+        "ue_height",
+    )
+    for name in positive:
+        if not c[name] > 0:
+            raise ConfigError(f"config.{name}: expected > 0, got {c[name]!r}")
+    x_min, x_max, y_min, y_max = c.region
+    if not (x_min < x_max and y_min < y_max):
+        raise ConfigError(
+            f"config.region: expected (x_min, x_max, y_min, y_max) with min < max, got {c.region}"
+        )
+    if not 0 < c.cap_fraction <= 1:
+        raise ConfigError(f"config.cap_fraction: expected in (0, 1], got {c.cap_fraction}")
+    if c.spot_check_every < 0:
+        raise ConfigError(f"config.spot_check_every: expected >= 0, got {c.spot_check_every}")
+    if not c.sector_azimuths_deg:
+        raise ConfigError("config.sector_azimuths_deg: expected at least one sector")
+
 
 def get_config(arg: str = "") -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from jaxfp.config import ConfigError
+from jaxfp.config import ConfigError, check_output_folder
 from jaxfp.data.types import DataFormatError
 from jaxfp.eval.results import ResultsFileError, format_table
 
@@ -76,7 +76,7 @@ def _run(config_spec: str, workdir: str, overrides: Sequence[str]) -> int:
     from jaxfp.methods import get_method
     from jaxfp.train.distributed import maybe_initialize_distributed
 
-    check_workdir(workdir)
+    check_output_folder(workdir, "--workdir")
     config = apply_overrides(load_config(config_spec), overrides)
     check_run_config(config)
     maybe_initialize_distributed()
@@ -101,21 +101,6 @@ def _report(paths: Sequence[str], markdown: bool, docs: str | None) -> int:
         raise ConfigError("jaxfp report: give a workdir or results file, or --docs FOLDER")
     print("\n\n".join(render(read_results(p), markdown=markdown) for p in paths))
     return 0
-
-
-def check_workdir(workdir: str) -> None:
-    """A workdir must be a folder jaxfp can create and write: refuse a file, or a place that
-    cannot be written, before any work starts."""
-    path = os.path.abspath(workdir)
-    if os.path.exists(path) and not os.path.isdir(path):
-        raise ConfigError(f"--workdir {workdir}: exists and is not a folder")
-    existing = path
-    while not os.path.exists(existing):
-        existing = os.path.dirname(existing)
-    if not os.path.isdir(existing):
-        raise ConfigError(f"--workdir {workdir}: {existing} is a file, not a folder")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise ConfigError(f"--workdir {workdir}: {existing} cannot be written")
 
 
 # Fields that must be positive wherever a config holds them.

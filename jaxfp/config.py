@@ -156,3 +156,18 @@ def split_data(path: str, train: tuple[str, ...] = ("train",), test: tuple[str, 
     return ml_collections.ConfigDict(
         dict(protocol="split", path=path, format="auto", train=train, test=test)
     )
+
+
+def check_output_folder(path: str, option: str) -> None:
+    """`path` (given as `option`, e.g. "--workdir") must be a folder that exists or can be made,
+    and can be written: a file, or a place that cannot be written, is refused before work starts."""
+    full = os.path.abspath(path)
+    if os.path.exists(full) and not os.path.isdir(full):
+        raise ConfigError(f"{option} {path}: exists and is not a folder")
+    existing = full
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise ConfigError(f"{option} {path}: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(f"{option} {path}: {existing} cannot be written")

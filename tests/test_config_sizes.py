@@ -9,13 +9,13 @@ from jaxfp.config import ConfigError, load_config, repo_path, sibling
 REPO = pathlib.Path(__file__).resolve().parents[1]
 CONFIGS = sorted(
     str(p)
-    for p in (REPO / "experiments").rglob("*.py")
+    for p in [*(REPO / "experiments").rglob("*.py"), REPO / "datagen" / "config.py"]
     if "bench" not in p.parts and "def get_config" in p.read_text()
 )
 
 
 def test_every_experiment_config_is_found():
-    assert len(CONFIGS) >= 12
+    assert len(CONFIGS) >= 13
 
 
 @pytest.mark.parametrize("path", CONFIGS)
