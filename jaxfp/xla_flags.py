@@ -1,5 +1,5 @@
 """XLA flags jaxfp starts JAX with on CPU, measured side by side in
-`experiments/bench/versus_pytorch.py` (README, "Performance").
+`experiments/bench/versus_pytorch.py` (docs/performance.md).
 
 Imported by `jaxfp/__init__.py`, so any entry point that imports jaxfp before its first JAX
 computation gets them. A flag the user already set in XLA_FLAGS is left as the user set it;

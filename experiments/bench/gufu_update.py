@@ -1,5 +1,5 @@
 """Benchmark: GUFU's offline stage and seconds per online update on a synthetic site of ~10,000
-sample nodes and ~400 AP nodes (the issue's target: 5 s or less per update on 2 CPU cores).
+sample nodes and ~400 AP nodes (the target: 5 s or less per update on 2 CPU cores).
 
     python experiments/bench/gufu_update.py [--aps 400] [--rps-side 50] [--samples-per-rp 4]
         [--variant gufu|gufu_linked|...] [--set retrain_steps=20 ...]
@@ -32,7 +32,7 @@ HERE = os.path.abspath(__file__)
 
 def main() -> None:
     # The site and its settings are the protocol's `:synthetic_large`, which measures what the
-    # levers timed here cost in accuracy (README GUFU "Speed")
+    # levers timed here cost in accuracy (docs/performance.md, GUFU)
     config = load_config(HERE.replace("bench/gufu_update.py", "gufu/longterm.py:synthetic_large"))
     site, spacing = config.synthetic, WorldParams().rp_spacing_m
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])

@@ -116,7 +116,7 @@ def similar_pairs(
         i, j = np.nonzero(sim > threshold)  # row by row
         if max_per_node is not None and len(i):
             # The k-th largest is looked up among the pairs above the threshold only, and only in
-            # rows with more than k of them (a partition of whole rows was ~70 % of the function
+            # rows with more than k of them (partitioning whole rows takes ~70 % of the function
             # on the 10,000-node bench, where every row has ~140 such pairs)
             values = sim[i, j]
             counts = np.bincount(i, minlength=len(sim))
@@ -133,7 +133,7 @@ def similar_pairs(
         return np.column_stack([rows[i], j])
 
     found = np.sort(_in_blocks(pairs_of_block, len(unit), block), axis=1)
-    # unique pairs through one int64 key each (np.unique over rows was 3x slower)
+    # unique pairs through one int64 key each (np.unique over rows is 3x slower)
     key = np.unique(found[:, 0] * len(unit) + found[:, 1])
     return np.column_stack([key // len(unit), key % len(unit)]).astype(np.int64).reshape(-1, 2)
 

@@ -1,6 +1,6 @@
 """Convolution for `nn.Conv` that avoids XLA:CPU's slow paths (jaxlib 0.10).
 
-Measured per layer shape with `experiments/bench/conv_paths.py` (README, "Performance"):
+Measured per layer shape with `experiments/bench/conv_paths.py` (docs/performance.md):
 - Where the output image has no more pixels than the kernel (a 3×3 kernel giving the 2×4 and 1×2
   maps of a ResNet's last stages on the 32×64 angle-delay input) XLA's convolution runs 10–60×
   below its usual rate (forward 55–88 ms, or a backward of 42 ms, against ~2 ms): there it is one
@@ -8,10 +8,10 @@ Measured per layer shape with `experiments/bench/conv_paths.py` (README, "Perfor
 - Depthwise convolutions (one filter per channel: MobileNetV2, ShuffleNetV2) run 10–100× slower
   through XLA's grouped convolution than as a sum of kh·kw shifted slices times per-channel
   weights, which XLA fuses into one elementwise loop: that is the depthwise path, at every size.
-(1×1 convolutions as matrix products were 1.5–4× faster than XLA's alone without the flag of
-`jaxfp.xla_flags`, but no faster in a ResNet50 step with it: not kept.) Autodiff turns both into matrix products, slices and pads. Everywhere else
-`lax.conv_general_dilated`. The parameters are `nn.Conv`'s own, so checkpoints do not depend on
-the path taken.
+Autodiff turns both paths into matrix products, slices and pads. Everywhere else
+`lax.conv_general_dilated`, 1×1 convolutions included: as matrix products they are 1.5–4× faster
+alone without the flag of `jaxfp.xla_flags`, but no faster in a ResNet50 step with it. The
+parameters are `nn.Conv`'s own, so checkpoints do not depend on the path taken.
 """
 
 from __future__ import annotations

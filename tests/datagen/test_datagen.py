@@ -216,7 +216,7 @@ def test_the_los_safe_crop_keeps_every_los_tap_of_traced_receivers(small_set):
         power = np.asarray(jnp.sum(jnp.abs(angle_delay(delay_by(csi, delay_s, spacing))) ** 2, 1))
         strongest_tap = power.max(axis=1).argmax(axis=-1)
         assert strongest_tap.max() < crop, (delay_s, strongest_tap.max(), crop)
-        if delay_s:  # these receivers are far enough that the old 32-tap crop cut them
+        if delay_s:  # these receivers are far enough that a 32-tap crop would cut them
             assert strongest_tap.max() >= 32
     with pytest.raises(ConfigError, match="crop_taps=32 cuts the LoS tap"):
         crop_for(data, 32, longest_ta_s, spacing)
