@@ -19,8 +19,8 @@ import optax
 from jaxfp.common.atomic_files import write_json
 from jaxfp.eval.bench import machine_info, median_seconds
 from jaxfp.eval.results import format_table
+from jaxfp.methods.fpn.losses import LossSettings, make_loss
 from jaxfp.methods.fpn.nets import Positioner
-from jaxfp.methods.fpn.training import LossSettings, make_loss
 from jaxfp.train.members import member_step
 from jaxfp.train.state import TrainState
 from jaxfp.train.steps import make_train_step

@@ -83,8 +83,8 @@ def jax_case(case: str) -> tuple[Callable[[], object], int, float]:
         batch = {"x": jax.random.normal(key, (MEMBERS, 64, 520)), "y": jnp.zeros((MEMBERS, 64, 2))}
         samples = 64 * MEMBERS
     elif case in ("fpn", "plain_lstm"):
+        from jaxfp.methods.fpn.losses import LossSettings, make_loss
         from jaxfp.methods.fpn.nets import Positioner
-        from jaxfp.methods.fpn.training import LossSettings, make_loss
 
         net = Positioner(FPN_POINTS, use_map=case == "fpn")
         signals = jax.random.uniform(key, (BATCH, FPN_LENGTH, FPN_APS))

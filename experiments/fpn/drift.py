@@ -1,29 +1,26 @@
 """FPN month by month on the UJI long-term library set: trained with month 1's map and walks,
 then each month the map is rebuilt from that month's training scans, the networks scored
-untrained, briefly fine-tuned, scored again; test walks over each month's test scans; WkNN,
-nearest RP and Kalman on the same month.
+untrained, briefly fine-tuned, scored again; test walks over each month's test scans; nearest RP
+and Kalman on the same month. The scans are fixed: a seed varies each point's validation split,
+the walks and the initialisation.
 
     jaxfp run experiments/fpn/drift.py --workdir runs/fpn_drift \\
         --config.data.path=/path/to/uji-lib-longterm-months01-15.zip
 Test size: experiments/fpn/drift.py:test (the shipped fixture).
 """
 
-import os
-
 import ml_collections
 
-from jaxfp.config import config_module
+from jaxfp.config import repo_path, sibling
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(os.path.dirname(HERE))
 SIZES = ("", "test")  # checked by jaxfp.config.load_config: an unknown size is an error
 
 
 def get_config(arg: str = "") -> ml_collections.ConfigDict:
-    c = config_module(os.path.join(HERE, "synthetic.py")).base_config("fpn.drift")
+    c = sibling(__file__, "synthetic.py").base_config("fpn.drift")
     c.data = ml_collections.ConfigDict(
         dict(
-            path=os.path.join(REPO, "data", "uji-lib-longterm-months01-15.zip"),
+            path=repo_path(__file__, "data", "uji-lib-longterm-months01-15.zip"),
             format="auto",
             parts="{month:02d}/{kind}*",  # kind: trn (the map survey) or tst (the test scans)
             first_month=1,
@@ -34,7 +31,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     c.baselines.walk_filter_signal_std_db = 5.0  # month 1: RMS scan - map row 5.2 dB (active APs)
     if arg == "test":
         c.seeds = (0, 1)
-        c.data.path = os.path.join(REPO, "tests", "fixtures", "longterm_mini.zip")
+        c.data.path = repo_path(__file__, "tests", "fixtures", "longterm_mini.zip")
         c.data.months = (2, 3)
         c.model.update(dict(features=8, encoder_hidden=(16,)))
         c.walk.update(dict(length=4, validation_walks=8, test_walks=12, radius_m=10.0))

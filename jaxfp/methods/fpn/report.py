@@ -1,0 +1,77 @@
+"""FPN's tables: one row per network or baseline (mean over seeds with its Student-t interval),
+paired differences over seeds for the comparisons the paper's claims rest on, and per-point
+errors for the figures (Figs. 5–6)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from jaxfp.eval.plots import per_point_error_plot
+from jaxfp.eval.results import over_seeds
+from jaxfp.eval.stats import paired_difference
+
+METRIC_COLUMNS = ["mean_m", "mean_m_ci_low", "mean_m_ci_high", "p95_m", "floor_hit", "seconds"]
+PAIR_COLUMNS = ["diff_m", "diff_m_ci_low", "diff_m_ci_high", "verdict"]
+PAIRED_TABLE = "paired differences of the mean error over seeds (A - B, m; lower is better)"
+
+
+def row_of(scores: dict[str, Any], seeds: Sequence[int], seconds: float | None = None) -> dict:
+    """A table row from per-seed scores: the mean error over seeds with its interval, the mean
+    95th percentile and floor hit rate, each seed's mean error, and the fine-tune's seconds."""
+    row = over_seeds(scores["mean_m"], "mean_m")
+    row["p95_m"] = float(np.mean(scores["p95_m"]))
+    row["floor_hit"] = float(np.mean(scores["floor_hit"]))
+    row["seconds"] = seconds
+    row["per_seed_mean_m"] = {
+        str(s): float(v) for s, v in zip(seeds, scores["mean_m"], strict=True)
+    }
+    return row
+
+
+def per_point(scores: dict[str, Any], n_points: int) -> np.ndarray:
+    """Mean error per reference point over every seed's walk steps there, NaN where none went."""
+    place, errors = scores["place"].ravel(), scores["errors"].ravel()
+    inside = place >= 0
+    sums = np.bincount(place[inside], errors[inside], minlength=n_points)
+    counts = np.bincount(place[inside], minlength=n_points)
+    return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+
+
+class Evaluation:
+    """Rows of the results table, each row's per-seed mean errors, and per-point errors."""
+
+    def __init__(self, seeds: Sequence[int]) -> None:
+        self.seeds = tuple(seeds)
+        self.rows: dict[str, dict[str, Any]] = {}
+        self.per_seed: dict[str, np.ndarray] = {}
+        self.per_point: dict[str, dict[str, np.ndarray]] = {}
+
+    def add(self, name: str, scores: dict[str, Any], seconds: float | None = None) -> None:
+        self.rows[name] = row_of(scores, self.seeds, seconds)
+        self.per_seed[name] = np.asarray(scores["mean_m"], np.float64)
+        print(f"[fpn] {name}: {self.rows[name]['mean_m']:.2f} m", flush=True)
+
+    def paired(self, pairs: Sequence[tuple[str, str, str]]) -> dict[str, dict[str, Any]]:
+        """{name: paired_difference(A, B)} for each (name, row A, row B) whose rows both exist."""
+        return {
+            name: paired_difference(self.per_seed[a], self.per_seed[b], "diff_m")
+            for name, a, b in pairs
+            if a in self.per_seed and b in self.per_seed
+        }
+
+
+def plots(workdir: str, curves: dict[str, dict[str, np.ndarray]]) -> list[str]:
+    """One per-point error figure per network (trained map, untrained map, fine-tuned)."""
+    os.makedirs(os.path.join(workdir, "plots"), exist_ok=True)
+    return [
+        per_point_error_plot(
+            by_map,
+            os.path.join(workdir, "plots", f"per_point_error_{name}.png"),
+            title=f"{name}: mean error per reference point (Figs. 5-6)",
+        )
+        for name, by_map in curves.items()
+    ]
