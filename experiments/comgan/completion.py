@@ -1,4 +1,5 @@
-"""ComGAN's completion and localization study (the paper's §IV: Tables I-II, Fig. 4).
+"""ComGAN's completion and localization study (the paper's §IV: Tables I-II, Fig. 4): ComGAN, its
+ablations (Lite-ComGAN, K = 1 / 2 / 3) and its baselines (cGAN, GPR-GAN, U-Net, IDW, Gaussian process).
 
 Synthetic room with the paper's geometry (40 RPs 1 m apart, six RUs; the default):
     jaxfp run experiments/comgan/completion.py --workdir runs/comgan_synthetic
@@ -9,14 +10,13 @@ The adaptability study's third set (Fig. 4): DSI1's training part (230 RPs, ~6 s
 in data/):
     jaxfp run experiments/comgan/completion.py:dsi --workdir runs/comgan_dsi
 Test sizes: experiments/comgan/completion.py:test and :uji_test
+Each seed is a fresh data draw (synthetic: world, survey noise and RP split; a real set: RP split)
+with its own measured RUs and initialisation.
 """
-
-import os
 
 import ml_collections
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
+from jaxfp.config import repo_path
 
 SIZES = (
     "",
@@ -29,9 +29,9 @@ SIZES = (
 
 def get_config(arg: str = "") -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
-    c.method = "comgan"
+    c.method = "comgan.completion"
     c.seed = 0
-    c.seeds = (0, 1, 2)
+    c.seeds = (0, 1, 2, 3, 4)
     c.data = ml_collections.ConfigDict(
         dict(
             source="synthetic",  # or "real" (path, parts, format below)
@@ -42,7 +42,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
             missing_dbm=-100.0,
             floor_height_m=4.0,
             split=(15, 15, 10),  # RSS training / RSS testing / localization testing RPs
-            split_seed=0,
+            per_seed_draw=True,  # False: every seed on the data draw of config.seed
         )
     )
     c.synthetic = ml_collections.ConfigDict(
@@ -55,7 +55,6 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
             path_loss_exponent=3.0,
             shadowing_db=4.0,
             samples_per_rp=380,  # the paper: 15,244 samples at 40 RPs
-            seed=0,
         )
     )
     # The GAN: ComGAN's settings; the variants change some of them.
@@ -68,7 +67,8 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
             l1_weight=100.0,  # λ3
             adversarial="wasserstein",  # "bce" = the standard GAN loss (cGAN)
             prior="none",  # "gpr": unmeasured entries start at the GP mean (GPR-GAN)
-            learning_rate=1e-4,
+            # The paper: Adam 1e-4, betas unstated; these are Adam's own (WGAN-GP uses 0, 0.9).
+            optimizer=dict(name="adam", learning_rate=1e-4, b1=0.9, b2=0.999),
             batch_size=64,
             kernel=3,
         )
@@ -87,12 +87,20 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     )
     # The U-Net denoiser baseline (ref. [29]): no adversary, trained on the same incomplete samples.
     c.run_unet = True
-    c.unet = ml_collections.ConfigDict(dict(use_rp=False, measured=1, learning_rate=1e-3, kernel=3))
+    c.unet = ml_collections.ConfigDict(
+        dict(
+            use_rp=False,
+            measured=1,
+            optimizer=dict(name="adam", learning_rate=1e-3),
+            kernel=3,
+        )
+    )
     c.unet_train = ml_collections.ConfigDict(
         dict(num_steps=3000, log_every=100, checkpoint_every=1000, batch_size=64, max_to_keep=2)
     )
     c.ks = (1, 2, 3)  # subsets (measured RUs) per completed sample
     c.localizer_k = 2  # the paper's choice
+    c.one_subset = False  # our diagnostic of eq. 6's averaging (experiments/comgan/averaging.py)
     c.interpolation = ml_collections.ConfigDict(
         dict(idw_k=4, gp_lengths_m=(1.0, 2.0, 4.0, 8.0), gp_noises=(0.01, 0.1, 0.5))
     )
@@ -100,21 +108,21 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
         dict(
             num_steps=2000,
             batch_size=64,
-            learning_rate=1e-3,
+            optimizer=dict(name="adam", learning_rate=1e-3),
             kernel=3,
             log_every=100,
             checkpoint_every=1000,
             max_to_keep=2,
         )
     )
-    c.eval = ml_collections.ConfigDict(dict(bootstrap_resamples=1000, seed=0))
+    c.eval = ml_collections.ConfigDict(dict(bootstrap_resamples=1000))
     if arg in ("uji", "uji_test"):
         c.data.source = "real"
-        c.data.path = os.path.join(REPO, "data", "uji-lib-longterm-months01-15.zip")
+        c.data.path = repo_path(__file__, "data", "uji-lib-longterm-months01-15.zip")
         c.data.parts = tuple(f"01/trn{i:02d}" for i in range(1, 16))
     if arg == "dsi":
         c.data.source = "real"
-        c.data.path = os.path.join(REPO, "data", "DSI1.mat")
+        c.data.path = repo_path(__file__, "data", "DSI1.mat")
         c.data.parts = ("train",)
     if arg in ("test", "uji_test"):
         c.seeds = (0, 1)
@@ -125,7 +133,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
         c.eval.bootstrap_resamples = 50
         c.ks = (1, 2)
     if arg == "uji_test":
-        c.data.path = os.path.join(REPO, "tests", "fixtures", "longterm_mini.zip")
+        c.data.path = repo_path(__file__, "tests", "fixtures", "longterm_mini.zip")
         c.data.parts = ("01/trn01",)
         c.data.split = (2, 2, 1)
     return c

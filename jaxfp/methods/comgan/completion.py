@@ -18,7 +18,14 @@ import numpy as np
 from jaxfp.common.neighbours import idw_average
 
 
-def measured_rus(n: int, rus: int, k: int, seed: int) -> np.ndarray:
+def incomplete_mask(key: jax.Array, batch: int, rus: int, measured: int) -> jax.Array:
+    """(batch, rus) float mask with `measured` RUs kept per sample, drawn uniformly (training)."""
+    scores = jax.random.uniform(key, (batch, rus))
+    kth = jnp.sort(scores, axis=1)[:, measured - 1 : measured]
+    return (scores <= kth).astype(jnp.float32)
+
+
+def measured_rus(n: int, rus: int, k: int, seed: int | list[int]) -> np.ndarray:
     """(n, k) distinct RU indices per sample, drawn once so every method sees the same ones."""
     rng = np.random.default_rng(seed)
     return np.argsort(rng.random((n, rus)), axis=1)[:, :k]

@@ -1,5 +1,6 @@
 """ComGAN's data: RSS vectors over L radio units (RUs) at reference points (RPs), the paper's RP
-split (RSS training / RSS testing / localization testing = 15 / 15 / 10) and the standardisation.
+split (RSS training / RSS testing / localization testing = 15 / 15 / 10), the standardisation, and
+one seed's draw of all of it.
 
 One line per choice:
 - synthetic: the log-distance world of `jaxfp.data.synthetic` (eq. 1 with shadowing and Rayleigh
@@ -7,9 +8,13 @@ One line per choice:
 - real sets: the `n_rus` APs detected in the most RP-mean fingerprints (ties: most detections);
   a reading the AP missed becomes `missing_dbm`; an RP is a position (and a floor height where the set
   has several floors, `floor_height_m` apart), so the RP coordinates have 2 or 3 entries.
-- the split draws whole RPs in the ratio 15 / 15 / 10 (rounded, at least one each) with `split_seed`.
+- the split draws whole RPs in the ratio 15 / 15 / 10 (rounded, at least one each).
 - standardisation: per RU with the RSS-training samples' mean and spread; RP coordinates with the
   training RPs' mean and one spread for all axes (distances keep their shape).
+- a seed's draw (`draws_for`): on the synthetic room its own world ("world") and survey noise
+  ("survey"); on a real set (one fixed survey) its own RP split ("split"); on both, the split and, in
+  the protocol, the measured RUs of each test sample. `data.per_seed_draw` False gives every seed the
+  draw of `config.seed` (the seeds then vary the initialisation alone).
 """
 
 from __future__ import annotations
@@ -20,8 +25,11 @@ from typing import NamedTuple
 import ml_collections
 import numpy as np
 
+from jaxfp.config import ConfigError
+from jaxfp.data.registry import load_parts
 from jaxfp.data.synthetic import WorldParams, make_world, survey
 from jaxfp.data.types import FingerprintSet
+from jaxfp.train.keys import named_int, named_seed
 
 PARTS = ("rss_train", "rss_test", "loc_test")
 
@@ -66,7 +74,20 @@ class Scale(NamedTuple):
         return np.asarray(xy, np.float64) * self.xy_std + self.xy_mean
 
 
-def synthetic_set(s: ml_collections.ConfigDict) -> RuSet:
+class Draw(NamedTuple):
+    """One seed's data: the RU set, its RP split and sample rows per part, the standardisation
+    fitted on its RSS-training part, the standardised samples `x` (n, L) and their RPs `p` (n, D)."""
+
+    ru: RuSet
+    rps: dict[str, np.ndarray]
+    rows: dict[str, np.ndarray]
+    scale: Scale
+    x: np.ndarray
+    p: np.ndarray
+
+
+def synthetic_set(s: ml_collections.ConfigDict, seed: int) -> RuSet:
+    """The synthetic room of seed `seed`: its world and its survey noise, each from a named seed."""
     params = dataclasses.replace(
         WorldParams(),
         width_m=s.width_m,
@@ -78,9 +99,9 @@ def synthetic_set(s: ml_collections.ConfigDict) -> RuSet:
         shadowing_db=s.shadowing_db,
         sensitivity_dbm=-130.0,  # every RU is heard everywhere in the room
     )
-    world = make_world(params, s.seed)
-    fs = survey(world, s.samples_per_rp, seed=s.seed + 1)
-    return _ru_set(fs, np.arange(s.n_rus), -130.0, 0.0, f"synthetic room (seed {s.seed})")
+    world = make_world(params, named_int(seed, "world"))
+    fs = survey(world, s.samples_per_rp, seed=named_int(seed, "survey"))
+    return _ru_set(fs, np.arange(s.n_rus), -130.0, 0.0, "synthetic room")
 
 
 def real_set(fs: FingerprintSet, n_rus: int, missing_dbm: float, floor_height_m: float) -> RuSet:
@@ -105,7 +126,21 @@ def _ru_set(
     return RuSet(rss, rp.reshape(-1), rp_xy, fs.ap_ids[columns], source)
 
 
-def split_rps(n_rps: int, ratios: tuple[float, ...], seed: int) -> dict[str, np.ndarray]:
+def load_ru_set(config: ml_collections.ConfigDict, seed: int | None = None) -> RuSet:
+    """The RU set of `config.data`: a real set as loaded, or the synthetic room of `seed`
+    (default `config.seed`)."""
+    d = config.data
+    if d.source == "synthetic":
+        return synthetic_set(config.synthetic, config.seed if seed is None else seed)
+    if d.source == "real":
+        fs = load_parts(d.path, list(d.parts), d.format)
+        return real_set(fs, d.n_rus, d.missing_dbm, d.floor_height_m)
+    raise ConfigError(f"config.data.source: expected 'synthetic' or 'real', got {d.source!r}")
+
+
+def split_rps(
+    n_rps: int, ratios: tuple[float, ...], seed: int | list[int]
+) -> dict[str, np.ndarray]:
     """Whole RPs into RSS training / RSS testing / localization testing in `ratios`."""
     ratios = np.asarray(ratios, np.float64) / np.sum(ratios)
     sizes = np.maximum(np.round(ratios * n_rps).astype(int), 1)
@@ -115,3 +150,30 @@ def split_rps(n_rps: int, ratios: tuple[float, ...], seed: int) -> dict[str, np.
     order = np.random.default_rng(seed).permutation(n_rps)
     cuts = np.cumsum(sizes)[:-1]
     return {name: np.sort(part) for name, part in zip(PARTS, np.split(order, cuts), strict=True)}
+
+
+def data_seed(config: ml_collections.ConfigDict, seed: int) -> int:
+    """The seed whose data a run seed draws: itself, or `config.seed` for every run seed when
+    `config.data.per_seed_draw` is False."""
+    return int(seed) if config.data.per_seed_draw else int(config.seed)
+
+
+def make_draw(ru: RuSet, ratios: tuple[float, ...], seed: int) -> Draw:
+    """Seed `seed`'s RP split of `ru` and the arrays standardised on its RSS-training part."""
+    rps = split_rps(len(ru.rp_xy), ratios, named_seed(seed, "split"))
+    rows = {p: ru.rows(rps[p]) for p in PARTS}
+    scale = Scale.fit(ru.rss[rows["rss_train"]], ru.rp_xy[rps["rss_train"]])
+    return Draw(ru, rps, rows, scale, scale.rss_in(ru.rss), scale.xy_in(ru.rp_xy)[ru.rp])
+
+
+def draws_for(config: ml_collections.ConfigDict, seeds: tuple[int, ...]) -> list[Draw]:
+    """Each run seed's draw (a real set is loaded once; seeds that share a data seed share a draw)."""
+    ratios = tuple(config.data.split)
+    real = load_ru_set(config) if config.data.source == "real" else None
+    made: dict[int, Draw] = {}
+    for seed in seeds:
+        ds = data_seed(config, seed)
+        if ds not in made:
+            ru = real if real is not None else load_ru_set(config, ds)
+            made[ds] = make_draw(ru, ratios, ds)
+    return [made[data_seed(config, seed)] for seed in seeds]

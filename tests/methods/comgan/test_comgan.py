@@ -1,4 +1,5 @@
-"""ComGAN: gradient penalty, masks, eq. 6, the RP split, RU choice, one training iteration, the study."""
+"""ComGAN: the losses by hand, masks, eq. 6, the RP split, RU choice, each seed's data draw, one
+training iteration, the study."""
 
 import json
 import shutil
@@ -10,7 +11,7 @@ import optax
 import pytest
 
 from jaxfp.data.types import FingerprintSet
-from jaxfp.methods.comgan import completion, data, training
+from jaxfp.methods.comgan import completion, data, losses, training
 from jaxfp.methods.comgan.nets import Critic, Generator, RpEstimator, UNet1D
 from jaxfp.train.state import TrainState
 from jaxfp.train.steps import make_train_step
@@ -18,6 +19,7 @@ from jaxfp.train.steps import make_train_step
 from ...conftest import REPO, run_experiment
 
 SPEC = str(REPO / "experiments" / "comgan" / "completion.py:test")
+AVERAGING = str(REPO / "experiments" / "comgan" / "averaging.py:test")
 
 
 def settings(aux_weight=1.0, gp_weight=10.0):
@@ -34,17 +36,79 @@ def test_vmapped_gradient_penalty_equals_a_per_sample_loop():
     )
     params = critic.init(jax.random.key(2), rss, rp)["params"]
 
-    def apply(p, x, c):
-        return critic.apply({"params": p}, x, c)
+    def apply(x, c):
+        return critic.apply({"params": params}, x, c)
 
-    got = training.gradient_penalty(apply, params, rss, rp)
+    got = losses.gradient_penalty(apply, rss, rp)
     for i in range(5):
-        g = jax.grad(lambda x, i=i: apply(params, x[None], rp[i : i + 1])[0])(rss[i])
+        g = jax.grad(lambda x, i=i: apply(x[None], rp[i : i + 1])[0])(rss[i])
         np.testing.assert_allclose(got[i], (np.linalg.norm(g) - 1.0) ** 2, rtol=1e-5)
 
 
+# A linear critic C(x, c) = w·x + v·c has ∇_x C = w everywhere: the penalty is (‖w‖ - 1)² = 4 at
+# every interpolate. A linear RP estimator E(x) = A x. Two samples, L = 3 RUs, D = 1.
+W, V, A = jnp.array([1.0, 2.0, 2.0]), jnp.array([1.0]), jnp.array([[1.0], [0.0], [-1.0]])
+REAL = jnp.array([[1.0, 0.0, 0.0], [0.0, 1.0, 1.0]])
+FAKE = jnp.array([[0.0, 0.0, 1.0], [1.0, 0.0, 0.0]])
+RP = jnp.array([[0.5], [-0.5]])
+EPS = jnp.array([[0.3], [0.9]])
+
+
+def linear_critic(x, c):
+    return x @ W + c @ V  # real: 1.5, 3.5 (mean 2.5); fake: 2.5, 0.5 (mean 1.5)
+
+
+def linear_estimator(x):
+    return x @ A  # real: 1, -1; fake: -1, 1
+
+
+def test_gradient_penalty_of_a_linear_and_a_quadratic_critic_by_hand():
+    np.testing.assert_allclose(losses.gradient_penalty(linear_critic, REAL, RP), [4.0, 4.0])
+    # C(x) = ½‖x‖²: ∇ = x, so each sample's own norm: (5 - 1)², (0.5 - 1)².
+    inter = jnp.array([[3.0, 4.0], [0.0, 0.5]])
+    quadratic = losses.gradient_penalty(lambda x, c: 0.5 * jnp.sum(x**2, -1), inter, RP)
+    np.testing.assert_allclose(quadratic, [16.0, 0.25], rtol=1e-6)
+
+
+def test_critic_loss_by_hand():
+    # mean C(fake) - mean C(real) = 1.5 - 2.5 = -1; + λ1 · 4; + mean (E(real) - c)² = 0.25.
+    loss, metrics = losses.critic_loss(linear_critic, REAL, FAKE, RP, EPS, 10.0)
+    np.testing.assert_allclose(loss, -1.0 + 40.0, rtol=1e-6)
+    np.testing.assert_allclose(metrics["wasserstein"], 1.0)
+    np.testing.assert_allclose(metrics["gradient_penalty"], 4.0, rtol=1e-6)
+    loss, _ = losses.critic_loss(
+        linear_critic, REAL, FAKE, RP, EPS, 2.0, estimator=linear_estimator
+    )
+    np.testing.assert_allclose(loss, -1.0 + 8.0 + 0.25, rtol=1e-6)
+    loss, metrics = losses.critic_loss(linear_critic, REAL, FAKE, RP, EPS, 0.0, "bce")
+    softplus = lambda z: np.log1p(np.exp(z))  # noqa: E731
+    expected = np.mean([softplus(-1.5) + softplus(2.5), softplus(-3.5) + softplus(0.5)])
+    np.testing.assert_allclose(loss, expected, rtol=1e-6)
+    assert "gradient_penalty" not in metrics
+
+
+def test_generator_loss_by_hand():
+    # -mean C(fake) = -1.5; L1 = (2 + 3) / 6; MSE(ĉ1, ĉ2) = mean((1 - -1)², (-1 - 1)²) = 4.
+    loss, metrics = losses.generator_loss(
+        linear_critic, REAL, FAKE, RP, 100.0, 1.0, estimator=linear_estimator
+    )
+    np.testing.assert_allclose(loss, -1.5 + 100.0 * 5.0 / 6.0 + 1.0 * 4.0, rtol=1e-6)
+    np.testing.assert_allclose(metrics["rp_consistency"], 4.0)
+    loss, _ = losses.generator_loss(
+        linear_critic, REAL, FAKE, RP, 3.0, 0.5, estimator=linear_estimator
+    )
+    np.testing.assert_allclose(loss, -1.5 + 3.0 * 5.0 / 6.0 + 0.5 * 4.0, rtol=1e-6)
+    loss, metrics = losses.generator_loss(linear_critic, REAL, FAKE, RP, 100.0)  # Lite-ComGAN
+    np.testing.assert_allclose(loss, -1.5 + 100.0 * 5.0 / 6.0, rtol=1e-6)
+    assert "rp_consistency" not in metrics
+    loss, _ = losses.generator_loss(linear_critic, REAL, FAKE, RP, 0.0, adversarial="bce")
+    np.testing.assert_allclose(loss, np.mean(np.log1p(np.exp([-2.5, -0.5]))), rtol=1e-6)
+    with pytest.raises(ValueError, match="estimator"):
+        losses.generator_loss(linear_critic, REAL, FAKE, RP, 100.0, 1.0)
+
+
 def test_incomplete_masks_keep_the_asked_number_of_rus():
-    mask = training.incomplete_mask(jax.random.key(0), 200, 6, 2)
+    mask = completion.incomplete_mask(jax.random.key(0), 200, 6, 2)
     np.testing.assert_array_equal(np.asarray(mask).sum(1), 2)
     assert (np.asarray(mask).sum(0) > 40).all()  # every RU is kept about a third of the time
 
@@ -83,9 +147,9 @@ def test_rp_split_and_the_most_consistent_rus():
     assert ru.rp_xy.shape == (3, 2)
 
 
-@pytest.mark.parametrize("aux_weight,adversarial", [(1.0, "wasserstein"), (0.0, "bce")])
+@pytest.mark.parametrize("aux_weight,adversarial", [(0.5, "wasserstein"), (0.0, "bce")])
 def test_one_jitted_iteration_is_finite_and_trains_both_players(aux_weight, adversarial):
-    s = settings(aux_weight)._replace(adversarial=adversarial)
+    s = settings(aux_weight, gp_weight=3.0)._replace(adversarial=adversarial, l1_weight=7.0)
     state = training.init_state(s, jax.random.key(0), 6, 2, 1e-3)
     assert ("estimator" in state["critic"].params) == bool(aux_weight)
     batch = {
@@ -99,30 +163,54 @@ def test_one_jitted_iteration_is_finite_and_trains_both_players(aux_weight, adve
     changed = jax.tree.map(lambda a, b: bool(jnp.any(a != b)), state, new)
     assert all(jax.tree.leaves(changed["generator"].params))
     assert ("rp_consistency" in metrics) == bool(aux_weight)
+    # The settings reach the losses in their own slots: λ3 on the L1 term, λ2 on the branch's,
+    # λ1 on the penalty (the metrics are the last critic step's and the generator step's terms).
+    expected = metrics["adversarial"] + 7.0 * metrics["l1"]
+    if aux_weight:
+        expected += 0.5 * metrics["rp_consistency"]
+    np.testing.assert_allclose(metrics["loss"], expected, rtol=1e-5)
+    if adversarial == "wasserstein":
+        critic = -metrics["wasserstein"] + 3.0 * metrics["gradient_penalty"]
+        critic += metrics["estimator_mse"] if aux_weight else 0.0
+        np.testing.assert_allclose(metrics["critic_loss"], critic, rtol=1e-5)
 
 
 @pytest.mark.slow
 def test_the_study_end_to_end_and_a_resume_reproduces_it(tmp_path, capsys):
     run = tmp_path / "run"
-    out = run_experiment(SPEC, run)
+    out = run_experiment(AVERAGING, run)
     rows = out["completion"]
     expected = {"comgan K=1", "lite_comgan K=2", "cgan K=1", "gpr_gan K=2", "unet K=1", "gpr K=2"}
     assert expected | {"comgan K=2 one subset"} <= set(rows)
-    assert rows["oracle RP mean K=1"]["rmse_db"] <= min(r["rmse_db"] for r in rows.values())
+    for name, row in rows.items():  # each seed's own RP means: no RP-only fill errs less
+        oracle = rows[f"oracle RP mean K={name.split(' K=')[1].split()[0]}"]["per_seed_rmse_db"]
+        assert np.all(np.less_equal(oracle, row["per_seed_rmse_db"])), name
     for row in rows.values():
-        assert 0 < row["rmse_db"] < 40 and row["rmse_boot_low"] <= row["rmse_boot_high"]
+        assert 0 < row["rmse_db"] < 40 and row["rmse_boot_low"] < row["rmse_boot_high"]
+        assert row["n_seeds"] == 2 and len(row["per_seed_rmse_db"]) == 2
+        # two data draws: the seeds' errors differ even for the untrained interpolations
+        assert row["per_seed_rmse_db"][0] != row["per_seed_rmse_db"][1]
     loc = out["localization"]
     assert {"incomplete", "full", "hybrid comgan K=2", "hybrid unet K=2", "hybrid gpr K=2"} <= set(
         loc
     )
     saved = json.loads((run / "results.json").read_text())
-    assert saved["rus"] and len(saved["split"]["rss_train"]) == 15
+    assert saved["rus"] and saved["split"]["0"]["rss_train"] != saved["split"]["1"]["rss_train"]
+    assert len(saved["split"]["0"]["rss_train"]) == 15
+    paired = [t for name, t in saved["tables"].items() if name.startswith("paired")]
+    assert len(paired) == 2
+    assert "comgan K=2 - gpr K=2" in paired[0]["rows"]
+    assert "hybrid comgan K=2 - hybrid comgan K=2 one subset" in paired[1]["rows"]
+    diff = paired[0]["rows"]["comgan K=2 - lite_comgan K=2"]
+    a, b = rows["comgan K=2"]["per_seed_rmse_db"], rows["lite_comgan K=2"]["per_seed_rmse_db"]
+    np.testing.assert_allclose(diff["diff"], np.mean(np.subtract(a, b)))
+    assert diff["verdict"] == "no verdict (n < 5)"
     lines = (run / "gan" / "comgan" / "metrics.jsonl").read_text().splitlines()
     assert json.loads(lines[-1])["finite"] == 1.0
     # Lose a localizer stage and the results: the rerun restores the rest and ends the same.
     shutil.rmtree(run / "localizer" / "full")
     (run / "results.json").unlink()
-    again = run_experiment(SPEC, run)
+    again = run_experiment(AVERAGING, run)
     assert again == out
 
 
@@ -141,9 +229,8 @@ def test_patch_conv_equals_flax_conv():
 
 def test_a_real_set_loads_through_the_config():
     from jaxfp.config import load_config
-    from jaxfp.methods.comgan.run import load_ru_set
 
-    ru = load_ru_set(load_config(SPEC.replace(":test", ":uji_test")))
+    ru = data.load_ru_set(load_config(SPEC.replace(":test", ":uji_test")))
     assert ru.rss.shape == (96, 6) and np.isfinite(ru.rss).all() and ru.rss.max() < 0
     assert len(ru.rp_xy) == 16 and np.bincount(ru.rp).min() >= 1
     assert ru.rss.min() == -100.0  # readings the AP missed
@@ -178,7 +265,7 @@ def test_unet_denoiser_learns_to_fill_a_constant_vector(rus):
     params = unet.init(jax.random.key(0), x, x, jnp.zeros((1, 2)))["params"]
     assert unet.apply({"params": params}, x, x, jnp.zeros((1, 2))).shape == (1, rus)
     state = TrainState.create(apply_fn=unet.apply, params=params, tx=optax.adam(1e-2))
-    step = make_train_step(training.denoiser_loss(unet, 1))
+    step = make_train_step(losses.denoiser_loss(unet, 1))
     # Samples whose RUs all carry the same value: one measured RU says what the others are.
     values = jax.random.normal(jax.random.key(1), (64, 1))
     batch = {"rss": jnp.repeat(values, rus, 1), "rp": jnp.zeros((64, 2))}
@@ -215,3 +302,46 @@ def test_config_variants_and_a_wrong_one():
     assert dsi.data.source == "real" and dsi.data.path.endswith("DSI1.mat")
     with pytest.raises(ConfigError, match="dsl"):
         load_config(SPEC.replace(":test", ":dsl"))
+
+
+def test_each_seed_draws_its_own_world_split_and_measured_rus(tmp_path):
+    from jaxfp.config import load_config
+    from jaxfp.methods.comgan.study import Study
+
+    config = load_config(SPEC)
+    first, second = data.draws_for(config, (0, 1))
+    assert not np.array_equal(first.ru.rss, second.ru.rss)  # its own world and survey
+    assert not np.array_equal(first.rps["rss_train"], second.rps["rss_train"])
+    again = data.draws_for(config, (1,))[0]
+    np.testing.assert_array_equal(again.x, second.x)  # a seed's draw is a function of the seed
+    with config.unlocked():
+        config.data.per_seed_draw = False
+    fixed = data.draws_for(config, (0, 1))
+    np.testing.assert_array_equal(fixed[0].x, fixed[1].x)
+
+    uji = data.draws_for(load_config(SPEC.replace(":test", ":uji_test")), (0, 1))
+    np.testing.assert_array_equal(uji[0].ru.rss, uji[1].ru.rss)  # one survey, two splits
+    assert not np.array_equal(uji[0].rps["rss_test"], uji[1].rps["rss_test"])
+
+    s = Study(load_config(SPEC), str(tmp_path))
+    measured = s.measured_rus(2)
+    assert not np.array_equal(measured[0], measured[1])
+    batch_of = s.training_batches((3, 16))
+    for m, d in enumerate(s.draws):
+        batch = batch_of(np.random.default_rng(0), m)
+        assert batch["rss"].shape == (3, 16, s.rus)
+        own = {r.tobytes() for r in d.x[d.rows["rss_train"]]}
+        assert all(r.tobytes() in own for r in batch["rss"].reshape(-1, s.rus))
+        held_out = {r.tobytes() for r in d.x[d.rows["rss_test"]]}
+        assert not any(r.tobytes() in held_out for r in batch["rss"].reshape(-1, s.rus))
+
+
+def test_the_averaging_config_adds_one_subset_rows_to_every_size():
+    from jaxfp.config import load_config
+
+    for size in ("", "uji", "test"):
+        spec = AVERAGING.replace(":test", f":{size}" if size else "")
+        base = load_config(SPEC.replace(":test", f":{size}" if size else ""))
+        config = load_config(spec)
+        assert config.one_subset and not base.one_subset
+        assert config.seeds == base.seeds and config.data.path == base.data.path
