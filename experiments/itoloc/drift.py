@@ -1,31 +1,27 @@
 """iToLoc over months: trained on month 1 of the UJI long-term library set, then updated month by
-month by co-training on that month's unlabelled test scans, and scored on them.
+month by co-training on that month's unlabelled test scans, and scored on them; iToLoc against its
+baselines (a plain CNN and WkNN). The ablations are in ablations.py (size `drift`).
 
     jaxfp run experiments/itoloc/drift.py --workdir runs/itoloc_drift \\
         --config.data.path=/path/to/uji-lib-longterm-months01-15.zip
 Test size: experiments/itoloc/drift.py:test (the shipped fixture).
 """
 
-import os
-
 import ml_collections
 
-from jaxfp.config import config_module
+from jaxfp.config import repo_path, sibling
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(os.path.dirname(HERE))
-SIZES = ("", "test")  # checked by jaxfp.config.load_config: an unknown size is an error
+SIZES = ("", "test")
 
 
 def get_config(arg: str = "") -> ml_collections.ConfigDict:
-    devices = config_module(os.path.join(HERE, "devices.py"))
+    devices = sibling(__file__, "devices.py")
     c = devices.base_config("itoloc.drift")
     c.domain_keys = ("month", "set_kind", "set_number")  # one device: domains are collections
-    c.run_variants = ("itoloc",)
     c.update_variants = ("itoloc",)  # updated month by month; the others only scored
     c.data = ml_collections.ConfigDict(
         dict(
-            path=os.path.join(REPO, "data", "uji-lib-longterm-months01-15.zip"),
+            path=repo_path(__file__, "data", "uji-lib-longterm-months01-15.zip"),
             format="auto",
             train_parts=("01/trn*",),
             month_parts=("{month:02d}/tst*",),
@@ -35,6 +31,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     )
     if arg == "test":
         devices.shrink_for_tests(c)
-        c.data.path = os.path.join(REPO, "tests", "fixtures", "longterm_mini.zip")
+        c.data.path = repo_path(__file__, "tests", "fixtures", "longterm_mini.zip")
         c.data.months = (2, 3)
+        c.run_variants = ("itoloc",)
     return c

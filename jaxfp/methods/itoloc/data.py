@@ -1,4 +1,10 @@
-"""iToLoc's inputs: the training site's reference locations, images, domains, regions.
+"""iToLoc's inputs: each seed's data draw, the site's reference locations, images, domains, regions.
+
+What a seed draws (each from a key named after it, so a seed's data never depends on the others):
+- synthetic devices: its own world (`named_seed(seed, "world")`), each device's training and test
+  survey with its own fading (`named_seed(seed, "survey", "train" | "test", device)`), and the
+  held-out devices' unlabelled target scans (`named_seed(seed, "unlabelled target")`).
+- a real set's device protocol (fixed train/test files): the unlabelled target scans only.
 
 One line per choice:
 - locations: the distinct (x, y, floor) of the labelled training scans are the C classes (eq. 4);
@@ -16,11 +22,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import NamedTuple
 
+import ml_collections
 import numpy as np
 
+from jaxfp.config import ConfigError
 from jaxfp.data.places import ReferencePoints, floor_code
-from jaxfp.data.types import DataFormatError, FingerprintSet
+from jaxfp.data.registry import load_parts
+from jaxfp.data.synthetic import WorldParams, make_world, survey
+from jaxfp.data.types import DataFormatError, FingerprintSet, concat
 from jaxfp.methods.itoloc.image import fingerprint_image, positive_rss, vector_image
+from jaxfp.train.keys import named_seed
 
 
 class Site(NamedTuple):
@@ -100,3 +111,102 @@ def scans(
 def regions(xy: np.ndarray, floor: np.ndarray, cell_m: float) -> np.ndarray:
     """(n, 3) region keys: floor and grid cell."""
     return np.c_[floor, np.floor(xy / cell_m)].astype(np.int64)
+
+
+# --- the device protocol's data draw ---------------------------------------------------------------
+class DeviceDraw(NamedTuple):
+    """One seed's data for the device protocol."""
+
+    train: FingerprintSet  # the training devices' labelled scans
+    target: FingerprintSet | None  # the held-out devices' unlabelled scans (None: fraction 0)
+    scored: FingerprintSet  # the held-out devices' scans that are scored
+
+
+def device_draws(config: ml_collections.ConfigDict) -> list[DeviceDraw]:
+    """One draw per seed of `config.seeds` (a real set is read once; its split is per seed)."""
+    fixed = _real_sets(config) if config.data.source == "real" else None
+    draws = []
+    for seed in config.seeds:
+        train, test = fixed if fixed is not None else device_sets(config, seed)
+        target, scored = split_target(config, test, seed)
+        draws.append(DeviceDraw(train, target, scored))
+    return draws
+
+
+def device_sets(
+    config: ml_collections.ConfigDict, seed: int
+) -> tuple[FingerprintSet, FingerprintSet]:
+    """(training scans of the training devices, test scans of the held-out devices) of `seed`."""
+    if config.data.source == "real":
+        return _real_sets(config)
+    if config.data.source != "synthetic":
+        raise ConfigError(
+            f"config.data.source: expected 'synthetic' or 'real', got {config.data.source!r}"
+        )
+    s = config.synthetic
+    world = make_world(WorldParams.from_mapping(s), named_seed(seed, "world"))
+    devices = range(s.n_devices)
+    train = concat(
+        [
+            survey(world, s.train_scans_per_rp, named_seed(seed, "survey", "train", d), d)
+            for d in devices
+        ],
+        source=f"synthetic world ({s.n_devices} devices)",
+    )
+    test = concat(
+        [
+            survey(world, s.test_scans_per_rp, named_seed(seed, "survey", "test", d), d)
+            for d in devices
+        ],
+        source=f"synthetic world ({s.n_devices} devices, test survey)",
+    )
+    return _hold_out(config, train, test)
+
+
+def _real_sets(config: ml_collections.ConfigDict) -> tuple[FingerprintSet, FingerprintSet]:
+    d = config.data
+    train = load_parts(d.path, list(d.train_parts), d.format)
+    test = load_parts(d.path, list(d.test_parts), d.format).aligned_to(train)
+    return _hold_out(config, train, test)
+
+
+def _hold_out(
+    config: ml_collections.ConfigDict, train: FingerprintSet, test: FingerprintSet
+) -> tuple[FingerprintSet, FingerprintSet]:
+    if train.device is None:
+        raise ConfigError(f"{train.source}: has no device labels; the device protocol needs them")
+    held_out = [str(v) for v in config.data.held_out]
+    missing = sorted(set(held_out) - set(np.unique(test.device).tolist()))
+    if missing or not held_out:
+        raise ConfigError(
+            f"config.data.held_out: {missing or 'empty'}; devices in the test scans: "
+            f"{sorted(np.unique(test.device).tolist())}"
+        )
+    train = train.subset(
+        ~np.isin(train.device, held_out), source=f"{train.source} (training devices)"
+    )
+    test = test.subset(np.isin(test.device, held_out), source=f"{test.source} (held-out devices)")
+    if train.n == 0:
+        raise ConfigError("config.data.held_out: no training scans are left")
+    return train, test
+
+
+def split_target(
+    config: ml_collections.ConfigDict, test: FingerprintSet, seed: int
+) -> tuple[FingerprintSet | None, FingerprintSet]:
+    """(unlabelled target scans, scored scans): per held-out device, a random
+    `data.unlabelled_target_fraction` of its scans (drawn for `seed`) is the target set."""
+    fraction = float(config.data.unlabelled_target_fraction)
+    if not 0.0 <= fraction < 1.0:
+        raise ConfigError(
+            f"config.data.unlabelled_target_fraction: expected 0 <= f < 1, got {fraction}"
+        )
+    if fraction == 0.0:
+        return None, test
+    rng = np.random.default_rng(named_seed(seed, "unlabelled target"))
+    is_target = np.zeros(test.n, bool)
+    for device in np.unique(test.device):
+        rows = np.flatnonzero(test.device == device)
+        is_target[rng.permutation(rows)[: int(round(fraction * len(rows)))]] = True
+    unlabelled = test.subset(is_target, source=f"{test.source}, unlabelled target")
+    return unlabelled, test.subset(~is_target, source=f"{test.source}, scored")

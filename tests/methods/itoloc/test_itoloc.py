@@ -1,8 +1,10 @@
-"""iToLoc: gradient reversal, the image transform, the co-training rules, a short run, protocols."""
+"""iToLoc: eq. 11, gradient reversal, the image transform, the co-training rules, each seed's data
+draw, a short run, protocols."""
 
 import json
 import shutil
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -11,9 +13,10 @@ import pytest
 
 from jaxfp.config import ConfigError, load_config
 from jaxfp.methods.itoloc import cotraining, image
+from jaxfp.methods.itoloc.data import Domains, device_draws, device_sets, split_target
 from jaxfp.methods.itoloc.losses import LossSettings, make_loss
 from jaxfp.methods.itoloc.nets import ItoLocNet
-from jaxfp.methods.itoloc.run import device_sets, split_target
+from jaxfp.methods.itoloc.study import Study
 from jaxfp.nets.gradient_reversal import reverse_gradient, warmup_scale
 from jaxfp.train.state import TrainState
 from jaxfp.train.steps import make_train_step
@@ -22,6 +25,109 @@ from ...conftest import REPO, run_experiment
 
 DEVICES = str(REPO / "experiments" / "itoloc" / "devices.py")
 DRIFT = str(REPO / "experiments" / "itoloc" / "drift.py")
+ABLATIONS = str(REPO / "experiments" / "itoloc" / "ablations.py")
+
+# Eq. 11's tiny case: 2 rows whose feature is z = w_e · mean(image) = (1, 2); 3 heads over C = 2
+# locations with logits z · W_L[k]; a discriminator over 2 domains with logits z · W_D.
+W_L = np.array([[1.0, -1.0], [0.5, 0.0], [0.0, 2.0]])
+W_D = np.array([1.0, -1.0])
+LOCATION, DOMAIN = np.array([0, 1]), np.array([0, 1])
+WEIGHT = np.array([[1.0, 1.0], [1.0, 1.0], [1.0, 0.0]])  # head 3 trains on row 0 only
+DISTANCES = np.array([[0.0, 3.0], [3.0, 0.0]])
+
+
+class TinyItoLoc(nn.Module):
+    """ItoLocNet's interface on scalar parts: extractor w_e, heads W_L, discriminator W_D."""
+
+    @nn.compact
+    def __call__(self, image, train=False, reversal=0.0, dropout=None):
+        self.variable("batch_stats", "unused", lambda: jnp.zeros(()))
+        w_e = self.param("extractor", nn.initializers.ones, ())
+        w_l = self.param("heads", lambda _: jnp.asarray(W_L, jnp.float32))
+        w_d = self.param("discriminator", lambda _: jnp.asarray(W_D, jnp.float32))
+        z = w_e * image.mean((1, 2))
+        locations = z[None, :, None] * w_l[:, None, :]
+        domains = reverse_gradient(z, jnp.asarray(reversal, z.dtype))[:, None] * w_d[None]
+        return {"locations": locations, "domains": domains}
+
+
+def _tiny_case(gamma: float, lam: float, warmup: int = 10):
+    net = TinyItoLoc()
+    images = jnp.stack([jnp.ones((2, 2)), 2 * jnp.ones((2, 2))])
+    variables = net.init(jax.random.key(0), images)
+    state = TrainState.create(
+        apply_fn=net.apply,
+        params=variables["params"],
+        tx=optax.sgd(0.1),
+        batch_stats=variables["batch_stats"],
+    ).replace(step=jnp.asarray(warmup))  # past the warm-up: the reversal is λ · tanh(5)
+    batch = {
+        "image": images,
+        "target": jnp.broadcast_to(jax.nn.one_hot(LOCATION, 2), (3, 2, 2)),
+        "weight": jnp.asarray(WEIGHT),
+        "rp": jnp.broadcast_to(jnp.asarray(LOCATION), (3, 2)),
+        "domain": jnp.asarray(DOMAIN),
+    }
+    loss_fn = make_loss(LossSettings(net, gamma, lam, warmup), jnp.asarray(DISTANCES))
+    return loss_fn, state, batch
+
+
+def test_eq11_loss_on_a_hand_computed_case():
+    loss_fn, state, batch = _tiny_case(gamma=0.5, lam=2.0)
+    loss, (metrics, _) = loss_fn(state.params, state, batch, jax.random.key(0))
+    # La (eq. 5), per head the mean over its rows of -log softmax(z · W_L[k])[label], summed:
+    #   head 1: (log(1 + e^-2) + log(1 + e^4)) / 2, head 2: (log(1 + e^-0.5) + log(1 + e)) / 2,
+    #   head 3 (row 0 only): log(1 + e^2)  -> 5.093136
+    # Ls (eq. 10), per head the mean of 3 m · p(the other location), summed  -> 5.957115
+    # Ld (eq. 8), the domains' cross-entropy over both rows: (log(1 + e^-2) + log(1 + e^4)) / 2
+    #   -> 2.072539; the value is La + γ Ls + Ld, the reversal turning +Ld into -λ Ld for the
+    #   extractor's gradient only (tested below).
+    np.testing.assert_allclose(metrics["location_ce"], 5.093136, rtol=1e-5)
+    np.testing.assert_allclose(metrics["spatial"], 5.957115, rtol=1e-5)
+    np.testing.assert_allclose(metrics["domain_ce"], 2.072539, rtol=1e-5)
+    np.testing.assert_allclose(loss, 5.093136 + 0.5 * 5.957115 + 2.072539, rtol=1e-5)
+    np.testing.assert_allclose(metrics["reversal"], 2.0 * np.tanh(5.0), rtol=1e-5)
+
+
+def test_eq11_gradients_play_the_minimax():
+    """The extractor descends La + γ Ls - λ Ld, the heads La + γ Ls, the discriminator Ld."""
+    gamma, lam = 0.5, 2.0
+    loss_fn, state, batch = _tiny_case(gamma, lam)
+    grads = jax.grad(lambda p: loss_fn(p, state, batch, jax.random.key(0))[0])(state.params)
+    x = np.array([1.0, 2.0])  # each row's mean pixel
+
+    def terms(w_e, w_l, w_d):  # eq. 5, 10 and 8 written out, no reversal layer
+        z = w_e * x
+        log_p = jax.nn.log_softmax(z[None, :, None] * w_l[:, None, :])
+        ce = -jnp.take_along_axis(log_p, jnp.asarray(LOCATION)[None, :, None], -1)[..., 0]
+        spatial = jnp.sum(DISTANCES[LOCATION] * jnp.exp(log_p), -1)
+        per_head = jnp.sum(WEIGHT, -1)
+        la = jnp.sum(jnp.sum(ce * WEIGHT, -1) / per_head)
+        ls = jnp.sum(jnp.sum(spatial * WEIGHT, -1) / per_head)
+        log_d = jax.nn.log_softmax(z[:, None] * w_d[None])
+        ld = -jnp.mean(log_d[jnp.arange(2), DOMAIN])
+        return la, ls, ld
+
+    def location(*w):
+        la, ls, _ = terms(*w)
+        return la + gamma * ls
+
+    def domain(*w):
+        return terms(*w)[2]
+
+    w = (1.0, jnp.asarray(W_L), jnp.asarray(W_D))
+    g_loc = jax.grad(location, argnums=(0, 1))(*w)
+    g_dom = jax.grad(domain, argnums=(0, 2))(*w)
+    reversal = lam * np.tanh(5.0)
+    np.testing.assert_allclose(grads["extractor"], g_loc[0] - reversal * g_dom[0], rtol=1e-5)
+    np.testing.assert_allclose(grads["heads"], g_loc[1], rtol=1e-5)
+    np.testing.assert_allclose(grads["discriminator"], g_dom[1], rtol=1e-5)
+    # The adversarial pull is there and large enough to matter in this case.
+    assert abs(float(reversal * g_dom[0])) > 0.1
+    # The discriminator's gradient in closed form: mean_i (softmax(z_i W_D) - d_i) z_i.
+    p = np.exp(x[:, None] * W_D) / np.exp(x[:, None] * W_D).sum(-1, keepdims=True)
+    closed = ((p - np.eye(2)[DOMAIN]) * x[:, None]).mean(0)
+    np.testing.assert_allclose(grads["discriminator"], closed, rtol=1e-5)
 
 
 def test_gradient_reversal_flips_the_extractor_gradient_and_not_the_discriminator():
@@ -74,9 +180,11 @@ def test_cotraining_selection_rules():
     dropout[2, :, 3] = p[:, 3]
     assert cotraining.select_for_head(0, p, dropout, sigma=0.95).keep[3]
     smeared = cotraining.smear(np.eye(3, dtype=np.float32), 0.2, np.random.default_rng(0))
-    np.testing.assert_allclose(smeared.sum(-1), 1.0, rtol=1e-6)
-    assert (smeared >= 0).all() and (smeared.argmax(-1) == [0, 1, 2]).all()
-    assert (smeared.max(-1) < 1).any()
+    # Eq. 12-13 with the same normal draws: y' = y + ReLU(0.2 z), then each row normalised.
+    z = np.random.default_rng(0).standard_normal((3, 3))
+    noisy = np.eye(3) + np.maximum(0.2 * z, 0.0)
+    np.testing.assert_allclose(smeared, noisy / noisy.sum(-1, keepdims=True), rtol=1e-6)
+    assert (smeared.max(-1) < 1).any() and (smeared.argmax(-1) == [0, 1, 2]).all()
 
 
 def test_a_short_adversarial_run_is_finite_and_moves_every_part():
@@ -108,22 +216,35 @@ def test_a_short_adversarial_run_is_finite_and_moves_every_part():
     assert all(jax.tree.leaves(moved))
 
 
+def _check_rows(rows: dict, paired: dict) -> None:
+    """Each row's mean is the mean of its seeds' means; each paired row is A - B seed by seed."""
+    for row in rows.values():
+        per_seed = list(row["per_seed_mean_m"].values())
+        assert len(per_seed) == row["n_seeds"]
+        assert row["mean_m"] == pytest.approx(np.mean(per_seed))
+    for name, row in paired.items():
+        a_name, _, b_name = name.partition(" - ")
+        b_name, _, where = b_name.partition(" @ ")
+        a = rows[f"{a_name} @ {where}"]["per_seed_mean_m"]
+        b = rows[f"{b_name} @ {where}"]["per_seed_mean_m"]
+        assert row["diff_m"] == pytest.approx(np.mean([a[s] - b[s] for s in a]))
+        assert row["verdict"] == "no verdict (n < 5)"  # two seeds at the test size
+
+
 @pytest.mark.slow
 def test_device_protocol_end_to_end_and_resume(tmp_path):
     run = tmp_path / "run"
     out = run_experiment(DEVICES + ":test", run)
-    rows = out["rows"]
-    assert {
-        "itoloc @ device2",
-        "plain_cnn @ device3",
-        "no_image @ device2",
-        "wknn @ device3",
-    } <= set(rows)
-    for row in rows.values():
-        assert 0 <= row["region_success"] <= 1 and np.isfinite(row["mean_m"])
-    # iToLoc is co-trained on the held-out devices' unlabelled scans and scored again.
-    assert {"itoloc, updated @ device2", "itoloc, updated @ device3"} <= set(rows)
-    assert "plain_cnn, updated @ device2" not in rows
+    rows, paired = out["rows"], out["paired"]
+    names = ["itoloc", "itoloc, updated", "plain_cnn", "wknn"]
+    assert set(rows) == {f"{n} @ {d}" for n in names for d in ("device2", "device3")}
+    comparisons = ["itoloc - plain_cnn", "itoloc - wknn", "itoloc, updated - itoloc"]
+    comparisons.append("itoloc, updated - wknn")
+    assert set(paired) == {f"{c} @ {d}" for c in comparisons for d in ("device2", "device3")}
+    _check_rows(rows, paired)
+    # Each seed is its own data draw: WkNN, fixed given the data, scores the two seeds apart.
+    wknn = rows["wknn @ device2"]["per_seed_mean_m"]
+    assert wknn["0"] != pytest.approx(wknn["1"])
     assert {line["round"] for line in out["update_log"]} == {0, 1, 2}
     lines = (run / "offline" / "itoloc" / "metrics.jsonl").read_text().splitlines()
     assert json.loads(lines[-1])["finite"] == 1.0
@@ -133,10 +254,26 @@ def test_device_protocol_end_to_end_and_resume(tmp_path):
 
 
 @pytest.mark.slow
+def test_ablations_run_beside_itoloc(tmp_path):
+    out = run_experiment(ABLATIONS + ":test", tmp_path / "run")
+    names = ["itoloc", "itoloc, updated", "no_image", "no_image, updated", "wknn"]
+    assert set(out["rows"]) == {f"{n} @ {d}" for n in names for d in ("device2", "device3")}
+    assert {"itoloc - no_image @ device2", "no_image, updated - no_image @ device3"} <= set(
+        out["paired"]
+    )
+    # Without the image the input is the 6 APs' vector on a 3 x 3 square: other numbers.
+    a, b = (out["rows"][f"{n} @ device2"]["per_seed_mean_m"] for n in ("itoloc", "no_image"))
+    assert a != b
+
+
+@pytest.mark.slow
 def test_drift_protocol_with_the_update_end_to_end(tmp_path):
     out = run_experiment(DRIFT + ":test", tmp_path / "run")
     assert {"month 02 itoloc, no update", "month 02 itoloc, updated", "month 02 wknn"} <= set(
         out["rows"]
+    )
+    assert {"month 02: itoloc - wknn", "month 03: itoloc, updated - no update"} <= set(
+        out["paired"]
     )
     log = out["update_log"]
     assert {line["round"] for line in log} == {0, 1, 2}
@@ -145,10 +282,16 @@ def test_drift_protocol_with_the_update_end_to_end(tmp_path):
         8,
         16,
     ] * 2
-    # Month 3's no-update row is scored after month 2's update donated its states (a bug once).
+    # Month 3's no-update row is scored after month 2's update, whose steps donate the states
+    # they are given: the no-update rows are scored on their own copy.
     assert {"month 03 itoloc, no update", "month 03 itoloc, updated"} <= set(out["rows"])
     kept = [line for line in log if line["kept"]]
-    assert kept and all(line["pseudo_label_error_m"] >= 0 for line in kept)
+    assert kept and all(np.isfinite(line["pseudo_label_error_m"]) for line in kept)
+    assert all(line["pseudo_label_error_m"] is None for line in log if not line["kept"])
+    # The month files are fixed: WkNN scores every seed alike; the networks' seeds differ.
+    rows = out["rows"]
+    assert len(set(rows["month 02 wknn"]["per_seed_mean_m"].values())) == 1
+    assert len(set(rows["month 02 itoloc, no update"]["per_seed_mean_m"].values())) == 2
 
 
 def test_configs_and_bad_held_out_devices(tmp_path):
@@ -160,26 +303,158 @@ def test_configs_and_bad_held_out_devices(tmp_path):
         load_config(DRIFT + ":drft")
     uji = load_config(DEVICES + ":uji_test")
     assert uji.data.source == "real" and uji.data.held_out == ("phone13", "phone14")
+    # The default configs hold the paper's method and its baselines; the ablations their own.
+    for spec in (DEVICES, DRIFT):
+        config = load_config(spec)
+        assert config.run_variants == ("itoloc", "plain_cnn") and len(config.seeds) >= 5
+        assert set(config.variants) == {"itoloc", "plain_cnn"}
+    ablations = load_config(ABLATIONS)
+    assert {"no_image", "no_spatial", "no_adversary"} <= set(ablations.run_variants)
+    assert ablations.run_variants[0] == "itoloc"
 
 
 def test_the_held_out_devices_are_split_into_unlabelled_target_and_scored_scans():
     config = load_config(DEVICES + ":test")
-    _, test = device_sets(config)
-    unlabelled, scored = split_target(config, test)
+    _, test = device_sets(config, 0)
+    unlabelled, scored = split_target(config, test, 0)
     for device in config.data.held_out:
         n = int(np.sum(test.device == device))
         assert np.sum(unlabelled.device == device) == n // 2
         assert np.sum(scored.device == device) == n - n // 2
 
     def rows(fs):
-        return {(tuple(x), tuple(r)) for x, r in zip(fs.xy, fs.rss, strict=True)}
+        return {
+            (tuple(x), np.nan_to_num(r, nan=-999).tobytes())
+            for x, r in zip(fs.xy, fs.rss, strict=True)
+        }
 
     # Disjoint and complete: every test scan is in exactly one of the two.
     assert not rows(unlabelled) & rows(scored) and rows(unlabelled) | rows(scored) == rows(test)
-    again, _ = split_target(config, test)
+    again, _ = split_target(config, test, 0)
     np.testing.assert_array_equal(again.rss, unlabelled.rss)
+    other, _ = split_target(config, test, 1)  # another seed draws another split
+    assert rows(other) != rows(unlabelled)
     config.data.unlabelled_target_fraction = 0.0
-    assert split_target(config, test) == (None, test)
+    assert split_target(config, test, 0) == (None, test)
     config.data.unlabelled_target_fraction = 1.0
     with pytest.raises(ConfigError, match="unlabelled_target_fraction"):
-        split_target(config, test)
+        split_target(config, test, 0)
+
+
+def _affine_residual_db(a: np.ndarray, b: np.ndarray) -> float:
+    """The spread of b's readings around the best line through a's (where both are heard)."""
+    ok = np.isfinite(a) & np.isfinite(b)
+    x, y = a[ok], b[ok]
+    design = np.c_[x, np.ones_like(x)]
+    coef = np.linalg.lstsq(design, y, rcond=None)[0]
+    return float((y - design @ coef).std())
+
+
+def test_each_seed_draws_its_own_world_and_each_device_its_own_fading():
+    config = load_config(DEVICES + ":test")
+    train, test = device_sets(config, 0)
+    again, _ = device_sets(config, 0)
+    np.testing.assert_array_equal(train.rss, again.rss)  # a seed's draw is reproducible
+    other, _ = device_sets(config, 1)
+    assert train.rss.shape == other.rss.shape
+    assert not np.array_equal(np.nan_to_num(train.rss), np.nan_to_num(other.rss))
+    # Two devices at the same places: with shared fading device1 would be an affine function of
+    # device0 (rounding aside, ~0.4 dB); with its own fading it spreads by several dB.
+    dev0, dev1 = (train.rss[train.device == d] for d in ("device0", "device1"))
+    assert _affine_residual_db(dev0, dev1) > 2.0
+    # The same for the held-out devices' test survey.
+    t2, t3 = (test.rss[test.device == d] for d in ("device2", "device3"))
+    assert _affine_residual_db(t2, t3) > 2.0
+
+
+def test_seed_m_trains_on_its_own_draw(tmp_path):
+    config = load_config(DEVICES + ":test")
+    draws = device_draws(config)
+    domains = Domains(config.domain_keys)
+    for d in draws:
+        domains.of(d.train)
+        domains.of(d.target)
+    study = Study(config, str(tmp_path), [d.train for d in draws], domains, {})
+    variant = study.variant("itoloc")
+    labelled = study.scans([d.train for d in draws], variant)
+    target = study.scans([d.target for d in draws], variant)
+    captured = {}
+
+    def stage(name, init, step_fn, batch_of, options, shaping):
+        captured["batch_of"] = batch_of
+
+    study.stages.stage = stage
+    study.offline(variant, labelled, target)
+    size = config.train.batch_size
+    for m in range(len(draws)):
+        batch = captured["batch_of"](np.random.default_rng(0), m)
+        own = {x.tobytes() for x in labelled[m].image} | {x.tobytes() for x in target[m].image}
+        other = {x.tobytes() for x in labelled[1 - m].image}
+        assert all(x.tobytes() in own for x in batch["image"])
+        assert not any(x.tobytes() in other for x in batch["image"][:size])
+
+
+def test_each_seed_is_scored_on_its_own_scans_alike_in_loop_and_vmap(tmp_path):
+    config = load_config(DEVICES + ":test")
+    draws = device_draws(config)
+    domains = Domains(config.domain_keys)
+    for d in draws:
+        domains.of(d.train)
+    study = Study(config, str(tmp_path), [d.train for d in draws], domains, {})
+    variant = study.variant("itoloc")
+    images = [s.image for s in study.scans([d.train for d in draws], variant)]
+    tx = study.optimizer(config.train)
+
+    def init(key):
+        variables = variant.net.init({"params": key, "dropout": key}, images[0][:1])
+        return TrainState.create(
+            apply_fn=variant.net.apply,
+            params=variables["params"],
+            tx=tx,
+            batch_stats=variables["batch_stats"],
+        )
+
+    states = study.stages.init("init", init)
+    keys = [jax.random.key(5), jax.random.key(6)]
+    config.eval_batch = 7  # several chunks, the last one padded
+    out = {}
+    for execution in ("loop", "vmap"):
+        config.seed_execution = execution
+        out[execution] = [study.probabilities(states, variant, images, k) for k in (None, keys)]
+    for loop, vmapped in zip(out["loop"], out["vmap"], strict=True):
+        for a, b in zip(loop, vmapped, strict=True):
+            np.testing.assert_allclose(a, b, atol=1e-6)
+    # Seed m runs its own parameters: seed 1's on seed 0's images are not seed 0's answer.
+    config.seed_execution = "loop"
+    swapped = study.probabilities(states, variant, images[::-1])
+    assert not np.allclose(swapped[1], out["loop"][0][0])
+
+
+def test_the_optimiser_from_config_is_the_papers_sgd_with_plateau_decay():
+    train = load_config(DEVICES).train
+    section = train.optimizer
+    built = Study.optimizer(train)
+    by_hand = optax.chain(
+        optax.add_decayed_weights(1e-4),
+        optax.sgd(0.1, momentum=0.9),
+        optax.contrib.reduce_on_plateau(factor=0.1, patience=5, accumulation_size=100),
+    )
+    assert (section.learning_rate, section.plateau_steps) == (0.1, 100)
+    params = {"w": jnp.array([1.0, -2.0])}
+    out = []
+    for tx in (built, by_hand):
+
+        def step(i, carry, tx=tx):
+            p, s = carry
+            grads = {"w": jnp.array([0.3, -0.1]) * (1 + i % 3)}
+            update, s = tx.update(grads, s, p, value=jnp.asarray(1.0))  # a loss that stalls
+            return optax.apply_updates(p, update), s
+
+        out.append(
+            jax.jit(lambda p, tx=tx, step=step: jax.lax.fori_loop(0, 700, step, (p, tx.init(p))))(
+                params
+            )
+        )
+    np.testing.assert_allclose(out[0][0]["w"], out[1][0]["w"], rtol=1e-6)
+    states = [o[1] for o in out]
+    assert float(states[1][2].scale) == pytest.approx(0.1)  # the plateau decay did happen

@@ -1,0 +1,308 @@
+"""iToLoc's stages on the training core: the offline adversarial training (eq. 11), prediction and
+scores, for every seed at once (stacked states; `config.seed_execution` loops or vmaps the seeds).
+
+Each seed has its own data draw (`data.device_draws`): its own labelled scans, AP selection, target
+scans and test scans; seed m's batches come from its own scans and it is scored on its own test
+scans. The seeds share the reference locations (the C classes and eq. 10's distances), which the
+synthetic worlds' grid and a real set's fixed training file guarantee; a study refuses seeds whose
+locations differ.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+
+from jaxfp.common.chunks import map_chunks
+from jaxfp.config import ConfigError, choice, variant_settings
+from jaxfp.data.places import floor_code, floor_code_of
+from jaxfp.data.types import FingerprintSet
+from jaxfp.eval.results import over_seeds
+from jaxfp.methods.baselines.knn import build_index
+from jaxfp.methods.baselines.knn import predict as knn_predict
+from jaxfp.methods.itoloc.data import Domains, Scans, Site, regions, scans
+from jaxfp.methods.itoloc.image import select_aps
+from jaxfp.methods.itoloc.losses import LossSettings, make_loss
+from jaxfp.methods.itoloc.nets import ItoLocNet
+from jaxfp.train.keys import named_int
+from jaxfp.train.members import SEED_EXECUTION, member_slices
+from jaxfp.train.optimisers import optimizer_from_config
+from jaxfp.train.options import LoopOptions
+from jaxfp.train.seed_stages import SeedStages
+from jaxfp.train.state import TrainState
+from jaxfp.train.steps import make_train_step
+
+IMAGES = ("eq1", "vector")
+METRIC_COLUMNS = ["mean_m", "mean_m_ci_low", "mean_m_ci_high", "p95_m", "region_success"]
+Scores = dict[str, np.ndarray]  # metric -> (seeds,) values
+
+
+class Variant:
+    """One variant's network, loss and input."""
+
+    def __init__(self, config: ml_collections.ConfigDict, name: str, locations: int, domains: int):
+        m = variant_settings(config, "model", name)
+        if m.image not in IMAGES:
+            raise ConfigError(f"model.image for {name}: expected one of {IMAGES}, got {m.image!r}")
+        self.name, self.settings, self.image = name, m, m.image
+        self.net = ItoLocNet(locations, domains, tuple(m.heads), float(m.dropout))
+        self.heads = len(m.heads)
+
+    def loss(self, warmup_steps: int) -> LossSettings:
+        m = self.settings
+        return LossSettings(
+            self.net, float(m.spatial_weight), float(m.adversary_weight), warmup_steps
+        )
+
+
+class Study:
+    """Each seed's labelled training scans, the shared site, and the stacked-seed stages."""
+
+    def __init__(
+        self,
+        config: ml_collections.ConfigDict,
+        workdir: str,
+        train_sets: Sequence[FingerprintSet],
+        domains: Domains,
+        shared: dict[str, Any],
+    ) -> None:
+        self.config, self.domains = config, domains
+        self.seeds = tuple(config.seeds)
+        if len(train_sets) != len(self.seeds):
+            raise ValueError(f"Study: {len(train_sets)} training sets for {len(self.seeds)} seeds")
+        self.train_sets = list(train_sets)
+        height = config.data.floor_height_m
+        self.site = Site.of(self.train_sets[0], height)
+        for seed, fs in zip(self.seeds[1:], self.train_sets[1:], strict=True):
+            other = Site.of(fs, height)
+            same = other.xy.shape == self.site.xy.shape and np.allclose(other.xy, self.site.xy)
+            if not (same and np.array_equal(other.floor, self.site.floor)):
+                raise ConfigError(
+                    f"seed {seed}: its training scans are at other locations than seed "
+                    f"{self.seeds[0]}'s; the stacked seeds share the C location classes"
+                )
+        n_aps = config.image.n_aps
+        self.aps = [fs.ap_ids[select_aps(fs.rss, n_aps)] for fs in self.train_sets]
+        self.n_domains = len(domains.ids)
+        execution = choice(config, "seed_execution", SEED_EXECUTION)
+        self.stages = SeedStages(workdir, self.seeds, shared, execution)
+        self.distances = jnp.asarray(self.site.distances)
+        self._steps: dict[tuple, Any] = {}
+        self._wknn: dict[tuple[int, int], tuple[Any, Any, Scores]] = {}
+
+    def variant(self, name: str) -> Variant:
+        return Variant(self.config, name, len(self.site.xy), self.n_domains)
+
+    def scans(self, sets: Sequence[FingerprintSet], variant: Variant) -> list[Scans]:
+        """Seed m's model inputs from `sets[m]` on seed m's APs (one computation for seeds that
+        share a set and its APs)."""
+        c, out, done = self.config, [], {}
+        for fs, aps in zip(sets, self.aps, strict=True):
+            key = (id(fs), tuple(aps.tolist()))
+            if key not in done:
+                done[key] = scans(
+                    fs, aps, self.site, self.domains, variant.image, c.image.missing_dbm
+                )
+            out.append(done[key])
+        return out
+
+    def step(self, variant: Variant, warmup_steps: int):
+        key = (variant.name, warmup_steps)
+        if key not in self._steps:  # one function object per setting: compiled once per stage kind
+            self._steps[key] = make_train_step(
+                make_loss(variant.loss(warmup_steps), self.distances), jit=False
+            )
+        return self._steps[key]
+
+    @staticmethod
+    def optimizer(train: ml_collections.ConfigDict) -> optax.GradientTransformation:
+        """A stage's optimiser from its section's `optimizer` (§V-A: SGD, momentum 0.9, weight
+        decay 1e-4, the rate divided by 10 on a plateau of the training loss)."""
+        return optimizer_from_config(train.optimizer)
+
+    # --- offline adversarial training ----------------------------------------------------------
+    def offline(
+        self, variant: Variant, labelled: list[Scans], target: list[Scans] | None = None
+    ) -> Any:
+        """Eq. 11 on each seed's `labelled`; its `target` rows (unlabelled) join every batch, as
+        many as the labelled ones, for the discriminator (and batch norm) only: their location
+        weight is 0."""
+        train = self.config.train
+        tx = self.optimizer(train)
+        sample = jnp.asarray(labelled[0].image[:1])
+
+        def init(key: jax.Array) -> TrainState:
+            variables = variant.net.init({"params": key, "dropout": key}, sample)
+            return TrainState.create(
+                apply_fn=variant.net.apply,
+                params=variables["params"],
+                tx=tx,
+                batch_stats=variables["batch_stats"],
+            )
+
+        labels = [np.flatnonzero(s.location >= 0) for s in labelled]
+        heads, size = variant.heads, int(train.batch_size)
+        onehot = np.eye(len(self.site.xy), dtype=np.float32)
+
+        def batch_of(rng: np.random.Generator, m: int) -> dict[str, np.ndarray]:
+            own = labelled[m]
+            rows = labels[m][rng.integers(0, len(labels[m]), size)]
+            location = own.location[rows]
+            batch = {
+                "image": own.image[rows],
+                "target": np.broadcast_to(onehot[location], (heads, size, len(onehot))),
+                "weight": np.ones((heads, size), np.float32),
+                "rp": np.broadcast_to(location, (heads, size)),
+                "domain": own.domain[rows],
+            }
+            if target is None:
+                return batch
+            extra = rng.integers(0, len(target[m].image), size)
+            unlabelled = {
+                "image": target[m].image[extra],
+                "target": np.zeros((heads, size, len(onehot)), np.float32),
+                "weight": np.zeros((heads, size), np.float32),
+                "rp": np.zeros((heads, size), np.int64),
+                "domain": target[m].domain[extra],
+            }
+            axis = {"image": 0, "domain": 0, "target": 1, "weight": 1, "rp": 1}
+            return {k: np.concatenate([batch[k], unlabelled[k]], axis[k]) for k in batch}
+
+        name = f"offline/{variant.name}"
+        options = LoopOptions.from_config(train, seed=named_int(self.config.seed, name))
+        shaping = {
+            "model": variant.settings.to_dict(),
+            "train": train.to_dict(),
+            "target_rows": 0 if target is None else [len(t.image) for t in target],
+        }
+        return self.stages.stage(
+            name, init, self.step(variant, options.num_steps), batch_of, options, shaping
+        )
+
+    # --- prediction and scores -----------------------------------------------------------------
+    def probabilities(
+        self,
+        states: Any,
+        variant: Variant,
+        images: Sequence[np.ndarray],
+        dropout_keys: Sequence[jax.Array] | None = None,
+    ) -> list[np.ndarray]:
+        """Seed m's (heads, n_m, C) location probabilities of `images[m]`; with `dropout_keys`
+        (one per seed), dropout on. Seeds run as in training (`config.seed_execution`)."""
+        seeds, chunk = len(self.seeds), int(self.config.eval_batch)
+        if len(images) != seeds:
+            raise ValueError(f"probabilities: {len(images)} image sets for {seeds} seeds")
+
+        def keys_at(start: int) -> jax.Array | None:
+            if dropout_keys is None:
+                return None
+            return jnp.stack([jax.random.fold_in(k, start) for k in dropout_keys])
+
+        if self.config.seed_execution == "loop" or len({len(x) for x in images}) > 1:
+            out = []
+            for m, (params, batch_stats) in enumerate(
+                member_slices((states.params, states.batch_stats), seeds)
+            ):
+
+                def run(block: np.ndarray, start: int, p=params, bs=batch_stats, m=m) -> jax.Array:
+                    keys = keys_at(start)
+                    key = None if keys is None else keys[m]
+                    return _seed_probabilities(variant.net, p, bs, jnp.asarray(block), key)
+
+                out.append(map_chunks(run, images[m], chunk, axis=1))
+            return out
+
+        def run_all(block: np.ndarray, start: int) -> jax.Array:  # block (rows, seeds, S, S)
+            return _vmapped_probabilities(
+                variant.net, states.params, states.batch_stats, jnp.asarray(block), keys_at(start)
+            )
+
+        stacked = map_chunks(run_all, np.stack(images, axis=1), chunk, axis=2)
+        return list(stacked)
+
+    def scores(self, probs: Sequence[np.ndarray], tests: Sequence[Scans]) -> Scores:
+        """Per-seed mean error, 95th percentile and region success from seed m's (heads, n, C)."""
+        best = [p.mean(0).argmax(-1) for p in probs]
+        truth = [(t.xy, t.floor) for t in tests]
+        return self.score_estimates(
+            [self.site.xy[b] for b in best], [self.site.floor[b] for b in best], truth
+        )
+
+    def score_estimates(
+        self,
+        xy: Sequence[np.ndarray],
+        floor: Sequence[np.ndarray],
+        truth: Sequence[tuple[np.ndarray, np.ndarray]],
+    ) -> Scores:
+        """Seed m's (n, 2) positions and (n,) floors against its (xy, floor) truth."""
+        cell = self.config.region_cell_m
+        out: dict[str, list[float]] = {"mean_m": [], "p95_m": [], "region_success": []}
+        for x, f, (true_xy, true_floor) in zip(xy, floor, truth, strict=True):
+            errors = np.linalg.norm(x - true_xy, axis=-1)
+            hit = (regions(x, f, cell) == regions(true_xy, true_floor, cell)).all(-1)
+            out["mean_m"].append(float(errors.mean()))
+            out["p95_m"].append(float(np.percentile(errors, 95)))
+            out["region_success"].append(float(hit.mean()))
+        return {k: np.asarray(v) for k, v in out.items()}
+
+    def evaluate(self, states: Any, variant: Variant, sets: Sequence[FingerprintSet]) -> Scores:
+        """`variant` on seed m's scans `sets[m]`, per seed."""
+        tests = self.scans(sets, variant)
+        return self.scores(self.probabilities(states, variant, [t.image for t in tests]), tests)
+
+    def wknn(self, sets: Sequence[FingerprintSet]) -> Scores:
+        """WkNN on all APs, fitted on seed m's training scans and scored on `sets[m]` (once for
+        seeds that share both)."""
+        per_seed = []
+        for train_fs, test_fs in zip(self.train_sets, sets, strict=True):
+            key = (id(train_fs), id(test_fs))
+            if key not in self._wknn:
+                index = build_index(train_fs, self.config.knn.representation)
+                found = knn_predict(index, test_fs.aligned_to(train_fs), self.config.knn.k)
+                building = None if train_fs.building is None else found["building"]
+                floors = floor_code_of(found["floor"], building)
+                truth = [(test_fs.xy, floor_code(test_fs))]
+                scores = self.score_estimates([found["xy"]], [floors], truth)
+                self._wknn[key] = (train_fs, test_fs, scores)  # the sets keep their ids taken
+            per_seed.append(self._wknn[key][2])
+        return {k: np.concatenate([s[k] for s in per_seed]) for k in per_seed[0]}
+
+
+def metric_row(values: Scores, seeds: Sequence[int]) -> dict[str, Any]:
+    """A table row: the mean error over seeds with its t-interval, the mean p95 and region
+    success, and each seed's mean error."""
+    row = over_seeds(values["mean_m"], "mean_m")
+    row["p95_m"] = float(np.mean(values["p95_m"]))
+    row["region_success"] = float(np.mean(values["region_success"]))
+    row["per_seed_mean_m"] = {
+        str(s): float(v) for s, v in zip(seeds, values["mean_m"], strict=True)
+    }
+    return row
+
+
+def _probabilities_of_seed(net: ItoLocNet, params, batch_stats, images, key) -> jax.Array:
+    """One seed's (heads, n, C) location probabilities; with `key`, dropout on."""
+    rngs = None if key is None else {"dropout": key}
+    variables = {"params": params, "batch_stats": batch_stats}
+    out = net.apply(variables, images, train=False, dropout=key is not None, rngs=rngs)
+    return jax.nn.softmax(out["locations"])
+
+
+_seed_probabilities = jax.jit(_probabilities_of_seed, static_argnums=0)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _vmapped_probabilities(net: ItoLocNet, params, batch_stats, images, keys) -> jax.Array:
+    """Every seed's on its own images (rows, seeds, S, S), stacked: (seeds, heads, rows, C)."""
+
+    def one(p, bs, x, k):
+        return _probabilities_of_seed(net, p, bs, x, k)
+
+    return jax.vmap(one, in_axes=(0, 0, 1, 0))(params, batch_stats, images, keys)
