@@ -1,48 +1,27 @@
-"""GUFU month by month on the UJI long-term library set: GUFU, its ablations and two baselines.
+"""GUFU month by month on the UJI long-term library set: the paper's method (`gufu`) and its
+baselines (never updated, location-then-average, §7.1's neighbour averaging after WkNN or iToLoc).
 
     jaxfp run experiments/gufu/longterm.py --workdir runs/gufu \
         --config.data.path=/path/to/uji-lib-longterm-months01-15.zip
-Small size (months 2-4, 40 records per reference point, 2 seeds): experiments/gufu/longterm.py:small
-Test size (the shipped 3-month cut): experiments/gufu/longterm.py:test
+Small size (months 2-4, 40 records per reference point): experiments/gufu/longterm.py:small
+Test size (the shipped 3-month cut, 2 seeds): experiments/gufu/longterm.py:test
 Synthetic weekly AP churn: experiments/gufu/longterm.py:synthetic (:synthetic_test); at the heaviest
 weekly rates of GUFU's Table 5: :synthetic_heavy; on the speed benchmark's site (10,000 records,
-400 APs, batches of 1,000; `experiments/bench/gufu_update.py`), so its levers get an accuracy at
-that size: :synthetic_large
-"""
+400 APs, batches of 1,000; `experiments/bench/gufu_update.py`): :synthetic_large.
 
-import os
+Each seed is one replicate: on the synthetic sites its own world, churn, batches and surveys; on
+the UJI months (fixed by the data set) its own records-per-point subsample where
+`data.records_per_rp` > 0 and its own initialisations and draws. Our variants are in
+`experiments/gufu/ours.py`, the paper's ablations and readings of its open points in
+`experiments/gufu/ablations.py`.
+"""
 
 import ml_collections
 
-from jaxfp.config import config_module
+from jaxfp.config import repo_path, sibling
 from jaxfp.methods.gufu.variants import BASELINES
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-ITOLOC = os.path.join(REPO, "experiments", "itoloc")
 TINY_TRAINING = dict(ae_steps=3, gnn_steps=2, update_steps=3, retrain_steps=2, budget_multiple=64)
-
-# Ours, each fix of issue 18: old and new samples linked apart (3 records a sample, one per point,
-# on codes), edges from the linked samples' readings (any AP; confirmed edges blended halfway), the
-# residual rewrite from the GNN's embeddings, eq. 10 as alignment.
-LINKED = dict(
-    rewrite="residual",
-    update_rounds=2,
-    initial_location="code_knn",
-    rewrite_from="embeddings",
-    autoencoder_retrain="align",
-    virtual_features="code",
-    old_new_per_new=3,
-    virtual_one_per_point=True,
-    edge_weights="neighbour_readings",
-    readings_blend=0.5,
-    readings_any_ap=True,
-    # For speed (README GUFU "Speed": 0.02 dB on the bench's 10,000-record site): eq. 5-9 on
-    # 1,024 records and pairs a step, and the GNN fine-tuned 20 steps an update (0 steps measured
-    # the same on the synthetic site: the update reaches the records without retraining it)
-    update_batch=1024,
-    retrain_gnn_steps=20,
-)
-
 
 SIZES = (
     "",
@@ -57,54 +36,19 @@ SIZES = (
 
 def get_config(arg: str = "") -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
-    c.method = "gufu"
-    c.seed = 0
-    c.seeds = (0, 1, 2)
-    # GUFU's variants: config.gufu settings each changes (gufu_residual is ours, see gufu/model.py).
-    c.variants = ml_collections.ConfigDict(
-        dict(
-            gufu={},
-            gufu_embeddings=dict(rewrite_from="embeddings"),  # §6.2's rewrite from the GNN
-            gufu_aligned=dict(autoencoder_retrain="align"),  # eq. 10 as alignment
-            gufu_residual=dict(rewrite="residual", update_rounds=2, initial_location="code_knn"),
-            gufu_linked=LINKED,
-            gufu_linked_no_rewrite={**LINKED, "rewrite": "none"},  # values change only by edges
-            gufu_linked_points={**LINKED, "readings_per_point": True},  # a point's map as one
-            gufu_linked_forgets={**LINKED, "readings_forget_min_links": 10},  # departed APs go
-            gufu_linked_points_forgets={
-                **LINKED,
-                "readings_per_point": True,
-                "readings_forget_min_links": 10,
-            },
-            gufu_keeps=dict(below_floor="keeps"),  # gufu as last read: no detection ends
-            # The paper's ablations of ours (§7.3 ablates the whole method; these ablate the
-            # version that works): raw RSS as features / no edge prediction.
-            gufu_linked_forgets_no_feature_extractor={
-                **LINKED,
-                "readings_forget_min_links": 10,
-                "feature_extractor": False,
-            },
-            gufu_linked_forgets_no_edge_prediction={
-                **LINKED,
-                "readings_forget_min_links": 10,
-                "edge_prediction": False,
-            },
-            no_feature_extractor=dict(feature_extractor=False),
-            no_virtual_edges=dict(virtual_edges=False),
-            no_edge_prediction=dict(edge_prediction=False),
-        )
-    )
-    # Which run by default (any of c.variants and the simple databases may be named instead):
-    # the paper as read, ours before, ours now, and the baselines.
-    c.run_variants = ("gufu", "gufu_residual", "gufu_linked", *BASELINES)
+    c.method = "gufu.periods"
+    c.seeds = (0, 1, 2, 3, 4)
+    # GUFU's variants: the config.gufu settings each changes; here the paper as read.
+    c.variants = ml_collections.ConfigDict(dict(gufu={}))
+    # Which run (any of c.variants and the databases of variants.BASELINES may be named)
+    c.run_variants = ("gufu", *BASELINES)
     c.data = ml_collections.ConfigDict(
         dict(
             source="longterm",  # or "synthetic" (c.synthetic)
-            path=os.path.join(REPO, "data", "uji-lib-longterm-months01-15.zip"),
+            path=repo_path(__file__, "data", "uji-lib-longterm-months01-15.zip"),
             months=(),  # () = every month after the reference month
             reference_month=1,
             records_per_rp=0,  # 0 = every training record of the reference month
-            subsample_seed=0,
             floor_height_m=4.0,  # places are (x, y, height) on several floors; 0 = pool the floors
         )
     )
@@ -118,7 +62,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
             gnn_weighted=True,  # weighted feature aggregation (the paper); False = plain mean
             hidden=64,
             learning_rate=3e-3,
-            ae_steps=1000,  # 300 left the decoder saying "not heard" everywhere (model.py)
+            ae_steps=1000,  # 300 left the decoder saying "not heard" everywhere (autoencoder.py)
             ae_batch=512,  # 0 = every record each step
             gnn_steps=100,
             update_steps=300,
@@ -155,7 +99,8 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
             edge_prediction=True,
         )
     )
-    # The synthetic site: weekly AP churn at GUFU's Table 5 rates (WorldParams' install/removal).
+    # The synthetic site: weekly AP churn at GUFU's Table 5 rates (WorldParams' install/removal);
+    # each seed draws its own world from it.
     c.synthetic = ml_collections.ConfigDict(
         dict(
             width_m=40.0,
@@ -169,21 +114,20 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
             install_rate=0.06,  # per week: Campus GF's average in GUFU's Table 5 (204 / 8 / 391)
             removal_rate=0.04,  # (136 / 8 / 391)
             power_change_rate=0.05,
-            seed=0,
         )
     )
     # §7.1's iToLoc baseline: iToLoc's drift config (domains = the long-term set's collections),
     # trained on the database; `itoloc_first_batch` also co-trains it on the first batch.
     tiny = arg in ("test", "synthetic_test")
-    c.itoloc = config_module(os.path.join(ITOLOC, "drift.py")).get_config("test" if tiny else "")
+    itoloc = sibling(__file__, "../itoloc/drift.py")
+    c.itoloc = itoloc.get_config("test" if tiny else "")
     if not tiny:
-        c.itoloc.train.num_steps = 1000  # shortened from 3,000 (the cost of three seeds here)
+        c.itoloc.train.num_steps = 1000  # shortened from 3,000 (the cost of five seeds here)
     c.itoloc_first_batch = True
     c.eval = ml_collections.ConfigDict(
         dict(missing_dbm=-100.0, average_radius_m=2.0, average_blend=0.5)
     )
     if arg == "small":
-        c.seeds = (0, 1)
         c.data.months = (2, 3, 4)
         c.data.records_per_rp = 40
     if arg == "synthetic":  # eight weeks of churn on a 40 m x 24 m site, 960 records
@@ -205,7 +149,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
             )
         )
         # Its autoencoder leaves the plateau where every value decodes below the floor (49 dB
-        # error) only between 1,000 and 4,000 steps (README GUFU "Speed")
+        # error) only between 1,000 and 4,000 steps
         c.gufu.ae_steps = 4000
     if arg == "synthetic_test":
         c.data.source = "synthetic"
@@ -214,7 +158,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
         c.gufu.update(TINY_TRAINING)
     if arg == "test":
         c.seeds = (0, 1)
-        c.data.path = os.path.join(REPO, "tests", "fixtures", "longterm_mini.zip")
+        c.data.path = repo_path(__file__, "tests", "fixtures", "longterm_mini.zip")
         c.data.records_per_rp = 3
         c.gufu.update(TINY_TRAINING)
     return c

@@ -1,1 +1,2 @@
-"""GUFU: graph-based fingerprint update (the model, its variants, the period-by-period protocol)."""
+"""GUFU: graph-based fingerprint update. `study` holds the stages, `run` the period-by-period
+protocol, `variants` one (variant, seed) through the periods; docs/methods/gufu.md describes it."""

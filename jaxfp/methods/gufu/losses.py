@@ -1,17 +1,46 @@
-"""GUFU's losses, module-level with a hashable `static` first argument so `jaxfp.train.optimise`
-reuses a compiled step exactly when the static settings and shapes match (see `model` for the
-choices behind each equation)."""
+"""GUFU's losses, module-level with a hashable `static` first argument (a NamedTuple of the
+settings and modules a loss needs) so `jaxfp.train.optimise` reuses a compiled step exactly when
+the static settings and shapes match (`study` states the choices behind each equation)."""
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 
 from jaxfp.common.rows import take_rows
 from jaxfp.graphs import sampling
-from jaxfp.methods.gufu.autoencoder import Autoencoder
+from jaxfp.methods.gufu.nets import MLP, Autoencoder
 from jaxfp.methods.gufu.sage import EdgeSAGE, at_receivers
-from jaxfp.nets import MLP
+
+
+class AutoencoderStatic(NamedTuple):
+    """Eq. (2)/(10)'s statics: the autoencoder and its mini-batch of records (0 = every record)."""
+
+    model: Autoencoder
+    batch: int
+
+
+class GnnStatic(NamedTuple):
+    """Eq. (4)'s statics: the GNN, incoming edges sampled per node (0 = the whole graph) and
+    negatives per edge."""
+
+    model: EdgeSAGE
+    fanout: int
+    negatives: int
+
+
+class UpdateModuleStatic(NamedTuple):
+    """Eq. (9)'s statics: MLP1, MLP2, the number of records (rows before the batch's), whether
+    any old-new pair exists, λ, and records and pairs drawn a step (0 = all of them)."""
+
+    mlp1: MLP
+    mlp2: MLP
+    records: int
+    has_pairs: bool
+    consistency_weight: float
+    batch: int
 
 
 def column_mask(data) -> jax.Array:
@@ -25,10 +54,10 @@ def masked_mean_square(error: jax.Array, mask: jax.Array) -> jax.Array:
     return jnp.sum(error**2 * mask) / (error.shape[0] * jnp.maximum(jnp.sum(mask), 1.0))
 
 
-def autoencoder_loss(static: tuple[Autoencoder, int], params, data, key):
+def autoencoder_loss(static: AutoencoderStatic, params, data, key):
     """Eq. (2)/(10): reconstruction of the normalised RSS, on a mini-batch of records if set.
     `data`: x (records, width) with zero padding columns, real_columns (how many are APs)."""
-    model, batch = static
+    model, batch = static.model, static.batch
     x = data["x"]
     if batch and batch < x.shape[0]:  # mini-batches of records: steps cost O(batch)
         key, rows = jax.random.split(key)
@@ -37,10 +66,10 @@ def autoencoder_loss(static: tuple[Autoencoder, int], params, data, key):
     return masked_mean_square(out - x, column_mask(data))
 
 
-def alignment_loss(static: tuple[Autoencoder, int], params, data, key):  # noqa: ARG001
+def alignment_loss(static: AutoencoderStatic, params, data, key):
     """Eq. (10) as alignment: encoder(updated RSS) -> updated codes, decoder(updated codes) ->
     updated RSS; the two terms touch disjoint parameters, neither learns its own output."""
-    model, batch = static
+    model, batch = static.model, static.batch
     x, codes = data["x"], data["codes"]
     if batch and batch < x.shape[0]:
         key, rows = jax.random.split(key)
@@ -48,15 +77,15 @@ def alignment_loss(static: tuple[Autoencoder, int], params, data, key):  # noqa:
         x, codes = x[pick], codes[pick]
     # No input dropout here: regressing onto fixed codes through dropout noise shrinks the codes
     # towards their mean every update, and repeated updates collapse them (measured: the mean
-    # cosine between codes went 0.87 -> 0.996 -> 1.0000 in two weeks of the synthetic site).
+    # cosine between codes went 0.87 -> 0.996 -> 1.0000 in two weeks of the synthetic site)
     encoded = model.apply(params, x, method="encode")
     decoded = model.apply(params, codes, method="decode")
     return jnp.mean((encoded - codes) ** 2) + masked_mean_square(decoded - x, column_mask(data))
 
 
-def gnn_loss(static: tuple[EdgeSAGE, int, int], params, data, key):
+def gnn_loss(static: GnnStatic, params, data, key):
     """Eq. (4): GraphSAGE's unsupervised loss on (sampled) edges with random negatives."""
-    model, fanout, negatives = static
+    model, fanout, negatives = static.model, static.fanout, static.negatives
     graph, mask = data["graph"], data["edge_mask"]
     dropout_key, negative_key, sample_key = jax.random.split(key, 3)
     if fanout:  # GraphSAGE's sampled neighbourhoods: nodes x fanout edges per step
@@ -81,12 +110,19 @@ def gnn_loss(static: tuple[EdgeSAGE, int, int], params, data, key):
     return jnp.sum(per_edge * weight) / jnp.maximum(jnp.sum(weight), 1.0)
 
 
-def update_module_loss(static: tuple[MLP, MLP, int, bool, float, int], params, d, key):
+def update_module_loss(static: UpdateModuleStatic, params, d, key):
     """Eq. (9) = eq. 5 + eq. 6 + λ (eq. 7 + eq. 8) over the padded old-new virtual pairs.
 
-    `batch` > 0 estimates each term on `batch` records and `batch` pairs drawn each step (a
-    step costs O(batch), not O(records)); 0 uses every record and pair."""
-    mlp1, mlp2, s, has_cross, lam, batch = static
+    `d`: z (records then batch, embeddings), loc (the records' scaled locations), codes_old
+    (what MLP2 learns for the records), codes_new (the batch's features), old_end / new_end
+    (each pair's record and batch row), cross_weight (1 for a real pair, 0 for padding),
+    num_pairs (the real pairs; padding sits after them).
+    Eq. 5 and 6 are mean squared (summed over coordinates / features) errors over the records;
+    eq. 7 and 8 weighted means over the pairs of ||MLP1(z_new) - loc_old||^2 and
+    ||MLP2(loc_old) - codes_new||^2. `batch` > 0 estimates each term on `batch` records and
+    `batch` pairs drawn each step (a step costs O(batch), not O(records)); 0 uses all of them."""
+    mlp1, mlp2, s = static.mlp1, static.mlp2, static.records
+    has_cross, lam, batch = static.has_pairs, static.consistency_weight, static.batch
     sampled = bool(batch) and batch < s
     rows_key, pairs_key = jax.random.split(key)
     z_old, loc, codes_old = d["z"][:s], d["loc"], d["codes_old"]

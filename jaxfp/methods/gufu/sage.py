@@ -7,7 +7,7 @@ L2-normalises (GraphSAGE); then each edge embedding is updated from [sender ⊕ 
 sample-AP edge counts by its weight over 120 (a 0 dBm reading: 1), a virtual edge (similarity
 above the threshold) by 1.
 
-Speed (README "Speed"): on this CPU a step is bound by writing per-edge arrays (1.4M edges x 32
+Speed: on a 2-core CPU a step is bound by writing per-edge arrays (1.4M edges x 32
 floats take ~60 ms to write; the sums over them ~7 ms), so edge features are kept as `EdgeParts`,
 per-node parts gathered at the ends plus a per-edge part, and linear maps and sums over incoming
 edges are taken part by part: the edges' starting features (the mean of their end nodes') and

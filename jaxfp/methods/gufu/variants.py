@@ -3,7 +3,7 @@ one of the databases GUFU is compared with: never updated (`static`), location-t
 (`wknn_average`), and §7.1's neighbour averaging of records located by WkNN
 (`wknn_neighbour_average`) or by iToLoc (`itoloc_average`, `config.itoloc`: trained on the
 database, with `config.itoloc_first_batch` also co-trained on the first batch as the paper
-says)."""
+says). The paper's other baselines (Fidora, MTDAN, WiDAGCN) are not built."""
 
 from __future__ import annotations
 
@@ -12,14 +12,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import jax
 import ml_collections
 import numpy as np
 
 from jaxfp.config import variant_settings
 from jaxfp.data.types import FingerprintSet
-from jaxfp.methods.gufu.model import Gufu
-from jaxfp.methods.gufu.periods import Period
+from jaxfp.methods.gufu.data import Period
 from jaxfp.methods.gufu.scoring import (
     drift_capture,
     forgetting_check,
@@ -32,11 +30,14 @@ from jaxfp.methods.gufu.simple_updates import (
     neighbour_average,
     wknn_locations,
 )
+from jaxfp.methods.gufu.study import Gufu
 from jaxfp.methods.itoloc.run import fit_locator
+from jaxfp.train.keys import named_key
 from jaxfp.train.optimise import StepLog
 
 BASELINES = ("static", "wknn_average", "wknn_neighbour_average", "itoloc_average")
-SEEDLESS = ("static", "wknn_average", "wknn_neighbour_average")  # one run serves every seed
+# No randomness of their own: where the seed does not draw the data, one run serves every seed
+SEEDLESS = ("static", "wknn_average", "wknn_neighbour_average")
 
 
 def run_variant(
@@ -67,7 +68,8 @@ def run_variant(
         locator = fit_locator(itoloc, os.path.join(workdir, "itoloc"), db, first)
     if variant not in BASELINES:
         settings = variant_settings(config, "gufu", variant)
-        model = Gufu(settings, ap_ids, rss, xy, jax.random.key(seed), log=log or StepLog())
+        key = named_key(seed, "gufu")  # every variant of a seed from the same key: paired draws
+        model = Gufu(settings, ap_ids, rss, xy, key, log=log or StepLog())
         offline = model.offline()
         reconstruction = {k: v for k, v in offline.items() if k.startswith("ae_")}
         out.append({"period": 0, "offline_seconds": offline["seconds"], **reconstruction})

@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxfp.graphs import bipartite, sampling
-from jaxfp.methods.gufu.losses import gnn_loss
+from jaxfp.methods.gufu.losses import GnnStatic, gnn_loss
 from jaxfp.methods.gufu.sage import EdgeParts, EdgeSAGE, EndsDense
 
 from ...graphs.test_graphs import hand_graph
@@ -126,10 +126,11 @@ def test_the_sampled_layout_gives_what_the_scatters_give():
         "real_nodes": jnp.int32(padded.node_mask.sum()),
         "table": table,
     }
-    loss, grads = jax.value_and_grad(gnn_loss, argnums=1)((model, 4, 1), params, data, key)
+    loss, grads = jax.value_and_grad(gnn_loss, argnums=1)(GnnStatic(model, 4, 1), params, data, key)
     # The same draws through the scatter path: no sampling, on the sampled subgraph.
     drawn = dict(data, graph=sub, edge_mask=mask)
-    want, want_grads = jax.value_and_grad(gnn_loss, argnums=1)((model, 0, 1), params, drawn, key)
+    scattered_static = GnnStatic(model, 0, 1)
+    want, want_grads = jax.value_and_grad(gnn_loss, argnums=1)(scattered_static, params, drawn, key)
     np.testing.assert_allclose(loss, want, rtol=1e-5)
     for got, expected in zip(jax.tree.leaves(grads), jax.tree.leaves(want_grads), strict=True):
         np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-6)

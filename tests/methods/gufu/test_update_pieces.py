@@ -10,9 +10,11 @@ from jaxfp.common.rss_scale import to_unit
 from jaxfp.config import load_config
 from jaxfp.data.types import FingerprintSet, rp_ids_from_positions
 from jaxfp.methods.gufu import scoring
-from jaxfp.methods.gufu.losses import update_module_loss
-from jaxfp.methods.gufu.model import Gufu, link_diagnostics, ridge_readout
-from jaxfp.nets import MLP
+from jaxfp.methods.gufu.losses import UpdateModuleStatic, update_module_loss
+from jaxfp.methods.gufu.nets import MLP
+from jaxfp.methods.gufu.site_graph import links_of_points
+from jaxfp.methods.gufu.study import Gufu
+from jaxfp.methods.gufu.update_module import link_diagnostics, ridge_readout
 from jaxfp.train.optimise import StepLog
 
 from ...conftest import REPO
@@ -136,7 +138,7 @@ def test_links_reach_every_record_at_the_linked_records_point():
     rss, xy = small_site()  # 4 records at each of 3 points
     model = Gufu(config.gufu, IDS, rss, xy, jax.random.key(0))
     links = np.array([[0, 12], [5, 13]])  # record 0 (point of records 0-3), record 5 (4-7)
-    spread = model._links_of_points(links)
+    spread = links_of_points(links, model.points)
     assert sorted(map(tuple, spread)) == [(r, 12) for r in range(4)] + [
         (r, 13) for r in range(4, 8)
     ]
@@ -159,8 +161,10 @@ def test_the_minibatched_update_module_loss_estimates_the_full_one():
     }
     k1, k2 = jax.random.split(jax.random.key(1))
     params = {"mlp1": mlp1.init(k1, data["z"][:1]), "mlp2": mlp2.init(k2, data["loc"][:1])}
-    full = update_module_loss((mlp1, mlp2, s, True, 0.5, 0), params, data, jax.random.key(2))
-    loss = jax.jit(lambda key: update_module_loss((mlp1, mlp2, s, True, 0.5, 8), params, data, key))
+    static = UpdateModuleStatic(mlp1, mlp2, s, True, 0.5, 0)
+    full = update_module_loss(static, params, data, jax.random.key(2))
+    sampled = static._replace(batch=8)
+    loss = jax.jit(lambda key: update_module_loss(sampled, params, data, key))
     draws = np.array([loss(k) for k in jax.random.split(jax.random.key(3), 2000)])
     # Each draw differs (a real subsample); their mean is the full loss: the padding never counts.
     assert draws.std() > 0.05 * float(full)

@@ -1,0 +1,360 @@
+"""GUFU's stages (GUFU paper §4-6): the offline stage (autoencoder, GNN on the site graph) and one
+batch update (new sample nodes, GNN embeddings, the update module, the records' rewrite, AP
+changes, retraining). The protocol that feeds it periods lives in `run.py` and `variants.py`.
+
+Every inner fit runs through `jaxfp.train.optimise` (a finite check on every step, losses in the
+run's metrics.jsonl) with Adam at `learning_rate`. A fit's random key comes from its name and the
+stage it runs in (`named_key(key, "update", n, "round", r, "update_module")`), never from the
+order of the fits, so adding or skipping a fit changes no other fit's draws.
+
+Choices where the paper's symbols were lost or it is silent, one line each (the pieces' own
+modules hold theirs: `autoencoder`, `site_graph`, `update_module`, `ap_changes`):
+- new samples get a random location drawn from the database's locations (§5.1: "randomly
+  assigned"); `initial_location="code_knn"` (ours) starts them at a cosine WkNN estimate over the
+  codes instead.
+- §5.2 "iteratively predict": `update_rounds` passes; after each, the new samples' location
+  features become their predicted locations and the virtual edges, embeddings and update module
+  are recomputed (1 = one pass from the initial locations).
+- `rewrite_from`: what MLP2 produces. "codes" (eq. 6 on the encoder's codes: the batch reaches the
+  records only through eq. 8's old-new pairs) or "embeddings" (§6.2: the GNN's output embeddings
+  of the records on the graph the batch joins; a ridge readout fitted on the database's own
+  embeddings maps them to codes for the decoder).
+- eq. 10 (`autoencoder_retrain`): "reconstruct" retrains the autoencoder on the rewritten records;
+  "align" (ours, the paper's stated purpose: updated features can be extracted from the updated
+  RSS): the encoder maps the updated RSS to the updated codes, the decoder the codes to the RSS.
+- eq. 4: GraphSAGE's unsupervised loss, -log σ(z_u·z_v) over real and virtual edges minus
+  `negatives` x log σ(-z_u·z_n) for random nodes n; training samples `fanout` incoming edges per
+  node each step (0 = the whole graph); inference uses every edge.
+- after an update the autoencoder retrains `retrain_steps` (eq. 10) and the GNN
+  `retrain_gnn_steps` (the paper: both are updated; it gives no step counts).
+- `feature_extractor=False` (§7.3's ablation): a code is the normalised RSS itself.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import time
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from jaxfp.common.neighbours import idw_average
+from jaxfp.common.rss_scale import from_unit, to_unit
+from jaxfp.config import ConfigError
+from jaxfp.graphs import bipartite, sampling
+from jaxfp.methods.gufu import budgets
+from jaxfp.methods.gufu.ap_changes import align_columns, apply_ap_changes
+from jaxfp.methods.gufu.autoencoder import FeatureExtractor
+from jaxfp.methods.gufu.losses import GnnStatic, gnn_loss
+from jaxfp.methods.gufu.nets import EdgeSAGE
+from jaxfp.methods.gufu.site_graph import (
+    LocationScale,
+    node_features,
+    pairs_follow_locations,
+    reference_points,
+    site_graph,
+)
+from jaxfp.methods.gufu.update_module import (
+    UpdateModuleOptions,
+    fit_update_module,
+    link_diagnostics,
+    rewritten_records,
+    ridge_readout,
+)
+from jaxfp.train.keys import named_key
+from jaxfp.train.optimise import StepLog, optimise
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _embed(model: EdgeSAGE, params, graph, edge_mask):
+    return model.apply(params, graph, edge_mask)[0]
+
+
+@dataclasses.dataclass
+class Gufu:
+    """The updated fingerprint database (rss dBm with NaN, fixed locations) and GUFU's state."""
+
+    settings: ml_collections.ConfigDict  # config.gufu with the variant's settings applied
+    ap_ids: np.ndarray
+    rss: np.ndarray  # (S, A) dBm, NaN = not detected
+    xy: np.ndarray  # (S, 2) positions, or (S, 3) with the floor's height
+    key: jax.Array  # every fit's key is named from this one
+    gnn_params: Any = None
+    gnn_width: int = 0
+    features: FeatureExtractor | None = None
+    stage: tuple[str | int, ...] = ("offline",)  # names the keys of the fits that run now
+    updates: int = 0  # batches taken so far
+    _database_graph: bipartite.SiteGraph | None = None  # the records' graph of the last training
+    _encoded: tuple[np.ndarray, np.ndarray] | None = None  # (rss, its codes) of that training
+    _graph_budgets: tuple[int, int] = (0, 0)  # (nodes, edges) the last padded graph had
+    log: StepLog = dataclasses.field(default_factory=StepLog, repr=False)
+
+    CHOICES = {
+        "rewrite": ("replace", "residual", "none"),
+        "initial_location": ("random", "code_knn"),
+        "virtual_features": ("code_location", "code"),
+        "edge_weights": ("goodness_fairness", "neighbour_readings"),
+        "rewrite_from": ("codes", "embeddings"),
+        "autoencoder_retrain": ("reconstruct", "align"),
+        "below_floor": ("ends", "keeps"),
+    }
+
+    def __post_init__(self) -> None:
+        self.check(self.settings)
+        if self.features is None:
+            self.features = FeatureExtractor.from_settings(self.settings)
+
+    @classmethod
+    def check(cls, settings: ml_collections.ConfigDict) -> None:
+        """Fail on an unknown choice or an impossible count before hours of training, not after."""
+        for field, allowed in cls.CHOICES.items():
+            if settings[field] not in allowed:
+                raise ConfigError(
+                    f"gufu.{field}: expected one of {allowed}, got {settings[field]!r}"
+                )
+        for field, least, meaning in (
+            ("update_rounds", 1, "at least one pass an update"),
+            ("retrain_gnn_steps", -1, "a step count, or -1 for retrain_steps"),
+        ):
+            if settings[field] < least:
+                raise ConfigError(f"gufu.{field}: expected {meaning}, got {settings[field]!r}")
+
+    @property
+    def g(self) -> ml_collections.ConfigDict:
+        return self.settings
+
+    # --- keys and fits ------------------------------------------------------------------------
+    def named(self, *names: str | int) -> jax.Array:
+        """The key for `names` in the current stage (offline, or update n)."""
+        return named_key(self.key, *self.stage, *names)
+
+    def _fit(
+        self, name: str, loss_fn, static, params, data, steps: int, key: jax.Array | None = None
+    ) -> tuple[Any, float]:
+        """`steps` Adam steps; `key` (default: the one named after the fit) draws its batches."""
+        key = self.named(name) if key is None else key
+        return optimise(
+            loss_fn, static, params, data, key, steps, self.g.learning_rate, name, self.log
+        )
+
+    # --- features -----------------------------------------------------------------------------
+    def train_autoencoder(self, steps: int, align_to: np.ndarray | None = None) -> float:
+        """Eq. (2)/(10) on the database (`autoencoder.FeatureExtractor.train`)."""
+        init = self.named("autoencoder", "init")
+        return self.features.train(self.rss, self.ap_ids, steps, self._fit, init, align_to)
+
+    def encode(self, rss_dbm: np.ndarray) -> np.ndarray:
+        if not self.g.feature_extractor:  # ablation: the normalised RSS itself
+            return to_unit(rss_dbm)
+        return self.features.encode(rss_dbm)
+
+    def decode(self, codes: np.ndarray) -> np.ndarray:
+        return from_unit(self._decode_normalised(codes), self.g.detect_floor_dbm)
+
+    def _decode_normalised(self, codes: np.ndarray) -> np.ndarray:
+        if not self.g.feature_extractor:
+            return np.asarray(codes)
+        return self.features.decode_normalised(codes)
+
+    def reconstruction(self, codes: np.ndarray | None = None) -> dict[str, float]:
+        """The autoencoder's error on the database (`FeatureExtractor.reconstruction`); `codes`:
+        the records' own, when known."""
+        if not self.g.feature_extractor:
+            return {}
+        codes = self.encode(self.rss) if codes is None else codes
+        return self.features.reconstruction(self.rss, codes)
+
+    def _rewritten(self, updated_codes: np.ndarray, without_batch: np.ndarray | None) -> np.ndarray:
+        g = self.g
+        return rewritten_records(
+            self.rss,
+            g.rewrite,
+            g.below_floor,
+            g.detect_floor_dbm,
+            self._decode_normalised,
+            updated_codes,
+            without_batch,
+        )
+
+    # --- graph and GNN ------------------------------------------------------------------------
+    @functools.cached_property
+    def scale(self) -> LocationScale:
+        """The records' location centre and spread (records keep their places)."""
+        return LocationScale.of(self.xy)
+
+    @functools.cached_property
+    def points(self) -> np.ndarray:
+        """(S,) each record's reference point."""
+        return reference_points(self.xy)
+
+    def _graph(
+        self, rss: np.ndarray, codes: np.ndarray, xy: np.ndarray, num_old: int | None = None
+    ) -> bipartite.SiteGraph:
+        """The site graph; with `num_old`, rows from `num_old` on are a batch's new samples."""
+        known = self._database_graph
+        records_pairs = None
+        if num_old is not None and known is not None and known.num_samples == num_old:
+            records_pairs = known.virtual
+        features = node_features(codes, self.scale.scaled(xy))
+        points = self.points if self.g.virtual_one_per_point else None
+        return site_graph(self.g, rss, self.ap_ids, codes, features, points, num_old, records_pairs)
+
+    def _padded(self, graph: bipartite.SiteGraph) -> bipartite.Padded:
+        """The graph padded to the budgets of the last padded graph while it fits them
+        (`budgets.graph_budgets`)."""
+        nodes = graph.num_samples + graph.num_aps + 1
+        edges = 2 * (len(graph.edge_weight) + len(graph.virtual))
+        self._graph_budgets = budgets.graph_budgets(
+            nodes, edges, self._graph_budgets, self.g.budget_multiple
+        )
+        return bipartite.to_graphs_tuple(graph, *self._graph_budgets)
+
+    def _gnn(self) -> EdgeSAGE:
+        g = self.g
+        return EdgeSAGE(g.embedding, g.gnn_layers, g.gnn_dropout, g.gnn_weighted)
+
+    def train_gnn(self, graph: bipartite.SiteGraph, steps: int) -> float:
+        """Eq. (4) on the graph with its virtual edges."""
+        padded = self._padded(graph)
+        model = self._gnn()
+        edge_mask = jnp.asarray(padded.edge_mask)
+        width = graph.sample_features.shape[1]
+        if self.gnn_params is None or width != self.gnn_width:  # the ablation's width follows APs
+            self.gnn_params = model.init(self.named("gnn", "init"), padded.graph, edge_mask)
+            self.gnn_width = width
+        data = {
+            "graph": jax.tree.map(jnp.asarray, padded.graph),
+            "edge_mask": edge_mask,
+            "real_nodes": jnp.int32(padded.node_mask.sum()),
+            "table": sampling.neighbour_table(
+                padded.graph.receivers, padded.edge_mask, padded.graph.nodes.shape[0]
+            ),
+        }
+        static = GnnStatic(model, int(self.g.fanout), int(self.g.negatives))
+        self.gnn_params, loss = self._fit("gnn", gnn_loss, static, self.gnn_params, data, steps)
+        return loss
+
+    def embed(self, graph: bipartite.SiteGraph) -> np.ndarray:
+        padded = self._padded(graph)
+        z = _embed(self._gnn(), self.gnn_params, padded.graph, padded.edge_mask)
+        return np.asarray(z)[: graph.num_samples]
+
+    # --- stages -------------------------------------------------------------------------------
+    def offline(self) -> dict[str, float]:
+        start = time.perf_counter()
+        self.stage = ("offline",)
+        losses = self._train_on_database(self.g.ae_steps, self.g.gnn_steps)
+        seconds = time.perf_counter() - start
+        return {**losses, **self.reconstruction(self._encoded[1]), "seconds": seconds}
+
+    def _train_on_database(
+        self, ae_steps: int, gnn_steps: int, new_codes: np.ndarray | None = None
+    ) -> dict[str, float]:
+        """Autoencoder (eq. 2/10, unless ablated), then the GNN (eq. 4) on the database's graph.
+        `new_codes`: the records' updated codes, which eq. 10 aligns to if so set."""
+        ae_loss = 0.0
+        if self.g.feature_extractor:
+            align = new_codes if self.g.autoencoder_retrain == "align" else None
+            ae_loss = self.train_autoencoder(ae_steps, align)
+        codes = self.encode(self.rss)
+        graph = self._graph(self.rss, codes, self.xy)
+        # Both unchanged until the next update rewrites the records; it starts from them
+        self._database_graph, self._encoded = graph, (self.rss, codes)
+        return {"ae_loss": ae_loss, "gnn_loss": self.train_gnn(graph, gnn_steps)}
+
+    def update(self, new_rss: np.ndarray, new_ap_ids: np.ndarray) -> dict[str, Any]:
+        """One unlabelled batch (rows of `new_rss` over `new_ap_ids`, dBm with NaN).
+
+        Returns the batch's predicted locations and what changed; rewrites the database.
+        """
+        clock = [time.perf_counter()]
+
+        def lap() -> float:
+            clock.append(time.perf_counter())
+            return clock[-1] - clock[-2]
+
+        self.updates += 1
+        self.stage = ("update", self.updates)
+        s = len(self.rss)
+        scale = self.scale
+        on_known = align_columns(new_rss, new_ap_ids, self.ap_ids)
+        known = self._encoded is not None and self._encoded[0] is self.rss
+        codes_old = self._encoded[1] if known else self.encode(self.rss)
+        codes_new = self.encode(on_known)
+        new_xy = self._initial_locations(codes_old, codes_new)
+        readout = None
+        if self.g.rewrite_from == "embeddings":  # features = GNN embeddings; codes by a readout
+            z_alone = self.embed(self._database_graph)  # codes_old's graph, built in retraining
+            readout = ridge_readout(z_alone, codes_old)
+        codes = np.concatenate([codes_old, codes_new])
+
+        def batch_graph(previous: bipartite.SiteGraph | None) -> bipartite.SiteGraph:
+            xy = np.concatenate([self.xy, new_xy])
+            if previous is not None and not pairs_follow_locations(self.g):  # same edges
+                features = node_features(codes, scale.scaled(xy))
+                return previous._replace(sample_features=np.asarray(features, np.float32))
+            return self._graph(np.concatenate([self.rss, on_known]), codes, xy, num_old=s)
+
+        graph = None
+        options = UpdateModuleOptions.from_settings(self.g)
+        for round_ in range(self.g.update_rounds):
+            graph = batch_graph(graph)  # a later round's: the new samples at their estimates
+            z = self.embed(graph)
+            if readout is None:  # MLP2 learns the codes; the batch reaches them through eq. 8
+                targets, targets_alone = codes, codes_old
+            else:  # MLP2 learns the embeddings the batch changed through message passing
+                targets, targets_alone = z, z_alone
+            last = round_ == self.g.update_rounds - 1
+            out = fit_update_module(
+                options,
+                self._fit,
+                self.named("round", round_, "update_module"),
+                scale.scaled(self.xy),
+                z,
+                targets,
+                targets_alone,
+                graph.virtual,
+                last,
+            )
+            new_xy, updated, alone = scale.places(out.located), out.updated, out.without_batch
+            if readout is not None:
+                updated, alone = readout(updated), None if alone is None else readout(alone)
+        links = link_diagnostics(graph.virtual, s, len(on_known))
+        rewritten = self._rewritten(updated, alone)
+        links["detections_ended"] = int((np.isfinite(self.rss) & np.isnan(rewritten)).sum())
+        self.rss = rewritten
+        # Eq. 10's target codes: what the records' features became
+        new_codes = updated if alone is None else codes_old + (updated - alone)
+        if self.g.rewrite == "none":
+            new_codes = codes_old
+        seconds = {"seconds_update_module": lap()}  # graphs, embeddings, eq. 5-9, rewrite
+        changes = {"aps_added": 0, "aps_removed": 0, "edges_added": 0, "edges_removed": 0}
+        if self.g.edge_prediction:
+            self.ap_ids, self.rss, changes = apply_ap_changes(
+                self.g, self.ap_ids, self.rss, self.points, new_rss, new_ap_ids, graph
+            )
+        seconds["seconds_edge_prediction"] = lap()
+        gnn_steps = self.g.retrain_gnn_steps
+        gnn_steps = self.g.retrain_steps if gnn_steps < 0 else gnn_steps
+        losses = self._train_on_database(self.g.retrain_steps, gnn_steps, new_codes)
+        seconds["seconds_retraining"] = lap()
+        return {
+            "xy": new_xy,
+            **links,
+            **changes,
+            **losses,
+            **self.reconstruction(self._encoded[1]),
+            **seconds,
+            "seconds": clock[-1] - clock[0],
+        }
+
+    def _initial_locations(self, codes_old: np.ndarray, codes_new: np.ndarray) -> np.ndarray:
+        if self.g.initial_location == "random":  # the paper (§5.1)
+            key = self.named("initial_locations")
+            rng = np.random.default_rng(np.asarray(jax.random.key_data(key)).ravel())
+            return self.xy[rng.integers(0, len(self.xy), len(codes_new))]
+        return idw_average(codes_new, codes_old, self.xy, 3, metric="cosine")  # code_knn: WkNN
