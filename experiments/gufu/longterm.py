@@ -61,6 +61,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
             gnn_dropout=0.1,
             gnn_weighted=True,  # weighted feature aggregation (the paper); False = plain mean
             hidden=64,
+            optimizer="adam",  # every inner fit's, by name (jaxfp/train/optimisers.py)
             learning_rate=3e-3,
             ae_steps=1000,  # 300 left the decoder saying "not heard" everywhere (autoencoder.py)
             ae_batch=512,  # 0 = every record each step

@@ -1,6 +1,7 @@
 """Short in-memory optimisations (a method's inner fits: an autoencoder, a GNN, an update module).
 
-`optimise(loss_fn, static, params, data, key, ...)` runs Adam on `loss_fn(static, params, data, key)`
+`optimise(loss_fn, static, params, data, key, ...)` runs an optimiser by name (`train/optimisers`;
+Adam by default) on `loss_fn(static, params, data, key)`
 in jitted chunks of `CHUNK` steps (a scan). `loss_fn` is a module-level function and `static` a
 hashable value holding everything else it needs (Flax modules are hashable), so JAX's own
 compilation cache decides when a chunk can be reused: a later call with equal `static` and equal
@@ -13,7 +14,7 @@ stops the run with a `NonFiniteError` naming the fit and the step.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Mapping
 from typing import Any
 
 import jax
@@ -23,8 +24,29 @@ import optax
 
 from jaxfp.train.logging import MetricWriter
 from jaxfp.train.loop import NonFiniteError
+from jaxfp.train.optimisers import optimizer_from_config
 
 LossFn = Callable[[Hashable, Any, Any, jax.Array], jax.Array]
+# (name, learning_rate, ((field, value), ...)): an optimiser section in a hashable form, so that
+# equal settings share a compiled chunk
+OptimizerSpec = tuple[str, float, tuple[tuple[str, Any], ...]]
+
+
+def optimizer_spec(optimizer: float | Mapping[str, Any]) -> OptimizerSpec:
+    """A learning rate (Adam at that rate) or an optimiser section as an `OptimizerSpec`."""
+    if not isinstance(optimizer, Mapping):
+        return ("adam", float(optimizer), ())
+    section = dict(optimizer)
+    name, rate = section.pop("name", "adam"), float(section.pop("learning_rate"))
+    if section.get("plateau_patience", 0):
+        raise ValueError("optimise: reduce_on_plateau needs the loss in every update; not here")
+    optimizer_from_config({"name": name, "learning_rate": rate, **section})  # checks the fields
+    return (str(name), rate, tuple(sorted(section.items())))
+
+
+def _transform(spec: OptimizerSpec) -> optax.GradientTransformation:
+    name, rate, settings = spec
+    return optimizer_from_config({"name": name, "learning_rate": rate, **dict(settings)})
 
 
 class StepLog:
@@ -54,10 +76,10 @@ CHUNK = 50  # steps per compiled call: two compilations (whole and partial chunk
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1, 2, 3))
-def _adam_steps(
+def _steps(
     loss_fn: LossFn,
     static: Hashable,
-    learning_rate: float,
+    spec: OptimizerSpec,
     partial: bool,
     params,
     opt_state,
@@ -65,22 +87,22 @@ def _adam_steps(
     keys,
     active,
 ):
-    """One Adam step per key in one call (a scan: no dispatch between steps, and XLA reuses its
+    """One optimiser step per key in one call (a scan: no dispatch between steps, and XLA reuses its
     buffers from step to step). `partial`: steps past `active` leave the parameters as they are
     (a `cond`, ~0.2 ms a step, so only a fit's last, partial chunk compiles it)."""
 
     def step(carry, inputs):
         index, key = inputs
 
-        def adam(carry):
+        def update(carry):
             params, opt_state = carry
             loss, grads = jax.value_and_grad(loss_fn, argnums=1)(static, params, data, key)
-            updates, opt_state = optax.adam(learning_rate).update(grads, opt_state, params)
+            updates, opt_state = _transform(spec).update(grads, opt_state, params)
             return (optax.apply_updates(params, updates), opt_state), loss
 
         if not partial:
-            return adam(carry)
-        return jax.lax.cond(index < active, adam, lambda carry: (carry, jnp.float32(0)), carry)
+            return update(carry)
+        return jax.lax.cond(index < active, update, lambda carry: (carry, jnp.float32(0)), carry)
 
     (params, opt_state), losses = jax.lax.scan(
         step, (params, opt_state), (jnp.arange(keys.shape[0]), keys)
@@ -95,23 +117,25 @@ def optimise(
     data: Any,
     key: jax.Array,
     steps: int,
-    learning_rate: float,
+    optimizer: float | Mapping[str, Any],
     name: str,
     log: StepLog | None = None,
 ) -> tuple[Any, float]:
-    """`steps` Adam steps from `params`; returns (params, final loss). Every step's loss is checked."""
+    """`steps` optimiser steps from `params`; returns (params, final loss). `optimizer` is a
+    learning rate (Adam) or an optimiser section (`train/optimisers`). Every step's loss is checked."""
     if steps <= 0:
         return params, float("nan")
-    opt_state, data = optax.adam(learning_rate).init(params), jax.device_put(data)
+    spec = optimizer_spec(optimizer)
+    opt_state, data = _transform(spec).init(params), jax.device_put(data)
     keys = jax.random.split(key, steps)
     spare = -steps % CHUNK  # the last chunk's unused steps get copies of the last key
     keys = jnp.concatenate([keys, jnp.repeat(keys[-1:], spare, axis=0)])
     losses = []
     for start in range(0, steps, CHUNK):
-        params, opt_state, chunk = _adam_steps(
+        params, opt_state, chunk = _steps(
             loss_fn,
             static,
-            learning_rate,
+            spec,
             steps - start < CHUNK,
             params,
             opt_state,

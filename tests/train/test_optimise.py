@@ -10,7 +10,7 @@ import optax
 import pytest
 
 from jaxfp.train import MetricWriter, NonFiniteError, StepLog, optimise
-from jaxfp.train.optimise import _adam_steps
+from jaxfp.train.optimise import _steps
 
 
 def quadratic(static, params, data, key):
@@ -37,20 +37,20 @@ def test_logs_every_nth_and_the_last_step_once(tmp_path):
 
 def test_optimise_converges_and_reuses_its_compiled_step():
     target = jnp.array([1.0, -2.0])
-    before = _adam_steps._cache_size()
+    before = _steps._cache_size()
     params, loss = optimise(
         quadratic, 1.0, {"w": jnp.zeros(2)}, target, jax.random.key(0), 300, 0.1, "q"
     )
     np.testing.assert_allclose(params["w"], target, atol=1e-2)
     assert loss < 1e-3
     optimise(quadratic, 1.0, {"w": jnp.ones(2)}, -target, jax.random.key(1), 100, 0.1, "q")
-    assert _adam_steps._cache_size() == before + 1  # same static, shapes and rate: one compile
+    assert _steps._cache_size() == before + 1  # same static, shapes and rate: one compile
     optimise(quadratic, 1.0, {"w": jnp.ones(2)}, -target, jax.random.key(1), 3, 0.1, "q")
-    assert _adam_steps._cache_size() == before + 2  # a partial chunk: its own compile, once
+    assert _steps._cache_size() == before + 2  # a partial chunk: its own compile, once
     optimise(quadratic, 1.0, {"w": jnp.ones(2)}, target, jax.random.key(2), 53, 0.1, "q")
-    assert _adam_steps._cache_size() == before + 2
+    assert _steps._cache_size() == before + 2
     optimise(quadratic, 2.0, {"w": jnp.ones(2)}, target, jax.random.key(1), 3, 0.1, "q")
-    assert _adam_steps._cache_size() == before + 3  # another static: its own compile
+    assert _steps._cache_size() == before + 3  # another static: its own compile
 
 
 def test_a_partial_chunk_takes_exactly_the_steps_asked_for():
@@ -77,3 +77,21 @@ def climbing(static, params, data, key):
 def test_a_non_finite_step_inside_a_chunk_stops_the_fit_naming_it():
     with pytest.raises(NonFiniteError, match="climb: non-finite loss nan at step 5 of 7"):
         optimise(climbing, None, {"w": jnp.zeros(1)}, None, jax.random.key(0), 7, 0.1, "climb")
+
+
+def test_an_optimiser_section_by_name_and_its_checks():
+    import pytest
+
+    from jaxfp.config import ConfigError
+    from jaxfp.train.optimise import optimizer_spec
+
+    assert optimizer_spec(3e-3) == ("adam", 3e-3, ())
+    assert optimizer_spec({"name": "sgd", "learning_rate": 0.1, "momentum": 0.9}) == (
+        "sgd",
+        0.1,
+        (("momentum", 0.9),),
+    )
+    with pytest.raises(ConfigError, match="unknown fields"):
+        optimizer_spec({"name": "adam", "learning_rate": 0.1, "momentum": 0.9})
+    with pytest.raises(ValueError, match="reduce_on_plateau"):
+        optimizer_spec({"name": "sgd", "learning_rate": 0.1, "plateau_patience": 2})

@@ -3,7 +3,8 @@ batch update (new sample nodes, GNN embeddings, the update module, the records' 
 changes, retraining). The protocol that feeds it periods lives in `run.py` and `variants.py`.
 
 Every inner fit runs through `jaxfp.train.optimise` (a finite check on every step, losses in the
-run's metrics.jsonl) with Adam at `learning_rate`. A fit's random key comes from its name and the
+run's metrics.jsonl) with `gufu.optimizer` (by name, Adam) at `learning_rate`. A fit's random
+key comes from its name and the
 stage it runs in (`named_key(key, "update", n, "round", r, "update_module")`), never from the
 order of the fits, so adding or skipping a fit changes no other fit's draws.
 
@@ -127,6 +128,11 @@ class Gufu:
     def g(self) -> ml_collections.ConfigDict:
         return self.settings
 
+    @property
+    def optimizer(self) -> dict[str, Any]:
+        """Every inner fit's optimiser (`train/optimisers`): `gufu.optimizer` at `learning_rate`."""
+        return {"name": self.g.optimizer, "learning_rate": self.g.learning_rate}
+
     # --- keys and fits ------------------------------------------------------------------------
     def named(self, *names: str | int) -> jax.Array:
         """The key for `names` in the current stage (offline, or update n)."""
@@ -137,9 +143,7 @@ class Gufu:
     ) -> tuple[Any, float]:
         """`steps` Adam steps; `key` (default: the one named after the fit) draws its batches."""
         key = self.named(name) if key is None else key
-        return optimise(
-            loss_fn, static, params, data, key, steps, self.g.learning_rate, name, self.log
-        )
+        return optimise(loss_fn, static, params, data, key, steps, self.optimizer, name, self.log)
 
     # --- features -----------------------------------------------------------------------------
     def train_autoencoder(self, steps: int, align_to: np.ndarray | None = None) -> float:

@@ -324,7 +324,7 @@ def test_the_command_line_wins_over_a_variants_own_settings():
 def test_autoencoder_padding_changes_no_loss_and_an_ap_swap_reuses_the_compiled_step():
     from jaxfp.methods.gufu.losses import AutoencoderStatic, alignment_loss, autoencoder_loss
     from jaxfp.methods.gufu.nets import Autoencoder
-    from jaxfp.train.optimise import _adam_steps
+    from jaxfp.train.optimise import _steps
 
     # The same weights on 3 APs, unpadded and with 2 padding columns (random weights there).
     x = np.random.default_rng(0).uniform(0.2, 0.8, (6, 3)).astype(np.float32)
@@ -352,11 +352,11 @@ def test_autoencoder_padding_changes_no_loss_and_an_ap_swap_reuses_the_compiled_
     rss, xy = small_site()
     model = Gufu(config.gufu, np.array(["a", "b", "c"]), rss, xy, jax.random.key(0))
     model.train_autoencoder(5)
-    width, compiled = model.features.width, _adam_steps._cache_size()
+    width, compiled = model.features.width, _steps._cache_size()
     assert width > 3
     model.ap_ids, model.rss = np.array(["a", "b", "d"]), np.column_stack([rss[:, :2], rss[:, 0]])
     model.train_autoencoder(5)
-    assert model.features.width == width and _adam_steps._cache_size() == compiled
+    assert model.features.width == width and _steps._cache_size() == compiled
     assert model.decode(model.encode(model.rss)).shape == (12, 3)
     with pytest.raises(ValueError, match="RSS over 2 APs"):
         model.encode(model.rss[:, :2])
