@@ -125,3 +125,54 @@ def test_preprocess_gives_finite_real_channels(tiny_store):
         crop_taps=4,
     )
     assert x.shape == (8, 4, 4, 4) and x.dtype == jnp.float32 and bool(jnp.isfinite(x).all())
+
+
+def test_preprocess_by_value_unit_rms_channel_order_and_log_power():
+    """Two angle-delay pixels: UE 0 at (angle 2, tap 5) = 3, UE 1 at (angle 7, tap 1) = 4j."""
+    pixels = np.zeros((1, 2, 32, 16), np.complex64)
+    pixels[0, 0, 2, 5], pixels[0, 1, 7, 1] = 3.0, 4.0j
+    reference_db = 10 * np.log10(16.0)
+    scale = csi.LogPower(reference_db, dynamic_range_db=60.0, scale_db=20.0)
+    out = csi.preprocess(
+        csi.inverse_angle_delay(jnp.asarray(pixels)),
+        jax.random.key(0),
+        snr_db=None,
+        max_ta_s=0.0,
+        spacing_hz=240e3,
+        crop_taps=8,
+        log_power=scale,
+    )
+    assert out.shape == (1, 5, 32, 8) and out.dtype == jnp.float32
+    rms = np.sqrt((9.0 + 16.0) / (2 * 32 * 8))  # over the kept taps of both UE antennas
+    expected = np.zeros((4, 32, 8))
+    expected[0, 2, 5] = 3.0 / rms  # channels: real UE 0, real UE 1, imaginary UE 0, imaginary UE 1
+    expected[3, 7, 1] = 4.0 / rms
+    np.testing.assert_allclose(out[0, :4], expected, atol=1e-4)
+    np.testing.assert_allclose(jnp.sum(out[0, :4] ** 2) / (2 * 32 * 8), 1.0, rtol=1e-5)
+    # Log power: dB of the unscaled power summed over UE antennas, minus the reference, over
+    # 20 dB; empty pixels sit at the floor, 60 dB below the reference.
+    floor = 10 ** ((reference_db - 60.0) / 10)
+    log_power = np.full((32, 8), -3.0)
+    log_power[2, 5] = (10 * np.log10(9.0 + floor) - reference_db) / 20
+    log_power[7, 1] = (10 * np.log10(16.0 + floor) - reference_db) / 20
+    np.testing.assert_allclose(out[0, 4], log_power, atol=1e-4)
+
+
+def test_the_ta_invariant_profile_ignores_an_integer_delay():
+    x = random_csi(jax.random.key(9), (3, 2, 32, 64))
+    spacing = 240e3
+    tap = 1.0 / (64 * spacing)
+    shifted = csi.delay_by(x, jnp.asarray([5 * tap, 11 * tap, 0.0]), spacing)
+    # The delay profile itself moves by whole taps ...
+    np.testing.assert_allclose(
+        jnp.abs(csi.angle_delay(shifted))[0],
+        jnp.roll(jnp.abs(csi.angle_delay(x))[0], 5, axis=-1),
+        atol=1e-4,
+    )
+    # ... and the signature does not.
+    profile, moved = csi.ta_invariant_profile(x, 8), csi.ta_invariant_profile(shifted, 8)
+    assert profile.shape == (3, 32 * 8)
+    np.testing.assert_allclose(moved, profile, atol=1e-5)
+    np.testing.assert_allclose(jnp.linalg.norm(profile, axis=-1), 1.0, rtol=1e-5)
+    # Another channel gives another signature (by far more than the tolerance above).
+    assert float(jnp.linalg.norm(profile[0] - profile[1])) > 0.05

@@ -202,7 +202,7 @@ def test_the_los_safe_crop_keeps_every_los_tap_of_traced_receivers(small_set):
 
     from jaxfp.config import ConfigError
     from jaxfp.data.csi import angle_delay, delay_by
-    from jaxfp.methods.csi.suite import crop_for
+    from jaxfp.methods.csi.data import crop_for
 
     out, _ = small_set
     data = CsiDataset(str(out))

@@ -9,8 +9,8 @@
 - A row is kept where A and B agree within a radius r; its label is their mean (the paper's rule,
   applied to the two sources).
 - The kept-label report (`kept_label_report`) gives, per radius, how many rows are kept, their true
-  error and the stage-1 model's error on the same rows (the data set's truth: a diagnostic, and
-  the oracle gate that decides whether stage 3 runs).
+  error and the stage-1 model's error on the same rows (the data set's truth: a diagnostic; only
+  our oracle-gate variant lets it decide whether stage 3 runs).
 """
 
 from __future__ import annotations

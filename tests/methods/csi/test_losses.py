@@ -2,6 +2,7 @@
 
 import math
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -10,8 +11,8 @@ import optax
 
 from jaxfp.common.geometry import Cells, SiteFrame
 from jaxfp.methods.csi import losses, pseudo_labels
-from jaxfp.methods.csi.heads import PositionHeads
-from jaxfp.methods.csi.programs import fixmatch_selection
+from jaxfp.methods.csi.nets import PositionHeads
+from jaxfp.methods.csi.semi_supervised import fixmatch_selection
 from jaxfp.nets import MLP
 from jaxfp.train.state import TeacherState, TrainState
 
@@ -216,25 +217,27 @@ def test_fixmatch_rules_mask_and_train():
             assert float(metrics["unsupervised"]) == 0.0
 
 
-class _FakeSuite:
-    """Just what `fixmatch_selection` reads: four unlabelled rows with hand-made weak views."""
+class _FakeStudy:
+    """Just what `fixmatch_selection` reads: one seed's four unlabelled rows with hand-made weak
+    views."""
 
     def __init__(self, threshold: float, distance_m: float) -> None:
         self.config = ml_collections.ConfigDict(
             dict(fixmatch=dict(threshold=threshold, distance_threshold_m=distance_m))
         )
-        self.n_labelled = 1
-        self.train_csi = np.zeros((5, 1))
-        self.train_sector = np.zeros(5, np.int32)
-        self.unlabelled_xy = np.zeros((4, 2))
+        self.parts = {"unlabelled": np.array([[1, 2, 3, 4]])}
         # View 1 is 1, 2, 3, 4 m east of the truth; view 2 agrees on rows 0-1, 10 m off on 2-3.
         self.views = {
             1: np.array([[1.0, 0.0], [2.0, 0.0], [3.0, 0.0], [4.0, 0.0]]),
             2: np.array([[1.0, 0.0], [2.0, 0.0], [3.0, 10.0], [4.0, 10.0]]),
         }
 
-    def predict(self, model, state, csi, sector, view=1):
-        assert len(csi) == len(sector) == 4  # the unlabelled pool only
+    def truth(self, part):
+        assert part == "unlabelled"  # the diagnostic reads the unlabelled rows' truth only
+        return np.zeros((1, 4, 2))
+
+    def predict(self, model, state, rows, view=1):
+        np.testing.assert_array_equal(rows, self.parts["unlabelled"])
         return {
             "xy": self.views[view][None, :, None],  # (seeds, rows, heads, 2)
             "cell_confidence": np.array([[0.99, 0.5, 0.97, 0.2]]),
@@ -242,12 +245,92 @@ class _FakeSuite:
 
 
 def test_fixmatch_selection_reports_the_true_error_of_what_each_rule_keeps():
-    confident = fixmatch_selection(_FakeSuite(0.95, 5.0), None, None, "confidence")
+    confident = fixmatch_selection(_FakeStudy(0.95, 5.0), None, None, "confidence")
     assert confident["kept_share"] == 0.5  # rows 0 and 2
     assert confident["kept_error_m"] == 2.0 and confident["rejected_error_m"] == 3.0
     assert confident["all_error_m"] == 2.5
-    agreeing = fixmatch_selection(_FakeSuite(0.95, 5.0), None, None, "distance")
+    agreeing = fixmatch_selection(_FakeStudy(0.95, 5.0), None, None, "distance")
     assert agreeing["kept_share"] == 0.5  # rows 0 and 1; the pseudo-position is the views' mean
     assert agreeing["kept_error_m"] == 1.5
     np.testing.assert_allclose(agreeing["rejected_error_m"], np.mean(np.hypot([3, 4], 5)))
     assert agreeing["per_seed"]["kept_share"] == [0.5]
+
+
+class _Identity(nn.Module):
+    """Features = the input itself, with a batch-statistics slot as the losses expect."""
+
+    @nn.compact
+    def __call__(self, x, train=False):
+        self.variable("batch_stats", "unused", lambda: jnp.zeros(()))
+        return x
+
+
+def _softmax_ce(logits, label):
+    z = logits - logits.max()
+    return float(np.log(np.exp(z).sum()) - z[label])
+
+
+def test_fixmatch_terms_equal_their_hand_computed_values():
+    """Positions = the input, cell logits = [2 x0, -2 x0]; the strong view is the input + 0.5 and
+    the weak view the input itself, so every term has a closed form."""
+    cells = Cells.covering(np.array([[0.0, 0.0], [2.0, 1.0]]), 1.0)  # 2 x 1 cells of 1 m
+    model = PositionHeads(_Identity(), num_cells=cells.count)
+    variables = model.init(jax.random.key(0), jnp.zeros((1, 2)))
+    w_cells = np.array([[2.0, -2.0], [0.0, 0.0]])
+    params = {
+        "xy_heads": {"kernel": jnp.eye(2), "bias": jnp.zeros(2)},
+        "cell_head": {"kernel": jnp.asarray(w_cells), "bias": jnp.zeros(2)},
+    }
+    state = TrainState.create(
+        apply_fn=model.apply,
+        params=params,
+        tx=optax.sgd(0.1),
+        batch_stats=variables["batch_stats"],
+    )
+    x_l = np.array([[0.2, 0.3], [1.0, 0.0]])
+    xy_l = np.array([[0.2, 0.3], [1.5, 0.5]])  # cells 0 and 1
+    weight = np.array([1.0, 3.0])
+    u = np.array([[3.0, 0.0], [0.1, 0.0], [-3.0, 0.0]])  # confident, not, confident
+    batch = {
+        "csi": jnp.asarray(x_l, jnp.float32),
+        "xy": jnp.asarray(xy_l, jnp.float32),
+        "weight": jnp.asarray(weight, jnp.float32),
+        "sector": jnp.zeros(2, jnp.int32),
+        "ucsi": jnp.asarray(u, jnp.float32),
+    }
+    geometry = SiteFrame((0.0, 0.0), 1.0, (0.0,))
+
+    def weak(csi, key):
+        return csi
+
+    def strong(csi, key):
+        return csi + 0.5
+
+    # Supervised: weighted mean squared distance (1 * 0 + 3 * (0.5^2 + 0.5^2)) / 4.
+    sup = (1 * 0.0 + 3 * 0.5) / 4
+    # Labelled cell cross-entropy, weighted as the positions.
+    cell_ce = [_softmax_ce(x @ w_cells, c) for x, c in zip(x_l, (0, 1), strict=True)]
+    labelled_cells = (cell_ce[0] * 1 + cell_ce[1] * 3) / 4
+    # Unlabelled, confidence rule (threshold 0.9): rows 0 and 2 are confident (p ~ 1 - 6e-6,
+    # classes 0 and 1), row 1 is not (p = 0.6); each kept row pays its strong view's squared
+    # distance to the weak one (2 * 0.5^2) plus the strong logits' cross-entropy on the weak class.
+    kept = [0.5 + _softmax_ce((u[i] + 0.5) @ w_cells, label) for i, label in ((0, 0), (2, 1))]
+    unsupervised = sum(kept) / 3
+    loss = losses.make_fixmatch_loss(
+        model, weak, strong, geometry, "confidence", 2.0, 0.9, 5.0, cells
+    )
+    value, (metrics, _) = loss(state.params, state, batch, jax.random.key(0))
+    np.testing.assert_allclose(float(metrics["supervised"]), sup, rtol=1e-5)
+    np.testing.assert_allclose(float(metrics["mask_rate"]), 2 / 3, rtol=1e-6)
+    np.testing.assert_allclose(float(metrics["unsupervised"]), unsupervised, rtol=1e-5)
+    np.testing.assert_allclose(float(metrics["cell_ce"]), np.mean(cell_ce), rtol=1e-5)
+    np.testing.assert_allclose(float(value), sup + labelled_cells + 2.0 * unsupervised, rtol=1e-5)
+    # Distance rule: the two weak views coincide (gap 0 < 1 m): every row keeps 2 * 0.5^2 and
+    # no cell term; a zero threshold keeps none.
+    for threshold, expected in ((1.0, 0.5), (0.0, 0.0)):
+        loss = losses.make_fixmatch_loss(
+            model, weak, strong, geometry, "distance", 2.0, 0.9, threshold, cells
+        )
+        value, (metrics, _) = loss(state.params, state, batch, jax.random.key(0))
+        np.testing.assert_allclose(float(metrics["unsupervised"]), expected, rtol=1e-5)
+        np.testing.assert_allclose(float(value), sup + 2.0 * expected, rtol=1e-5)

@@ -46,6 +46,9 @@ def test_table1_test_config_runs_end_to_end(tmp_path, capsys):
     assert set(rows) == {"resnet18", "shufflenet_v2"}
     for row in rows.values():
         assert np.isfinite(row["mean"]) and row["gflops"] > 0 and row["params_m"] > 1
+        assert row["n_seeds"] == 2  # each seed its own split and initialisation
+        np.testing.assert_allclose(row["mean"], np.mean(list(row["per_seed_mean"].values())))
+    np.testing.assert_allclose(rows["resnet18"]["params_m"], TABLE_I_PARAMS["resnet18"], atol=0.01)
     assert results["split_sizes"] == {"labelled": 6, "unlabelled": 48, "test": 6}
     metrics = [
         json.loads(line)

@@ -1,5 +1,6 @@
-"""Position heads on a backbone's pooled features: one 2-D head, several (one per sector), and an
-optional grid-cell classifier (FixMatch's confidence needs class probabilities)."""
+"""The CSI models: a backbone's pooled features under position heads — one 2-D head, several
+(one per sector), and an optional grid-cell classifier (FixMatch's confidence needs class
+probabilities)."""
 
 from __future__ import annotations
 

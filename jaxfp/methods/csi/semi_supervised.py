@@ -1,0 +1,117 @@
+"""The semi-supervised baselines of Table II: Mean Teacher and FixMatch (the confidence rule and the
+paper's distance threshold), each trained from scratch on each seed's labelled rows plus batches of
+its unlabelled rows (see `losses` for the losses and the choices behind them).
+
+FixMatch's grid cells cover the labelled receivers of every seed, so the stacked seeds share one
+classifier shape (the cells depend on labelled positions only).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from jaxfp.common.geometry import Cells
+from jaxfp.methods.csi import losses
+from jaxfp.methods.csi.study import Study
+from jaxfp.train.state import TrainState
+from jaxfp.train.steps import make_train_step
+
+FIXMATCH_RULES = {"fixmatch": "confidence", "fixmatch_distance": "distance"}
+
+
+def run_mean_teacher(s: Study) -> dict[str, np.ndarray]:
+    """Student + EMA teacher; the teacher is the model Mean Teacher reports."""
+    c = s.config
+    model = s.model(c.backbone, c.width)
+    steps = s.ssl_steps("mean_teacher")
+    tx = s.optimizer(c.optimizer.learning_rate, steps)
+    rampup = int(c.mean_teacher.rampup_fraction * steps)
+    loss = losses.make_mean_teacher_loss(model, s.prep, s.geometry, c.mean_teacher.weight, rampup)
+    step = losses.make_mean_teacher_step(loss, c.mean_teacher.ema_decay)
+    state = s.train(
+        "mean_teacher",
+        s.initial(model, tx, teacher=True),
+        step,
+        steps,
+        *s.labelled_targets(),
+        sections=("mean_teacher",),
+        unlabelled=True,
+    )
+    teacher = state.replace(params=state.teacher_params, batch_stats=state.teacher_batch_stats)
+    return s.scored_positions(model, teacher)
+
+
+def fixmatch_cells(s: Study) -> Cells:
+    """FixMatch's classes: `fixmatch.cell_m` cells over every seed's labelled receivers."""
+    return Cells.covering(s.truth("labelled").reshape(-1, 2), s.config.fixmatch.cell_m)
+
+
+def run_fixmatch(s: Study, name: str) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """FixMatch `name` ('fixmatch': confidence rule; 'fixmatch_distance'): (scored positions,
+    `fixmatch_selection` of the trained model)."""
+    rule = FIXMATCH_RULES[name]
+    c, f = s.config, s.config.fixmatch
+    cells = fixmatch_cells(s)
+    model = s.model(c.backbone, c.width, cells=cells.count if rule == "confidence" else 0)
+    steps = s.ssl_steps("fixmatch")
+    tx = s.optimizer(c.optimizer.learning_rate, steps)
+    loss = losses.make_fixmatch_loss(
+        model,
+        s.prep,
+        s.strong_prep,
+        s.geometry,
+        rule,
+        f.weight,
+        f.threshold,
+        f.distance_threshold_m,
+        cells,
+    )
+    state = s.train(
+        name,
+        s.initial(model, tx),
+        make_train_step(loss, jit=False),
+        steps,
+        *s.labelled_targets(),
+        sections=("fixmatch",),
+        unlabelled=True,
+    )
+    return s.scored_positions(model, state), fixmatch_selection(s, model, state, rule)
+
+
+def fixmatch_selection(s: Study, model, state: TrainState, rule: str) -> dict[str, Any]:
+    """What FixMatch's `rule` keeps of each seed's whole unlabelled part at the end of training —
+    weak views drawn as the loss draws them (random TA and noise, running statistics) — and the
+    true error of the kept and of the rejected pseudo-positions. The truth is read here only,
+    never by the training. Per seed, and their mean."""
+    f, rows = s.config.fixmatch, s.parts["unlabelled"]
+    first = s.predict(model, state, rows, view=1)
+    weak = first["xy"][:, :, 0]  # the loss's pseudo target: head 0 of the weak view
+    if rule == "confidence":
+        keep = first["cell_confidence"] >= f.threshold
+        pseudo = weak
+    else:
+        second = s.predict(model, state, rows, view=2)["xy"][:, :, 0]
+        keep = np.linalg.norm(weak - second, axis=-1) < f.distance_threshold_m
+        pseudo = 0.5 * (weak + second)
+    error = np.linalg.norm(pseudo - s.truth("unlabelled"), axis=-1)  # (seeds, rows)
+
+    def mean_where(mask: np.ndarray) -> list[float]:  # nan for a seed that kept none / all
+        return [
+            float(e[m].mean()) if m.any() else float("nan")
+            for e, m in zip(error, mask, strict=True)
+        ]
+
+    per_seed = {
+        "kept_share": keep.mean(1).tolist(),
+        "kept_error_m": mean_where(keep),
+        "rejected_error_m": mean_where(~keep),
+        "all_error_m": error.mean(1).tolist(),
+    }
+    out: dict[str, Any] = {
+        k: float(np.nanmean(v)) if np.isfinite(v).any() else float("nan")
+        for k, v in per_seed.items()
+    }
+    out["per_seed"] = per_seed
+    return out
