@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
@@ -143,7 +143,11 @@ def stack_members(trees: list[Any]) -> Any:
 
 
 def member_step(
-    step_fn: Step, n_members: int, mesh: Mesh | None = None, execution: str = "vmap"
+    step_fn: Step,
+    n_members: int,
+    mesh: Mesh | None = None,
+    execution: str = "vmap",
+    member_ids: Sequence[int] | None = None,
 ) -> Step:
     """A jitted step for stacked members: `step_fn` (un-jitted) over the leading axis of the state
     and the batch (each member its own data), sharded over `mesh`, no collective.
@@ -153,13 +157,23 @@ def member_step(
     steps). For the iToLoc nets on XLA:CPU the loop is 1.7-1.9x faster than vmapping the seeds
     (`experiments/bench/itoloc.py`); for small dense nets the vmapped program wins.
 
-    Each member gets its own key (the run key split n ways); metrics come back per member and
+    Each member gets its own key: the run key folded with the member's id where `member_ids`
+    are given (a seed's draws then depend on the seed, not on its place in the stack), else the
+    run key split n ways. Metrics come back per member and
     `fit` logs their mean (and stops when any member's step was not finite).
     """
     if execution not in SEED_EXECUTION:
         raise ValueError(f"member_step: execution {execution!r}; expected one of {SEED_EXECUTION}")
     mesh = member_mesh(n_members) if mesh is None else mesh
     sharded, replicated = NamedSharding(mesh, P("members")), NamedSharding(mesh, P())
+    ids = None if member_ids is None else jnp.asarray(np.asarray(member_ids, np.uint32))
+    if ids is not None and ids.shape != (n_members,):
+        raise ValueError(f"member_step: expected {n_members} member ids, got {ids.shape}")
+
+    def member_keys(rng: jax.Array) -> jax.Array:
+        if ids is None:
+            return jax.random.split(rng, n_members)
+        return jax.vmap(jax.random.fold_in, (None, 0))(rng, ids)
 
     if execution == "loop":
         one = jax.jit(step_fn, donate_argnums=(0,))
@@ -167,14 +181,14 @@ def member_step(
         stack = jax.jit(stack_members, out_shardings=sharded)
 
         def looped(state: Any, batch: Any, rng: jax.Array) -> tuple[Any, Any]:
-            keys = jax.random.split(rng, n_members)
+            keys = member_keys(rng)
             states, batches = unstack(state, n_members), unstack(batch, n_members)
             return stack([one(states[m], batches[m], keys[m]) for m in range(n_members)])
 
         return looped
 
     def step(state: Any, batch: Any, rng: jax.Array) -> tuple[Any, Any]:
-        return jax.vmap(step_fn)(state, batch, jax.random.split(rng, n_members))
+        return jax.vmap(step_fn)(state, batch, member_keys(rng))
 
     jitted = jax.jit(
         step,

@@ -19,7 +19,7 @@ import optax
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from jaxfp.train.keys import named_key, named_seed
+from jaxfp.train.keys import named_int, named_key, named_seed
 from jaxfp.train.loop import fit
 from jaxfp.train.members import member_step, stack_members
 from jaxfp.train.options import LoopOptions
@@ -80,7 +80,10 @@ class SeedStages:
             return jax.tree.map(lambda *b: np.stack(b), *batches)
 
         if step_fn not in self._steps:
-            self._steps[step_fn] = member_step(step_fn, len(self.seeds), self.mesh, self.execution)
+            ids = [named_int(seed, "member") for seed in self.seeds]
+            self._steps[step_fn] = member_step(
+                step_fn, len(self.seeds), self.mesh, self.execution, member_ids=ids
+            )
         workdir = os.path.join(self.workdir, name)
         shaping = {**self.shared, **shaping, "stage": name}
         states, _ = fit(

@@ -4,6 +4,7 @@ import os
 import shutil
 
 import chex
+import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
@@ -77,3 +78,30 @@ def test_a_garbled_newest_checkpoint_falls_back_with_a_warning(tmp_path):
     with pytest.warns(RuntimeWarning, match=r"checkpoints/2: checkpoint cannot be restored"):
         fresh = _stage(tmp_path / "copy", batch_of)
     chex.assert_trees_all_close(finished.params, fresh.params, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("execution", ["loop", "vmap"])
+def test_a_seed_trains_the_same_wherever_it_sits_in_the_stack(tmp_path, execution):
+    # Dropout draws from the member's key: it is the seed's, not its place in the stack.
+    model = MLP(hidden=(8,), out=2, dropout=0.5)
+    step = make_train_step(regression(model.apply), jit=False)
+    data = sp.dataset()
+
+    def init(key):
+        return create_train_state(model, key, jnp.zeros((1, sp.D)), optax.adam(1e-2))
+
+    def batch_of(rng, m):
+        idx = rng.choice(sp.N, 8, replace=False)
+        return {k: v[idx] for k, v in data.items()}
+
+    def trained(seeds, where):
+        stages = SeedStages(str(tmp_path / where), seeds, {}, execution=execution)
+        return stages.stage("fit", init, step, batch_of, OPTIONS, {})
+
+    a, b = trained((11, 12), "ab"), trained((12, 11, 13), "ba")
+    chex.assert_trees_all_close(
+        jax.tree.map(lambda x: x[1], a.params), jax.tree.map(lambda x: x[0], b.params), rtol=1e-5
+    )
+    assert not np.allclose(
+        jax.tree.leaves(a.params)[0][0], jax.tree.leaves(a.params)[0][1]
+    )  # two seeds, two trajectories
