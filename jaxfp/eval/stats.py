@@ -11,7 +11,7 @@ must exclude 0, and a verdict needs at least `MIN_SEEDS_FOR_VERDICT` seeds.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -78,3 +78,19 @@ def verdict(low: float, high: float, n: int, lower_is_better: bool = True) -> st
     if low > 0:
         return "B better" if lower_is_better else "A better"
     return "no difference shown"
+
+
+def paired_rows(
+    per_seed: Mapping[str, Sequence[float]],
+    pairs: Iterable[tuple[str, str] | tuple[str, str, str]],
+    name: str = "diff",
+    lower_is_better: bool = True,
+) -> dict[str, dict[str, Any]]:
+    """A table of `paired_difference` rows over the same seeds: a pair (A, B) gives the row
+    "A - B", a triple (row, A, B) names its row; a pair whose rows did not both run is left out."""
+    rows = {}
+    for pair in pairs:
+        row, a, b = pair if len(pair) == 3 else (f"{pair[0]} - {pair[1]}", *pair)
+        if a in per_seed and b in per_seed:
+            rows[row] = paired_difference(per_seed[a], per_seed[b], name, lower_is_better)
+    return rows

@@ -58,3 +58,11 @@ def test_verdicts():
     assert stats.verdict(-0.3, -0.1, 4) == "no verdict (n < 5)"
     with pytest.raises(ValueError, match="equal 1-D"):
         stats.paired_difference([1.0, 2.0], [1.0])
+
+
+def test_paired_rows_names_pairs_and_skips_rows_that_did_not_run():
+    per_seed = {"a": [1.0, 2.0, 3.0, 4.0, 5.0], "b": [1.5, 2.5, 3.5, 4.5, 5.5]}
+    rows = stats.paired_rows(per_seed, [("a", "b"), ("ours", "b", "a"), ("a", "missing")], "d")
+    assert list(rows) == ["a - b", "ours"]
+    assert rows["a - b"]["d"] == pytest.approx(-0.5) and rows["a - b"]["verdict"] == "A better"
+    assert rows["ours"]["d"] == pytest.approx(0.5) and rows["ours"]["verdict"] == "B better"

@@ -37,7 +37,7 @@ import numpy as np
 from jaxfp.config import ConfigError, variant_settings
 from jaxfp.eval.metrics import bootstrap_ci
 from jaxfp.eval.results import over_seeds, table, write_results
-from jaxfp.eval.stats import paired_difference
+from jaxfp.eval.stats import paired_rows
 from jaxfp.methods import program
 from jaxfp.methods.comgan import completion
 from jaxfp.methods.comgan.data import PARTS
@@ -100,17 +100,6 @@ def element_errors(
     )
     row["per_seed_rmse_db"] = rmse
     return row
-
-
-def paired_rows(
-    per_seed: dict[str, Sequence[float]], pairs: Sequence[tuple[str, str]], name: str
-) -> dict[str, dict[str, Any]]:
-    """`paired_difference` of A - B over seeds for each (A, B) whose rows both exist."""
-    return {
-        f"{a} - {b}": paired_difference(per_seed[a], per_seed[b], name)
-        for a, b in pairs
-        if a in per_seed and b in per_seed
-    }
 
 
 def run_completion(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:

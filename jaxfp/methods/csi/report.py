@@ -11,8 +11,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxfp.eval import stats
 from jaxfp.eval.results import table
-from jaxfp.eval.stats import paired_difference
 from jaxfp.train.state import TrainState
 
 PAPER_PERCENTILES = (50, 67, 80, 90)  # 3GPP TR 38.843, the paper's Fig. 4b
@@ -49,12 +49,8 @@ PAIRED_TITLE = "paired differences over seeds (A - B of the per-seed mean errors
 def paired_rows(
     per_seed_mean: Mapping[str, Sequence[float]], claims: Sequence[tuple[str, str]]
 ) -> dict[str, dict[str, Any]]:
-    """One `paired_difference` row, named "A - B", per claim whose two rows both ran."""
-    return {
-        f"{a} - {b}": paired_difference(per_seed_mean[a], per_seed_mean[b], "mean_diff_m")
-        for a, b in claims
-        if a in per_seed_mean and b in per_seed_mean
-    }
+    """One paired-difference row, named "A - B", per claim whose two rows both ran."""
+    return stats.paired_rows(per_seed_mean, claims, "mean_diff_m")
 
 
 def extra_tables(

@@ -12,7 +12,7 @@ import numpy as np
 
 from jaxfp.eval.plots import per_point_error_plot
 from jaxfp.eval.results import over_seeds
-from jaxfp.eval.stats import paired_difference
+from jaxfp.eval.stats import paired_rows
 
 METRIC_COLUMNS = ["mean_m", "mean_m_ci_low", "mean_m_ci_high", "p95_m", "floor_hit", "seconds"]
 PAIR_COLUMNS = ["diff_m", "diff_m_ci_low", "diff_m_ci_high", "verdict"]
@@ -57,11 +57,7 @@ class Evaluation:
 
     def paired(self, pairs: Sequence[tuple[str, str, str]]) -> dict[str, dict[str, Any]]:
         """{name: paired_difference(A, B)} for each (name, row A, row B) whose rows both exist."""
-        return {
-            name: paired_difference(self.per_seed[a], self.per_seed[b], "diff_m")
-            for name, a, b in pairs
-            if a in self.per_seed and b in self.per_seed
-        }
+        return paired_rows(self.per_seed, pairs, "diff_m")
 
 
 def plots(workdir: str, curves: dict[str, dict[str, np.ndarray]]) -> list[str]:

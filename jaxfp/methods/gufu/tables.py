@@ -12,7 +12,7 @@ import numpy as np
 
 from jaxfp.eval.results import over_seeds, write_results
 from jaxfp.eval.results import table as table_of
-from jaxfp.eval.stats import paired_difference
+from jaxfp.eval.stats import paired_rows
 from jaxfp.methods.gufu.data import ap_churn
 from jaxfp.methods.gufu.variants import BASELINES
 
@@ -62,12 +62,8 @@ def paired_tables(runs: Runs) -> dict[str, dict[str, Any]]:
     tables = {}
     pairs = comparisons(list(runs))
     for metric in PAIRED:
-        rows = {
-            f"{a} - {b}": paired_difference(
-                per_seed(runs[a], metric), per_seed(runs[b], metric), "difference"
-            )
-            for a, b in pairs
-        }
+        compared = {v: per_seed(runs[v], metric) for v in {x for pair in pairs for x in pair}}
+        rows = paired_rows(compared, pairs, "difference")
         if rows:
             name = f"paired differences over seeds, {metric} (A - B, lower is better)"
             tables[name] = table_of(rows, PAIRED_COLUMNS)

@@ -35,7 +35,7 @@ from jaxfp.config import ConfigError
 from jaxfp.data.registry import load_parts
 from jaxfp.data.types import FingerprintSet
 from jaxfp.eval.results import table, write_results
-from jaxfp.eval.stats import paired_difference
+from jaxfp.eval.stats import paired_rows
 from jaxfp.methods import program
 from jaxfp.methods.itoloc import cotraining
 from jaxfp.methods.itoloc.data import Domains, device_draws
@@ -63,11 +63,7 @@ def _check_variants(config: ml_collections.ConfigDict) -> None:
 
 def _paired(values: dict[str, Scores], pairs: list[tuple[str, str, str]]) -> dict[str, Any]:
     """(row name, A, B) -> A - B of the per-seed mean errors, where both rows ran."""
-    return {
-        name: paired_difference(values[a]["mean_m"], values[b]["mean_m"], "diff_m")
-        for name, a, b in pairs
-        if a in values and b in values
-    }
+    return paired_rows({k: v["mean_m"] for k, v in values.items()}, pairs, "diff_m")
 
 
 def _write(
