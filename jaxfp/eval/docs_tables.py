@@ -17,7 +17,8 @@ from collections.abc import Iterable
 from jaxfp.common.atomic_files import write_text
 from jaxfp.eval.results import read_results, render
 
-BLOCK = re.compile(r"(<!-- results: (?P<path>\S+) -->\n)(?P<body>.*?)(\n<!-- /results -->)", re.S)
+BLOCK = re.compile(r"(<!-- results: (?P<path>\S+) -->\n)(?P<body>.*?)\n?<!-- /results -->", re.S)
+END = "\n<!-- /results -->"
 
 
 def rendered(doc: str, relative: str) -> str:
@@ -48,7 +49,7 @@ def update(docs: Iterable[str]) -> list[str]:
     for doc in docs:
         with open(doc) as f:
             text = f.read()
-        new = BLOCK.sub(lambda m, d=doc: m[1] + rendered(d, m["path"]) + m[4], text)
+        new = BLOCK.sub(lambda m, d=doc: m[1] + rendered(d, m["path"]) + END, text)
         if new != text:
             write_text(doc, new)
             changed.append(doc)

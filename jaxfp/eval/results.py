@@ -121,11 +121,13 @@ def _check_layout(payload: Any, path: str) -> None:
 def render(results: Mapping[str, Any], markdown: bool = False) -> str:
     """The main table and every extra table of a results.json, as text or markdown."""
     fmt = markdown_table if markdown else format_table
+    # markdown: a caption is its own paragraph, so a table never continues a line of text
+    gap = [""] if markdown else []
     columns = results.get("columns") or None
-    parts = [str(results.get("title", "")), fmt(results["results"], columns)]
+    parts = [str(results.get("title", "")), *gap, fmt(results["results"], columns)]
     tables = [results["results"]]
     for name, extra in results.get("tables", {}).items():
-        parts += ["", name, fmt(extra["rows"], extra["columns"])]
+        parts += ["", name, *gap, fmt(extra["rows"], extra["columns"])]
         tables.append(extra["rows"])
     kinds = {r.get("interval") for t in tables for r in t.values() if isinstance(r, Mapping)}
     if INTERVAL_KIND in kinds:
