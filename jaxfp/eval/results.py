@@ -158,7 +158,7 @@ def format_table(
 def markdown_table(
     rows: Mapping[str, Mapping[str, object]], columns: Sequence[str] | None = None
 ) -> str:
-    """The same table in GitHub markdown (as the README pastes it)."""
+    """The same table in GitHub markdown (as docs/ renders it)."""
     if not rows:
         return "(no results)"
     header, body = _cells(rows, columns)

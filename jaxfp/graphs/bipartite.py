@@ -8,8 +8,8 @@ Choices where the paper's symbols were lost, one line each:
   directions in the GraphsTuple); `max_per_node` optionally keeps each sample's most similar ones.
 - node order in the GraphsTuple: samples, then APs, then padding; every sample-AP edge appears in
   both directions; edge features start as the mean of their end nodes' features, which the
-  model computes from the nodes (`edge_start_features`), so the padded graph stores none (on the
-  10,000-node bench they were 267 MB a graph, written and copied for every graph built).
+  model computes from the nodes (`edge_start_features`), so the padded graph stores none (stored on the
+  10,000-node bench, they would take 267 MB a graph, written and copied for every graph built).
 """
 
 from __future__ import annotations

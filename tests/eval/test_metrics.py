@@ -47,7 +47,9 @@ def test_report_and_plots(tmp_path):
     floors = rng.integers(0, 3, 50)
     report = ev.positioning_report(pred, truth, floors, floors, floors * 0, floors * 0)
     assert report["floor_hit_rate"] == 1.0 and report["building_hit_rate"] == 1.0
-    assert report["mean_ci_low"] < report["mean"] < report["mean_ci_high"]
+    errors = ev.position_errors(pred, truth)
+    assert (report["mean_ci_low"], report["mean_ci_high"]) == ev.bootstrap_ci(errors, seed=0)
+    assert report["mean"] == pytest.approx(errors.mean())
     cdf = ev.cdf_plot({"a": ev.position_errors(pred, truth)}, tmp_path / "cdf.png", title="t")
     rss = np.where(rng.random(50) < 0.2, np.nan, rng.uniform(-90, -40, 50))
     heat = ev.radio_map_plot(truth, rss, tmp_path / "map.png")

@@ -109,7 +109,6 @@ class Study:
             if k not in METHOD_SECTIONS and k not in NOT_SHAPING
         }
         self.stages = SeedStages(workdir, self.seeds, shared, self.execution)
-        self.mesh = self.stages.mesh
         # One preprocessed row: the shape models are initialised on (its values are unused).
         self.sample = prep(jnp.asarray(self.table.csi[:1]), jax.random.key(0))
         self._forwards: dict[int, tuple[Any, Callable]] = {}

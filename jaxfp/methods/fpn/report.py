@@ -42,13 +42,12 @@ def per_point(scores: dict[str, Any], n_points: int) -> np.ndarray:
 
 
 class Evaluation:
-    """Rows of the results table, each row's per-seed mean errors, and per-point errors."""
+    """Rows of the results table and each row's per-seed mean errors."""
 
     def __init__(self, seeds: Sequence[int]) -> None:
         self.seeds = tuple(seeds)
         self.rows: dict[str, dict[str, Any]] = {}
         self.per_seed: dict[str, np.ndarray] = {}
-        self.per_point: dict[str, dict[str, np.ndarray]] = {}
 
     def add(self, name: str, scores: dict[str, Any], seconds: float | None = None) -> None:
         self.rows[name] = row_of(scores, self.seeds, seconds)

@@ -67,7 +67,7 @@ from jaxfp.methods.gufu.update_module import (
     ridge_readout,
 )
 from jaxfp.train.keys import named_key
-from jaxfp.train.optimise import StepLog, optimise
+from jaxfp.train.optimise import StepLog, optimise, optimizer_spec
 
 
 @functools.partial(jax.jit, static_argnums=0)
@@ -112,6 +112,7 @@ class Gufu:
     @classmethod
     def check(cls, settings: ml_collections.ConfigDict) -> None:
         """Fail on an unknown choice or an impossible count before hours of training, not after."""
+        optimizer_spec({"name": settings.optimizer, "learning_rate": settings.learning_rate})
         for field, allowed in cls.CHOICES.items():
             if settings[field] not in allowed:
                 raise ConfigError(
@@ -141,7 +142,7 @@ class Gufu:
     def _fit(
         self, name: str, loss_fn, static, params, data, steps: int, key: jax.Array | None = None
     ) -> tuple[Any, float]:
-        """`steps` Adam steps; `key` (default: the one named after the fit) draws its batches."""
+        """`steps` optimiser steps; `key` (default: the one named after the fit) draws its batches."""
         key = self.named(name) if key is None else key
         return optimise(loss_fn, static, params, data, key, steps, self.optimizer, name, self.log)
 

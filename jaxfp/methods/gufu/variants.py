@@ -31,7 +31,7 @@ from jaxfp.methods.gufu.simple_updates import (
     wknn_locations,
 )
 from jaxfp.methods.gufu.study import Gufu
-from jaxfp.methods.itoloc.run import fit_locator
+from jaxfp.methods.itoloc.study import fit_locator
 from jaxfp.train.keys import named_key
 from jaxfp.train.optimise import StepLog
 

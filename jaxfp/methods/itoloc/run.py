@@ -25,21 +25,17 @@ over seeds with its t-interval, and a second table the paired differences that t
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from typing import Any
 
 import ml_collections
-import numpy as np
 
-from jaxfp.config import ConfigError
 from jaxfp.data.registry import load_parts
-from jaxfp.data.types import FingerprintSet
 from jaxfp.eval.results import table, write_results
 from jaxfp.eval.stats import paired_rows
 from jaxfp.methods import program
 from jaxfp.methods.itoloc import cotraining
 from jaxfp.methods.itoloc.data import Domains, device_draws
-from jaxfp.methods.itoloc.study import METRIC_COLUMNS, Scores, Study, metric_row
+from jaxfp.methods.itoloc.study import METRIC_COLUMNS, Scores, Study, check_variants, metric_row
 
 PAIRED_COLUMNS = ["diff_m", "diff_m_ci_low", "diff_m_ci_high", "verdict"]
 PAIRED_TABLE = "paired differences of the mean error over seeds (A - B, m; negative: A better)"
@@ -47,18 +43,6 @@ COTRAINING_TABLE = (
     "co-training: pseudo labels per round (kept per head and their true error in m; "
     "mean over seeds and heads)"
 )
-
-
-def _check_variants(config: ml_collections.ConfigDict) -> None:
-    known = list(config.variants.keys())
-    for field in ("run_variants", "update_variants"):
-        unknown = set(config.get(field, ())) - set(known)
-        if unknown:
-            raise ConfigError(
-                f"config.{field}: unknown {sorted(unknown)}; expected some of {known}"
-            )
-    if not config.run_variants:
-        raise ConfigError(f"config.run_variants: empty; expected some of {known}")
 
 
 def _paired(values: dict[str, Scores], pairs: list[tuple[str, str, str]]) -> dict[str, Any]:
@@ -91,7 +75,7 @@ def _write(
 
 # --- protocol: device heterogeneity -------------------------------------------------------------
 def run_devices(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
-    _check_variants(config)
+    check_variants(config)
     draws = device_draws(config)
     domains = Domains(config.domain_keys)
     for d in draws:
@@ -149,7 +133,7 @@ def run_devices(config: ml_collections.ConfigDict, workdir: str) -> dict[str, An
 
 # --- protocol: drift over months with the co-training update ------------------------------------
 def run_drift(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
-    _check_variants(config)
+    check_variants(config)
     d = config.data
     train_fs = load_parts(d.path, list(d.train_parts), d.format)
     months = {
@@ -206,50 +190,6 @@ def run_drift(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]
     )
     values = dict(sorted(values.items()))
     return _write(workdir, title, config, values, pairs, study, update_log)
-
-
-# --- iToLoc as another method's baseline ----------------------------------------------------------
-def fit_locator(
-    config: ml_collections.ConfigDict,
-    workdir: str,
-    train_fs: FingerprintSet,
-    adapt_to: FingerprintSet | None = None,
-) -> Callable[[FingerprintSet], tuple[np.ndarray, np.ndarray]]:
-    """iToLoc as another protocol's locator (GUFU §7.1 compares with it): the first of
-    `config.run_variants`, every seed of `config.seeds`, trained on `train_fs` (resumable in
-    `workdir`); with `adapt_to`, one co-training update on those unlabelled scans (the paper's
-    "first batch of crowdsourced signals"). Returns locate(fs) -> (positions (seeds, n, 2),
-    floor codes (seeds, n)), each scan at its most probable reference location."""
-    _check_variants(config)
-    domains = Domains(config.domain_keys)
-    for fs in (train_fs, adapt_to):
-        if fs is not None:
-            domains.of(fs)
-    shared = {
-        "data": {"source": train_fs.source, "scans": train_fs.n},
-        "domains": len(domains.ids),
-        "seeds": list(config.seeds),
-        "image": config.image.to_dict(),
-    }
-    n = len(config.seeds)
-    study = Study(config, workdir, [train_fs] * n, domains, shared)
-    variant = study.variant(config.run_variants[0])
-    labelled = study.scans([train_fs] * n, variant)
-    print(f"[itoloc] {variant.name}: training {n} seeds on {train_fs.n} scans")
-    states = study.offline(variant, labelled)
-    if adapt_to is not None:
-        first = study.scans([adapt_to.aligned_to(train_fs)] * n, variant)
-        name = f"update/{variant.name}/first"
-        states, _ = cotraining.update(study, states, variant, labelled, first, name)
-
-    def locate(fs: FingerprintSet) -> tuple[np.ndarray, np.ndarray]:
-        images = [s.image for s in study.scans([fs.aligned_to(train_fs)] * n, variant)]
-        best = np.stack(
-            [p.mean(0).argmax(-1) for p in study.probabilities(states, variant, images)]
-        )
-        return study.site.xy[best], study.site.floor[best]
-
-    return locate
 
 
 PROGRAMS = {"devices": run_devices, "drift": run_drift}

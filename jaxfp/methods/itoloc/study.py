@@ -11,7 +11,7 @@ locations differ.
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
@@ -27,6 +27,7 @@ from jaxfp.data.types import FingerprintSet
 from jaxfp.eval.results import over_seeds
 from jaxfp.methods.baselines.knn import build_index
 from jaxfp.methods.baselines.knn import predict as knn_predict
+from jaxfp.methods.itoloc import cotraining
 from jaxfp.methods.itoloc.data import Domains, Scans, Site, regions, scans
 from jaxfp.methods.itoloc.image import select_aps
 from jaxfp.methods.itoloc.losses import LossSettings, make_loss
@@ -306,3 +307,60 @@ def _vmapped_probabilities(net: ItoLocNet, params, batch_stats, images, keys) ->
         return _probabilities_of_seed(net, p, bs, x, k)
 
     return jax.vmap(one, in_axes=(0, 0, 1, 0))(params, batch_stats, images, keys)
+
+
+def check_variants(config: ml_collections.ConfigDict) -> None:
+    """The variants a config runs or updates must be among `config.variants`, and some must run."""
+    known = list(config.variants.keys())
+    for field in ("run_variants", "update_variants"):
+        unknown = set(config.get(field, ())) - set(known)
+        if unknown:
+            raise ConfigError(
+                f"config.{field}: unknown {sorted(unknown)}; expected some of {known}"
+            )
+    if not config.run_variants:
+        raise ConfigError(f"config.run_variants: empty; expected some of {known}")
+
+
+# --- iToLoc as another method's baseline ----------------------------------------------------------
+def fit_locator(
+    config: ml_collections.ConfigDict,
+    workdir: str,
+    train_fs: FingerprintSet,
+    adapt_to: FingerprintSet | None = None,
+) -> Callable[[FingerprintSet], tuple[np.ndarray, np.ndarray]]:
+    """iToLoc as another protocol's locator (GUFU §7.1 compares with it): the first of
+    `config.run_variants`, every seed of `config.seeds`, trained on `train_fs` (resumable in
+    `workdir`); with `adapt_to`, one co-training update on those unlabelled scans (the paper's
+    "first batch of crowdsourced signals"). Returns locate(fs) -> (positions (seeds, n, 2),
+    floor codes (seeds, n)), each scan at its most probable reference location."""
+    check_variants(config)
+    domains = Domains(config.domain_keys)
+    for fs in (train_fs, adapt_to):
+        if fs is not None:
+            domains.of(fs)
+    shared = {
+        "data": {"source": train_fs.source, "scans": train_fs.n},
+        "domains": len(domains.ids),
+        "seeds": list(config.seeds),
+        "image": config.image.to_dict(),
+    }
+    n = len(config.seeds)
+    study = Study(config, workdir, [train_fs] * n, domains, shared)
+    variant = study.variant(config.run_variants[0])
+    labelled = study.scans([train_fs] * n, variant)
+    print(f"[itoloc] {variant.name}: training {n} seeds on {train_fs.n} scans")
+    states = study.offline(variant, labelled)
+    if adapt_to is not None:
+        first = study.scans([adapt_to.aligned_to(train_fs)] * n, variant)
+        name = f"update/{variant.name}/first"
+        states, _ = cotraining.update(study, states, variant, labelled, first, name)
+
+    def locate(fs: FingerprintSet) -> tuple[np.ndarray, np.ndarray]:
+        images = [s.image for s in study.scans([fs.aligned_to(train_fs)] * n, variant)]
+        best = np.stack(
+            [p.mean(0).argmax(-1) for p in study.probabilities(states, variant, images)]
+        )
+        return study.site.xy[best], study.site.floor[best]
+
+    return locate
