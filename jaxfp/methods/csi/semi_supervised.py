@@ -2,8 +2,8 @@
 paper's distance threshold), each trained from scratch on each seed's labelled rows plus batches of
 its unlabelled rows (see `losses` for the losses and the choices behind them).
 
-FixMatch's grid cells cover the labelled receivers of every seed, so the stacked seeds share one
-classifier shape (the cells depend on labelled positions only).
+FixMatch's grid cells cover the site (the survey grid's receiver places), so every seed has the same
+classes whichever seeds share the stack.
 """
 
 from __future__ import annotations
@@ -44,8 +44,9 @@ def run_mean_teacher(s: Study) -> dict[str, np.ndarray]:
 
 
 def fixmatch_cells(s: Study) -> Cells:
-    """FixMatch's classes: `fixmatch.cell_m` cells over every seed's labelled receivers."""
-    return Cells.covering(s.truth("labelled").reshape(-1, 2), s.config.fixmatch.cell_m)
+    """FixMatch's classes: `fixmatch.cell_m` cells over the site (every receiver place of the
+    data set, a property of the survey grid), the same whichever seeds share the stack."""
+    return Cells.covering(s.table.xy, s.config.fixmatch.cell_m)
 
 
 def run_fixmatch(s: Study, name: str) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
