@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from jaxfp.config import ConfigError, check_output_folder
+from jaxfp.config import ConfigError, check_output_folder, check_seeds
 from jaxfp.data.types import DataFormatError
 from jaxfp.eval.results import ResultsFileError, format_table
 
@@ -112,21 +112,13 @@ def check_run_config(config: Any) -> None:
     non-empty tuple of distinct non-negative integers), and positive step counts, batch sizes and
     learning rates (a method checks its own fields on top)."""
 
-    def check_seeds(name: str, seeds: Any) -> None:
-        if not isinstance(seeds, tuple | list) or not seeds:
-            raise ConfigError(f"config.{name}: expected a non-empty tuple of seeds, got {seeds!r}")
-        if not all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in seeds):
-            raise ConfigError(f"config.{name}: expected non-negative integers, got {seeds!r}")
-        if len(set(seeds)) != len(seeds):
-            raise ConfigError(f"config.{name}: expected distinct seeds, got {seeds!r}")
-
     def walk(node: Any, prefix: str) -> None:
         for key, value in node.items():
             name = f"{prefix}{key}"
             if hasattr(value, "items"):
                 walk(value, f"{name}.")
             elif key == "seeds":
-                check_seeds(name, value)
+                check_seeds(value, name)
             elif key in POSITIVE_FIELDS and isinstance(value, int | float) and not value > 0:
                 raise ConfigError(f"config.{name}: expected > 0, got {value!r}")
 

@@ -171,3 +171,13 @@ def check_output_folder(path: str, option: str) -> None:
         raise ConfigError(f"{option} {path}: {existing} is a file, not a folder")
     if not os.access(existing, os.W_OK | os.X_OK):
         raise ConfigError(f"{option} {path}: {existing} cannot be written")
+
+
+def check_seeds(seeds: Any, name: str = "seeds") -> None:
+    """`config.<name>` must be a non-empty tuple of distinct non-negative integers (replicates)."""
+    if not isinstance(seeds, tuple | list) or not seeds:
+        raise ConfigError(f"config.{name}: expected a non-empty tuple of seeds, got {seeds!r}")
+    if not all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in seeds):
+        raise ConfigError(f"config.{name}: expected non-negative integers, got {seeds!r}")
+    if len(set(seeds)) != len(seeds):
+        raise ConfigError(f"config.{name}: expected distinct seeds, got {seeds!r}")

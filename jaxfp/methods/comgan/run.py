@@ -34,7 +34,7 @@ from typing import Any
 import ml_collections
 import numpy as np
 
-from jaxfp.config import ConfigError, variant_settings
+from jaxfp.config import ConfigError, check_seeds, variant_settings
 from jaxfp.eval.metrics import bootstrap_ci
 from jaxfp.eval.results import over_seeds, table, write_results
 from jaxfp.eval.stats import paired_rows
@@ -73,8 +73,7 @@ def check_config(config: ml_collections.ConfigDict) -> None:
     optimizer_from_config(config.localizer.optimizer.to_dict())
     if config.localizer_k not in config.ks:
         raise ConfigError(f"config.localizer_k: expected one of config.ks {tuple(config.ks)}")
-    if len(config.seeds) < 1:
-        raise ConfigError("config.seeds: expected at least one seed")
+    check_seeds(tuple(config.seeds))
 
 
 def element_errors(

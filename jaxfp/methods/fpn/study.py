@@ -23,7 +23,7 @@ import ml_collections
 import numpy as np
 
 from jaxfp.common.atomic_files import write_json
-from jaxfp.config import ConfigError, variant_settings
+from jaxfp.config import ConfigError, check_seeds, variant_settings
 from jaxfp.data.places import ReferencePoints, floor_code_of
 from jaxfp.data.types import FingerprintSet
 from jaxfp.methods.baselines.knn import build_index
@@ -44,6 +44,7 @@ from jaxfp.methods.fpn.predict import predict_points, stacked_cross_entropy
 from jaxfp.methods.fpn.walks import neighbour_lists, random_walks
 from jaxfp.train.early_stopping import best_state, patience_exhausted, record, track, tracking_step
 from jaxfp.train.keys import named_int, named_seed
+from jaxfp.train.members import stack_members
 from jaxfp.train.optimisers import optimizer_from_config
 from jaxfp.train.options import LoopOptions
 from jaxfp.train.seed_stages import SeedStages, with_fresh_optimizer
@@ -73,13 +74,7 @@ def check_config(config: ml_collections.ConfigDict) -> None:
         raise ConfigError(
             f"config.baselines.run: unknown {sorted(unknown)}; expected some of {list(BASELINES)}"
         )
-    if len(config.seeds) < 1 or len(set(config.seeds)) != len(config.seeds):
-        raise ConfigError(f"config.seeds: expected distinct seeds, got {list(config.seeds)}")
-
-
-def stacked(per_seed: Sequence[Any]) -> Any:
-    """Per-seed arrays (or dicts of them) stacked on a new leading seed axis."""
-    return jax.tree.map(lambda *a: np.stack(a), *per_seed)
+    check_seeds(tuple(config.seeds))
 
 
 class Study:
@@ -167,7 +162,7 @@ class Study:
             path = random_walks(self.neighbours, int(walk.validation_walks), length, rng)
             val_batches.append(Walks(s, val_pool.draw(path, rng)).batch(radio_map))
             pools.append(pool)
-        val = jax.tree.map(jnp.asarray, stacked(val_batches))
+        val = stack_members(val_batches)
 
         def batch_of(rng: np.random.Generator, m: int) -> dict[str, np.ndarray]:
             rows = pools[m].draw(random_walks(self.neighbours, size, length, rng), rng)
