@@ -281,18 +281,18 @@ class Residual(nn.Module):
 
 def itoloc_head(kind: str, outputs: int) -> nn.Module:
     if kind == "residual":
-        first, second, width = Residual(32, 32), Residual(32, 32), 32
+        first, second = Residual(32, 32), Residual(32, 32)
     else:
         k = 5 if kind == "conv5" else 3
-        first, second, width = block(32, 32, k), block(32, 64, k), 64
+        first, second = block(32, 32, k), block(32, 64, k)
     return nn.Sequential(
         first,
         nn.MaxPool2d(2, 2, ceil_mode=True),
         nn.Dropout(0.5),
         second,
-        nn.AdaptiveAvgPool2d(1),
+        nn.AvgPool2d(2, 2, ceil_mode=True),  # Fig. 8's average-pooling, then the FC over the map
         nn.Flatten(),
-        nn.Linear(width, outputs),
+        nn.LazyLinear(outputs),
     )
 
 
@@ -319,6 +319,8 @@ def itoloc_case(
     domain = torch.arange(batch) % domains
     grid = torch.arange(float(locations))
     distances = (grid[:, None] - grid[None]).abs()
+    with torch.no_grad():  # sizes the lazy FC layers over the pooled maps
+        model(images, adversary)
     opt = torch.optim.SGD(model.parameters(), 0.1, momentum=0.9)
     model.train()
 

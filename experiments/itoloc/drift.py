@@ -19,6 +19,9 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     c = devices.base_config("itoloc.drift")
     c.domain_keys = ("month", "set_kind", "set_number")  # one device: domains are collections
     c.update_variants = ("itoloc",)  # updated month by month; the others only scored
+    # §V-A's shopping-mall values: a library floor over 15 months (shelves moved, visitors
+    # coming and going) is closer to the mall's changing layout than to the stable office.
+    c.cotrain.update(dict(sigma0=0.96, sigma_step=0.1))
     c.data = ml_collections.ConfigDict(
         dict(
             path=repo_path(__file__, "data", "uji-lib-longterm-months01-15.zip"),
@@ -27,6 +30,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
             month_parts=("{month:02d}/tst*",),
             months=tuple(range(2, 16)),
             floor_height_m=4.0,
+            location_grid_m=0.0,
         )
     )
     if arg == "test":

@@ -2,13 +2,18 @@
 
 One line per choice:
 - the pool of round t is the first min(60 · 2^t, |U|) fingerprints of one fixed shuffle of U (the
-  pool grows, as §V-A says; earlier picks stay in it).
+  pool grows, as §V-A says; earlier picks stay in it). The update runs until the pool holds U and
+  then `rounds_after_full` more rounds (the paper does not say how many; 6 gives two smearing
+  fine-tunes).
 - for head k, the other two heads label a pooled fingerprint when their test-mode argmaxes agree and
   the mean of their two max probabilities exceeds σ (confident); then K dropout passes of those two
   heads (their averaged probabilities, batch norm in test mode) must not differ from that label more
   than K/3 times (stable) — the data-editing rule of §IV-A.
-- output smearing (eq. 12-13) redraws D1, D2, D3 from the labelled set every `smear_every` rounds once
-  the pool holds all of U; σ drops by σ_os each time it does.
+- output smearing (eq. 12-13) redraws D1, D2, D3 from the labelled set every `smear_every` (3)
+  rounds once the pool holds all of U; σ drops by σ_os each time it does (§V-A).
+- a round's steps: `cotrain_train.epochs_per_round` passes over the largest head's training set
+  (labelled plus its pseudo labels) at the batch size (the paper gives the rate and batch only),
+  the same count for every seed (the largest); 0 keeps `num_steps` per round.
 - a round's batch: per head, `batch_size` rows drawn uniformly from its labelled set (smeared where
   smearing ran) and its pseudo-labelled rows; then `batch_size` rows of U for the discriminator.
 - every seed draws its own pool order, smearing noise and dropout passes (keys named after the
@@ -17,6 +22,7 @@ One line per choice:
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
@@ -33,6 +39,26 @@ if TYPE_CHECKING:
 def pool_size(round_index: int, unlabelled: int, base: int = 60) -> int:
     """60 · 2^t, capped at |U|."""
     return int(min(base * 2**round_index, unlabelled))
+
+
+def rounds_needed(unlabelled: int, base: int, after_full: int) -> int:
+    """Rounds until the pool holds all `unlabelled` fingerprints, plus `after_full` more."""
+    if base < 1 or after_full < 0:
+        raise ValueError(
+            f"cotrain: pool_base >= 1 and rounds_after_full >= 0, got {base}, {after_full}"
+        )
+    full = 0
+    while pool_size(full, unlabelled, base) < unlabelled:
+        full += 1
+    return full + 1 + after_full
+
+
+def round_steps(rows: int, batch_size: int, epochs: float, fixed: int) -> int:
+    """A round's optimiser steps: `epochs` passes over `rows` at `batch_size` (at least one), or
+    `fixed` when `epochs` is 0."""
+    if epochs <= 0:
+        return int(fixed)
+    return max(1, math.ceil(epochs * rows / batch_size))
 
 
 class Selection(NamedTuple):
@@ -72,7 +98,7 @@ def smear(targets: np.ndarray, std: float, rng: np.random.Generator) -> np.ndarr
     return (noisy / noisy.sum(-1, keepdims=True)).astype(np.float32)
 
 
-class _Schedule:
+class Schedule:
     """One seed's pool order, σ and labelled targets per head across the rounds."""
 
     def __init__(self, seed: int, name: str, unlabelled: int, base_targets: np.ndarray, u) -> None:
@@ -114,10 +140,13 @@ def update(
     schedules, targets = [], []
     for m, seed in enumerate(seeds):
         base = onehot[labelled[m].location[labels[m]]]
-        schedules.append(_Schedule(seed, name, len(unlabelled[m].image), base, u))
+        schedules.append(Schedule(seed, name, len(unlabelled[m].image), base, u))
         targets.append([base] * heads)  # D_k
     log: list[dict[str, Any]] = []
-    for t in range(int(u.rounds)):
+    rounds = max(
+        rounds_needed(len(x.image), int(u.pool_base), int(u.rounds_after_full)) for x in unlabelled
+    )
+    for t in range(rounds):
         pools = []
         for m in range(len(seeds)):
             pool, targets[m] = schedules[m].round(t, heads, targets[m])
@@ -190,7 +219,15 @@ def update(
             }
 
         stage = f"{name}/round{t:02d}"
-        options = LoopOptions.from_config(train, seed=named_int(config.seed, stage))
+        largest = max(
+            len(labels[m]) + len(rows) for m in range(len(seeds)) for rows, _ in picked[m]
+        )
+        steps = round_steps(
+            largest, size, float(train.get("epochs_per_round", 0.0)), int(train.num_steps)
+        )
+        options = LoopOptions.from_config(
+            train, seed=named_int(config.seed, stage), num_steps=steps
+        )
         shaping = {
             "model": variant.settings.to_dict(),
             "cotrain": u.to_dict(),

@@ -9,11 +9,14 @@ What a seed draws (each from a key named after it, so a seed's data never depend
 One line per choice:
 - locations: the distinct (x, y, floor) of the labelled training scans are the C classes (eq. 4);
   a building, where a set has several, is folded into the floor code (building · 100 + floor).
+  Scans taken anywhere rather than at reference points (UJIIndoorLoc's validation scans) are
+  grouped into square cells of `data.location_grid_m` per floor, each class at the mean
+  position of its training scans (the paper's sites are surveyed on 1-1.5 m grids, Table I).
 - distances for Ls (eq. 10): 3-D metres between locations, floors `floor_height_m` apart.
 - an estimate is the location with the highest probability averaged over the location heads.
-- domains: the distinct values of the config's `domain_keys` (device, and a period such as the
-  long-term set's collection) among the labelled scans; new values (held-out phones, a new month)
-  get further ids in the order met.
+- domains (§III-D: a device and time pair): the distinct values of the config's `domain_keys`
+  (device, and a period such as the long-term set's collection) among the labelled scans; the
+  unlabelled target scans share one "unknown target" id (`Domains`, `config.domain_target`).
 - region (the success rate's unit): the floor and a square grid cell of `region_cell_m`.
 """
 
@@ -30,7 +33,7 @@ from jaxfp.data.places import ReferencePoints, floor_code
 from jaxfp.data.registry import load_parts
 from jaxfp.data.synthetic import WorldParams, make_world, survey
 from jaxfp.data.types import DataFormatError, FingerprintSet, concat
-from jaxfp.methods.itoloc.image import fingerprint_image, positive_rss, vector_image
+from jaxfp.methods.itoloc.image import fingerprint_image, image_values, vector_image
 from jaxfp.train.keys import named_seed
 
 
@@ -40,24 +43,64 @@ class Site(NamedTuple):
     xy: np.ndarray  # (C, 2)
     floor: np.ndarray  # (C,)
     distances: np.ndarray  # (C, C) metres
+    cell_m: float = 0.0  # 0: the scans' own places; > 0: grid cells of this side
+    cells: np.ndarray | None = None  # (C, 3) floor code and cell indices, where cell_m > 0
 
     @classmethod
-    def of(cls, fs: FingerprintSet, floor_height_m: float) -> Site:
-        points = ReferencePoints.of(fs)
-        xyz = np.c_[points.xy, points.floor * floor_height_m]
+    def of(cls, fs: FingerprintSet, floor_height_m: float, cell_m: float = 0.0) -> Site:
+        """The distinct places of `fs`, or (cell_m > 0) the grid cells its scans fall in, each
+        at the mean position of its scans."""
+        if cell_m < 0:
+            raise ConfigError(f"data.location_grid_m: expected >= 0, got {cell_m}")
+        cells = None
+        if cell_m > 0:
+            keys = _cell_keys(fs, cell_m)
+            cells, which = np.unique(keys, axis=0, return_inverse=True)
+            which = which.reshape(-1)
+            counts = np.bincount(which, minlength=len(cells))
+            xy = np.stack(
+                [np.bincount(which, fs.xy[:, i], len(cells)) / counts for i in range(2)], -1
+            )
+            floor = cells[:, 0]
+        else:
+            points = ReferencePoints.of(fs)
+            xy, floor = points.xy, points.floor
+        xyz = np.c_[xy, floor * floor_height_m]
         distances = np.linalg.norm(xyz[:, None] - xyz[None], axis=-1)
-        return cls(points.xy, points.floor, distances.astype(np.float32))
+        return cls(xy, floor, distances.astype(np.float32), float(cell_m), cells)
 
     def locate(self, fs: FingerprintSet) -> np.ndarray:
-        """(n,) class index of each scan's own location; -1 where it is not a training location."""
-        return ReferencePoints(self.xy, self.floor).locate(fs)
+        """(n,) class index of each scan's own location (or cell); -1 where it is not one."""
+        if self.cells is None:
+            return ReferencePoints(self.xy, self.floor).locate(fs)
+        table = {tuple(k): i for i, k in enumerate(self.cells.tolist())}
+        return np.array(
+            [table.get(tuple(k), -1) for k in _cell_keys(fs, self.cell_m).tolist()], np.int64
+        )
+
+
+def _cell_keys(fs: FingerprintSet, cell_m: float) -> np.ndarray:
+    """(n, 3) floor code and grid cell of every scan."""
+    return np.c_[floor_code(fs), np.floor(fs.xy / cell_m)].astype(np.int64)
+
+
+TARGETS = ("unknown", "known")
 
 
 class Domains:
-    """Ids for the values of `keys` (FingerprintSet.device as 'device', else a `domain` column)."""
+    """Ids for the values of `keys` (FingerprintSet.device as 'device', else a `domain` column).
 
-    def __init__(self, keys: Sequence[str]) -> None:
-        self.keys, self.ids = tuple(keys), {}
+    `target`: how unlabelled target scans are labelled for the discriminator. "unknown" (§III-A:
+    the domain "without label information", one id for every target scan, whose device or time
+    is not known at deployment); "known" (ours: each target scan by its own key values, e.g. the
+    held-out device's name)."""
+
+    UNKNOWN = ("unknown target",)
+
+    def __init__(self, keys: Sequence[str], target: str = "unknown") -> None:
+        if target not in TARGETS:
+            raise ConfigError(f"domain_target: expected one of {TARGETS}, got {target!r}")
+        self.keys, self.target, self.ids = tuple(keys), target, {}
 
     def values(self, fs: FingerprintSet) -> list[tuple]:
         columns = []
@@ -72,10 +115,17 @@ class Domains:
         return list(zip(*columns, strict=True)) if columns else [()] * fs.n
 
     def of(self, fs: FingerprintSet) -> np.ndarray:
+        """Labelled (source) scans: the id of each scan's key values."""
         out = []
         for value in self.values(fs):
             out.append(self.ids.setdefault(value, len(self.ids)))
         return np.array(out, np.int64)
+
+    def of_target(self, fs: FingerprintSet) -> np.ndarray:
+        """Unlabelled target scans: one shared id ("unknown") or their own key values ("known")."""
+        if self.target == "known":
+            return self.of(fs)
+        return np.full(fs.n, self.ids.setdefault(self.UNKNOWN, len(self.ids)), np.int64)
 
 
 class Scans(NamedTuple):
@@ -95,17 +145,22 @@ def scans(
     site: Site,
     domains: Domains,
     image: str,
+    values: str,
     missing_dbm: float,
+    target: bool = False,
 ) -> Scans:
-    """`fs` restricted to the selected AP ids `aps`, as model inputs with labels and domains."""
-    f = positive_rss(fs.select_aps(aps.tolist()).rss, missing_dbm)
+    """`fs` restricted to the selected AP ids `aps`, as model inputs with labels and domains
+    (`target`: unlabelled target scans, their domain per `domains.target`); `values` and
+    `missing_dbm` as `image.image_values` takes them."""
+    rss = fs.select_aps(aps.tolist()).rss
     if image == "eq1":
-        pictures = fingerprint_image(f)
+        pictures = fingerprint_image(image_values(rss, values, missing_dbm))
     elif image == "vector":
-        pictures = vector_image(f)
+        pictures = vector_image(rss, missing_dbm)
     else:
         raise ValueError(f"image: expected 'eq1' or 'vector', got {image!r}")
-    return Scans(pictures, fs.xy, floor_code(fs), site.locate(fs), domains.of(fs))
+    domain = domains.of_target(fs) if target else domains.of(fs)
+    return Scans(pictures, fs.xy, floor_code(fs), site.locate(fs), domain)
 
 
 def regions(xy: np.ndarray, floor: np.ndarray, cell_m: float) -> np.ndarray:

@@ -2,10 +2,13 @@
 
 - every conv block: 'SAME' convolution, batch norm, leaky ReLU 0.1; dropout 0.5 after each max-pool.
 - feature extractor ME: two conv blocks 3x3x32.
-- M1: conv block 3x3x32, max-pool 2x2, conv block 3x3x64, global average pool, dense C.
+- M1: conv block 3x3x32, max-pool 2x2, conv block 3x3x64, average-pool, dense C.
 - M2: the same with 5x5 kernels.
 - M3: residual block 3x3x32 (two convs, identity skip), max-pool 2x2, residual block 3x3x32,
-  global average pool, dense C.
+  average-pool, dense C.
+- Fig. 8's "Average-pooling" before the FC (`pooling`): "local", a 2x2 stride-2 average pool
+  like the max-pools beside it, then the FC over the flattened map, so the FC still sees where
+  on the image (which AP pair) a feature is; "global" (an ablation) averages the whole map away.
 - domain discriminator MD: M1's layout with |D| outputs, fed through the gradient-reversal layer.
 - pooling uses 'SAME' padding so odd image sides work; the dense layers give logits (the softmax
   of eq. 4 and 7 lives in the losses).
@@ -24,6 +27,7 @@ from jaxfp.nets.gradient_reversal import reverse_gradient
 from jaxfp.nets.pooling import max_pool
 
 HEADS = ("conv3", "conv5", "residual")
+POOLING = ("local", "global")
 
 
 class ConvBlock(nn.Module):
@@ -57,6 +61,7 @@ class Head(nn.Module):
     kind: str
     outputs: int
     dropout: float = 0.5
+    pooling: str = "local"
 
     @nn.compact
     def __call__(self, z: jax.Array, train: bool, stochastic: bool) -> jax.Array:
@@ -69,7 +74,12 @@ class Head(nn.Module):
         h = max_pool(h, (2, 2), (2, 2), padding="SAME")
         h = nn.Dropout(self.dropout, deterministic=not stochastic)(h)
         h = second(h, train)
-        return nn.Dense(self.outputs)(jnp.mean(h, axis=(1, 2)))
+        if self.pooling == "global":
+            return nn.Dense(self.outputs)(jnp.mean(h, axis=(1, 2)))
+        if self.pooling != "local":
+            raise ValueError(f"pooling: expected one of {POOLING}, got {self.pooling!r}")
+        h = nn.avg_pool(h, (2, 2), (2, 2), padding="SAME", count_include_pad=False)
+        return nn.Dense(self.outputs)(h.reshape(h.shape[0], -1))
 
 
 class ItoLocNet(nn.Module):
@@ -82,6 +92,7 @@ class ItoLocNet(nn.Module):
     domains: int
     heads: Sequence[str] = HEADS
     dropout: float = 0.5
+    pooling: str = "local"
 
     @nn.compact
     def __call__(
@@ -97,11 +108,15 @@ class ItoLocNet(nn.Module):
             z = ConvBlock(32, name=f"extractor{i}")(z, train)
         logits = jnp.stack(
             [
-                Head(kind, self.locations, self.dropout, name=f"m{i + 1}")(z, train, stochastic)
+                Head(kind, self.locations, self.dropout, self.pooling, name=f"m{i + 1}")(
+                    z, train, stochastic
+                )
                 for i, kind in enumerate(self.heads)
             ]
         )
         reversed_z = reverse_gradient(z, jnp.asarray(reversal, z.dtype))
-        discriminator = Head("conv3", self.domains, self.dropout, name="discriminator")
+        discriminator = Head(
+            "conv3", self.domains, self.dropout, self.pooling, name="discriminator"
+        )
         domains = discriminator(reversed_z, train, stochastic)
         return {"locations": logits, "domains": domains}

@@ -37,6 +37,7 @@ from jaxfp.methods.itoloc import cotraining
 from jaxfp.methods.itoloc.data import Domains, device_draws
 from jaxfp.methods.itoloc.study import METRIC_COLUMNS, Scores, Study, check_variants, metric_row
 
+WKNN_IMAGE = "wknn, image APs"  # WkNN on the APs the image holds: the same input as iToLoc
 PAIRED_COLUMNS = ["diff_m", "diff_m_ci_low", "diff_m_ci_high", "verdict"]
 PAIRED_TABLE = "paired differences of the mean error over seeds (A - B, m; negative: A better)"
 COTRAINING_TABLE = (
@@ -77,11 +78,11 @@ def _write(
 def run_devices(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     check_variants(config)
     draws = device_draws(config)
-    domains = Domains(config.domain_keys)
+    domains = Domains(config.domain_keys, config.domain_target)
     for d in draws:
         domains.of(d.train)
         if d.target is not None:
-            domains.of(d.target)
+            domains.of_target(d.target)
     shared = {
         "data": config.data.to_dict(),
         "seeds": list(config.seeds),
@@ -100,7 +101,7 @@ def run_devices(config: ml_collections.ConfigDict, workdir: str) -> dict[str, An
         variant = study.variant(name)
         print(f"[itoloc] {name}: training {len(study.seeds)} seeds", flush=True)
         labelled = study.scans(train_sets, variant)
-        target = study.scans([d.target for d in draws], variant) if has_target else None
+        target = study.scans([d.target for d in draws], variant, True) if has_target else None
         states = study.offline(variant, labelled, target)
         for dev, sets in per_device.items():  # before the update: its steps donate the states
             values[f"{name} @ {dev}"] = study.evaluate(states, variant, sets)
@@ -113,9 +114,10 @@ def run_devices(config: ml_collections.ConfigDict, workdir: str) -> dict[str, An
                 values[f"{name}, updated @ {dev}"] = study.evaluate(states, variant, sets)
     for dev, sets in per_device.items():
         values[f"wknn @ {dev}"] = study.wknn(sets)
+        values[f"{WKNN_IMAGE} @ {dev}"] = study.wknn(sets, image_aps=True)
     ref, pairs = config.run_variants[0], []
     for dev in held_out:
-        for other in [*config.run_variants[1:], "wknn"]:
+        for other in [*config.run_variants[1:], "wknn", WKNN_IMAGE]:
             pairs.append((f"{ref} - {other} @ {dev}", f"{ref} @ {dev}", f"{other} @ {dev}"))
         for name in config.update_variants:
             updated = f"{name}, updated @ {dev}"
@@ -142,10 +144,10 @@ def run_drift(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]
         )
         for m in d.months
     }
-    domains = Domains(config.domain_keys)
+    domains = Domains(config.domain_keys, config.domain_target)
     domains.of(train_fs)
     for fs in months.values():
-        domains.of(fs)
+        domains.of_target(fs)
     # Which months follow does not shape the month-1 training (its domain count aside).
     data = {k: v for k, v in d.to_dict().items() if k not in ("months", "month_parts")}
     shared = {"data": data, "domains": len(domains.ids), "seeds": list(config.seeds)}
@@ -165,7 +167,7 @@ def run_drift(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]
         if name not in config.update_variants:
             continue
         for m, fs in months.items():
-            test = study.scans([fs] * n, variant)
+            test = study.scans([fs] * n, variant, True)
             states, log = cotraining.update(
                 study, states, variant, labelled, test, f"update/{name}/month{m:02d}"
             )
@@ -173,6 +175,7 @@ def run_drift(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]
             values[f"month {m:02d} {name}, updated"] = study.evaluate(states, variant, [fs] * n)
     for m, fs in months.items():
         values[f"month {m:02d} wknn"] = study.wknn([fs] * n)
+        values[f"month {m:02d} {WKNN_IMAGE}"] = study.wknn([fs] * n, image_aps=True)
     ref, pairs = config.run_variants[0], []
     for m in months:
         at = f"month {m:02d}"
@@ -180,6 +183,7 @@ def run_drift(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]
         for other in config.run_variants[1:]:
             pairs.append((f"{at}: {ref} - {other}", reference, f"{at} {other}, no update"))
         pairs.append((f"{at}: {ref} - wknn", reference, f"{at} wknn"))
+        pairs.append((f"{at}: {ref} - {WKNN_IMAGE}", reference, f"{at} {WKNN_IMAGE}"))
         for name in config.update_variants:
             updated = f"{at} {name}, updated"
             pairs.append((f"{at}: {name}, updated - no update", updated, f"{at} {name}, no update"))

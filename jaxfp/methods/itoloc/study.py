@@ -29,10 +29,11 @@ from jaxfp.methods.baselines.knn import build_index
 from jaxfp.methods.baselines.knn import predict as knn_predict
 from jaxfp.methods.itoloc import cotraining
 from jaxfp.methods.itoloc.data import Domains, Scans, Site, regions, scans
-from jaxfp.methods.itoloc.image import select_aps
+from jaxfp.methods.itoloc.image import VALUES, select_aps
 from jaxfp.methods.itoloc.losses import LossSettings, make_loss
-from jaxfp.methods.itoloc.nets import ItoLocNet
-from jaxfp.train.keys import named_int
+from jaxfp.methods.itoloc.nets import POOLING, ItoLocNet
+from jaxfp.train.early_stopping import Tracked, patience_exhausted, record, track, tracking_step
+from jaxfp.train.keys import named_int, named_seed
 from jaxfp.train.members import SEED_EXECUTION, member_slices
 from jaxfp.train.optimisers import optimizer_from_config
 from jaxfp.train.options import LoopOptions
@@ -52,8 +53,18 @@ class Variant:
         m = variant_settings(config, "model", name)
         if m.image not in IMAGES:
             raise ConfigError(f"model.image for {name}: expected one of {IMAGES}, got {m.image!r}")
-        self.name, self.settings, self.image = name, m, m.image
-        self.net = ItoLocNet(locations, domains, tuple(m.heads), float(m.dropout))
+        values = m.get("image_values", "dbm")
+        if values not in VALUES:
+            raise ConfigError(
+                f"model.image_values for {name}: expected one of {VALUES}, got {values!r}"
+            )
+        self.name, self.settings, self.image, self.values = name, m, m.image, values
+        pooling = m.get("pooling", "local")
+        if pooling not in POOLING:
+            raise ConfigError(
+                f"model.pooling for {name}: expected one of {POOLING}, got {pooling!r}"
+            )
+        self.net = ItoLocNet(locations, domains, tuple(m.heads), float(m.dropout), pooling)
         self.heads = len(m.heads)
 
     def loss(self, warmup_steps: int) -> LossSettings:
@@ -79,10 +90,10 @@ class Study:
         if len(train_sets) != len(self.seeds):
             raise ValueError(f"Study: {len(train_sets)} training sets for {len(self.seeds)} seeds")
         self.train_sets = list(train_sets)
-        height = config.data.floor_height_m
-        self.site = Site.of(self.train_sets[0], height)
+        height, cell = config.data.floor_height_m, float(config.data.get("location_grid_m", 0.0))
+        self.site = Site.of(self.train_sets[0], height, cell)
         for seed, fs in zip(self.seeds[1:], self.train_sets[1:], strict=True):
-            other = Site.of(fs, height)
+            other = Site.of(fs, height, cell)
             same = other.xy.shape == self.site.xy.shape and np.allclose(other.xy, self.site.xy)
             if not (same and np.array_equal(other.floor, self.site.floor)):
                 raise ConfigError(
@@ -96,30 +107,39 @@ class Study:
         self.stages = SeedStages(workdir, self.seeds, shared, execution)
         self.distances = jnp.asarray(self.site.distances)
         self._steps: dict[tuple, Any] = {}
-        self._wknn: dict[tuple[int, int], tuple[Any, Any, Scores]] = {}
+        self._wknn: dict[tuple, tuple[Any, Any, Scores]] = {}
 
     def variant(self, name: str) -> Variant:
         return Variant(self.config, name, len(self.site.xy), self.n_domains)
 
-    def scans(self, sets: Sequence[FingerprintSet], variant: Variant) -> list[Scans]:
+    def scans(
+        self, sets: Sequence[FingerprintSet], variant: Variant, target: bool = False
+    ) -> list[Scans]:
         """Seed m's model inputs from `sets[m]` on seed m's APs (one computation for seeds that
-        share a set and its APs)."""
+        share a set and its APs); `target`: unlabelled target scans (their domain id)."""
         c, out, done = self.config, [], {}
         for fs, aps in zip(sets, self.aps, strict=True):
             key = (id(fs), tuple(aps.tolist()))
             if key not in done:
                 done[key] = scans(
-                    fs, aps, self.site, self.domains, variant.image, c.image.missing_dbm
+                    fs,
+                    aps,
+                    self.site,
+                    self.domains,
+                    variant.image,
+                    variant.values,
+                    c.image.missing_dbm,
+                    target,
                 )
             out.append(done[key])
         return out
 
-    def step(self, variant: Variant, warmup_steps: int):
-        key = (variant.name, warmup_steps)
+    def step(self, variant: Variant, warmup_steps: int, tracked: bool = False):
+        """The un-jitted train step of `variant` (`tracked`: on `early_stopping.Tracked` states)."""
+        key = (variant.name, warmup_steps, tracked)
         if key not in self._steps:  # one function object per setting: compiled once per stage kind
-            self._steps[key] = make_train_step(
-                make_loss(variant.loss(warmup_steps), self.distances), jit=False
-            )
+            step = make_train_step(make_loss(variant.loss(warmup_steps), self.distances), jit=False)
+            self._steps[key] = tracking_step(step) if tracked else step
         return self._steps[key]
 
     @staticmethod
@@ -134,7 +154,10 @@ class Study:
     ) -> Any:
         """Eq. 11 on each seed's `labelled`; its `target` rows (unlabelled) join every batch, as
         many as the labelled ones, for the discriminator (and batch norm) only: their location
-        weight is 0."""
+        weight is 0. A `train.validation_fraction` of each seed's labelled scans is held out;
+        every `train.eval_every` steps their location cross-entropy is logged (`val_ce`, the
+        learning curve), and the stage stops once it has not improved for `train.patience`
+        evaluations (0: never) or after `train.max_epochs` passes."""
         train = self.config.train
         tx = self.optimizer(train)
         sample = jnp.asarray(labelled[0].image[:1])
@@ -148,7 +171,13 @@ class Study:
                 batch_stats=variables["batch_stats"],
             )
 
-        labels = [np.flatnonzero(s.location >= 0) for s in labelled]
+        labels, validation = [], []
+        for seed, own in zip(self.seeds, labelled, strict=True):
+            fit_rows, val_rows = validation_split(
+                np.flatnonzero(own.location >= 0), float(train.validation_fraction), seed
+            )
+            labels.append(fit_rows)
+            validation.append(own.take(val_rows))
         heads, size = variant.heads, int(train.batch_size)
         onehot = np.eye(len(self.site.xy), dtype=np.float32)
 
@@ -176,16 +205,45 @@ class Study:
             axis = {"image": 0, "domain": 0, "target": 1, "weight": 1, "rp": 1}
             return {k: np.concatenate([batch[k], unlabelled[k]], axis[k]) for k in batch}
 
+        def eval_fn(tracked: Tracked) -> dict[str, np.ndarray]:
+            """Each seed's location cross-entropy (mean over heads) on its validation scans."""
+            probs = self.probabilities(tracked.state, variant, [v.image for v in validation])
+            return {
+                "val_ce": np.array(
+                    [location_ce(p, v) for p, v in zip(probs, validation, strict=True)]
+                )
+            }
+
         name = f"offline/{variant.name}"
-        options = LoopOptions.from_config(train, seed=named_int(self.config.seed, name))
+        steps = offline_steps(train, max(len(rows) for rows in labels))
+        options = LoopOptions.from_config(
+            train, seed=named_int(self.config.seed, name), num_steps=steps
+        )
+        has_validation = all(len(v.image) for v in validation)
         shaping = {
             "model": variant.settings.to_dict(),
             "train": train.to_dict(),
             "target_rows": 0 if target is None else [len(t.image) for t in target],
         }
-        return self.stages.stage(
-            name, init, self.step(variant, options.num_steps), batch_of, options, shaping
+        if not has_validation:
+            return self.stages.stage(
+                name, init, self.step(variant, options.num_steps), batch_of, options, shaping
+            )
+        states = self.stages.init(name, init)
+        tracked = self.stages.stage(
+            name,
+            track(states, len(self.seeds)),
+            self.step(variant, options.num_steps, tracked=True),
+            batch_of,
+            options,
+            shaping,
+            eval_fn,
+            after_eval=record("val_ce"),
+            stop_when=patience_exhausted(int(train.patience)),
         )
+        # The model at the stop, not the best evaluation's parameters: its batch statistics
+        # belong to it (the stop comes `patience` evaluations after the lowest loss).
+        return tracked.state
 
     # --- prediction and scores -----------------------------------------------------------------
     def probabilities(
@@ -255,18 +313,21 @@ class Study:
 
     def evaluate(self, states: Any, variant: Variant, sets: Sequence[FingerprintSet]) -> Scores:
         """`variant` on seed m's scans `sets[m]`, per seed."""
-        tests = self.scans(sets, variant)
+        tests = self.scans(sets, variant, True)  # their domains play no part
         return self.scores(self.probabilities(states, variant, [t.image for t in tests]), tests)
 
-    def wknn(self, sets: Sequence[FingerprintSet]) -> Scores:
-        """WkNN on all APs, fitted on seed m's training scans and scored on `sets[m]` (once for
-        seeds that share both)."""
+    def wknn(self, sets: Sequence[FingerprintSet], image_aps: bool = False) -> Scores:
+        """WkNN fitted on seed m's training scans and scored on `sets[m]`: on all APs, or
+        (`image_aps`) on the APs of seed m's image only (once for seeds that share all three)."""
         per_seed = []
-        for train_fs, test_fs in zip(self.train_sets, sets, strict=True):
-            key = (id(train_fs), id(test_fs))
+        for train_fs, test_fs, aps in zip(self.train_sets, sets, self.aps, strict=True):
+            key = (id(train_fs), id(test_fs), tuple(aps.tolist()) if image_aps else None)
             if key not in self._wknn:
-                index = build_index(train_fs, self.config.knn.representation)
-                found = knn_predict(index, test_fs.aligned_to(train_fs), self.config.knn.k)
+                fitted, scored = train_fs, test_fs.aligned_to(train_fs)
+                if image_aps:
+                    fitted, scored = fitted.select_aps(aps), scored.select_aps(aps)
+                index = build_index(fitted, self.config.knn.representation)
+                found = knn_predict(index, scored, self.config.knn.k)
                 building = None if train_fs.building is None else found["building"]
                 floors = floor_code_of(found["floor"], building)
                 truth = [(test_fs.xy, floor_code(test_fs))]
@@ -274,6 +335,33 @@ class Study:
                 self._wknn[key] = (train_fs, test_fs, scores)  # the sets keep their ids taken
             per_seed.append(self._wknn[key][2])
         return {k: np.concatenate([s[k] for s in per_seed]) for k in per_seed[0]}
+
+
+def validation_split(rows: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(training rows, validation rows): a `fraction` of `rows` drawn for `seed`, held out of the
+    offline training to tell when its loss has flattened."""
+    if not 0.0 <= fraction < 1.0:
+        raise ConfigError(f"train.validation_fraction: expected 0 <= f < 1, got {fraction}")
+    order = np.random.default_rng(named_seed(seed, "validation")).permutation(rows)
+    held = int(round(fraction * len(rows)))
+    return np.sort(order[held:]), np.sort(order[:held])
+
+
+def location_ce(probs: np.ndarray, scans: Scans) -> float:
+    """Mean over heads and rows of -log p(true location) from (heads, n, C) probabilities."""
+    picked = np.take_along_axis(probs, scans.location[None, :, None], axis=-1)[..., 0]
+    return float(-np.log(np.maximum(picked, 1e-12)).mean())
+
+
+def offline_steps(train: ml_collections.ConfigDict, rows: int) -> int:
+    """The offline stage's steps: `train.max_epochs` passes over the largest seed's `rows`
+    labelled scans at `train.batch_size`, or `train.num_steps` where no epochs are set."""
+    epochs = float(train.get("max_epochs", 0.0))
+    if epochs < 0:
+        raise ConfigError(f"train.max_epochs: expected >= 0, got {epochs}")
+    if epochs == 0:
+        return int(train.num_steps)
+    return max(1, int(np.ceil(epochs * rows / int(train.batch_size))))
 
 
 def metric_row(values: Scores, seeds: Sequence[int]) -> dict[str, Any]:
@@ -335,10 +423,10 @@ def fit_locator(
     "first batch of crowdsourced signals"). Returns locate(fs) -> (positions (seeds, n, 2),
     floor codes (seeds, n)), each scan at its most probable reference location."""
     check_variants(config)
-    domains = Domains(config.domain_keys)
-    for fs in (train_fs, adapt_to):
-        if fs is not None:
-            domains.of(fs)
+    domains = Domains(config.domain_keys, config.domain_target)
+    domains.of(train_fs)
+    if adapt_to is not None:
+        domains.of_target(adapt_to)
     shared = {
         "data": {"source": train_fs.source, "scans": train_fs.n},
         "domains": len(domains.ids),
@@ -352,12 +440,12 @@ def fit_locator(
     print(f"[itoloc] {variant.name}: training {n} seeds on {train_fs.n} scans")
     states = study.offline(variant, labelled)
     if adapt_to is not None:
-        first = study.scans([adapt_to.aligned_to(train_fs)] * n, variant)
+        first = study.scans([adapt_to.aligned_to(train_fs)] * n, variant, True)
         name = f"update/{variant.name}/first"
         states, _ = cotraining.update(study, states, variant, labelled, first, name)
 
     def locate(fs: FingerprintSet) -> tuple[np.ndarray, np.ndarray]:
-        images = [s.image for s in study.scans([fs.aligned_to(train_fs)] * n, variant)]
+        images = [s.image for s in study.scans([fs.aligned_to(train_fs)] * n, variant, True)]
         best = np.stack(
             [p.mean(0).argmax(-1) for p in study.probabilities(states, variant, images)]
         )

@@ -12,8 +12,9 @@ import optax
 import pytest
 
 from jaxfp.config import ConfigError, load_config
+from jaxfp.data.types import FingerprintSet
 from jaxfp.methods.itoloc import cotraining, image
-from jaxfp.methods.itoloc.data import Domains, device_draws, device_sets, split_target
+from jaxfp.methods.itoloc.data import Domains, Site, device_draws, device_sets, split_target
 from jaxfp.methods.itoloc.losses import LossSettings, make_loss
 from jaxfp.methods.itoloc.nets import ItoLocNet
 from jaxfp.methods.itoloc.study import Study
@@ -157,11 +158,40 @@ def test_fingerprint_image_on_a_hand_vector():
     np.testing.assert_allclose(x, expected, rtol=1e-6)
     # The vector is recoverable (the paper's point): f_j = f_k (x[j, k] + 1).
     np.testing.assert_allclose(f[0, 2] * (x[:, 2] + 1), f[0], rtol=1e-6)
-    assert image.vector_image(f).shape == (1, 2, 2)
+    # The ablation's vector: (f + 120) / 120 on the smallest square, zero padded.
+    vector = image.vector_image(np.array([[-70.0, np.nan, -100.0]]), -110.0)
+    np.testing.assert_allclose(vector, [[[50 / 120, 10 / 120], [20 / 120, 0.0]]], rtol=1e-6)
     rss = np.array([[-50, np.nan, -60], [-55, np.nan, np.nan], [-40, -80, np.nan]], np.float32)
     np.testing.assert_array_equal(image.select_aps(rss, 2), [0, 2])
     with pytest.raises(ValueError, match="missing_dbm"):
         image.positive_rss(rss, -130.0)
+    with pytest.raises(ValueError, match="image.values"):
+        image.image_values(rss, "linear", -110.0)
+
+
+def test_eq1_on_dbm_is_invariant_to_a_device_gain():
+    rss = np.array([[-50.0, -70.0, np.nan]])
+    f = image.image_values(rss, "dbm", -110.0)
+    np.testing.assert_allclose(f, [[-50.0, -70.0, -110.0]])  # a miss reads -110 dBm
+    x = image.fingerprint_image(f)[0]
+    # x[j, k] = (f_j - f_k) / f_k by hand: (-50 + 70) / -70, (-110 + 50) / -50, ...
+    np.testing.assert_allclose(x[0, 1], -20 / 70, rtol=1e-6)
+    np.testing.assert_allclose(x[2, 0], 60 / 50, rtol=1e-6)
+    np.testing.assert_allclose(x[1, 2], -40 / 110, rtol=1e-6)
+    # A device reading every AP a times as strong in dBm (RSS · a) gives the same image ...
+    heard = np.array([[-50.0, -70.0, -90.0]])
+    images = {
+        values: [
+            image.fingerprint_image(image.image_values(a * heard, values, -110.0))[0]
+            for a in (1.0, 1.2)
+        ]
+        for values in image.VALUES
+    }
+    np.testing.assert_allclose(images["dbm"][1], images["dbm"][0], rtol=1e-5)
+    # ... while on RSS + 120 the same gain changes it: x[0, 2] = (70 - 30) / 30 becomes
+    # (60 - 12) / 12.
+    np.testing.assert_allclose(images["positive"][0][0, 2], 40 / 30, rtol=1e-6)
+    np.testing.assert_allclose(images["positive"][1][0, 2], 48 / 12, rtol=1e-6)
 
 
 def test_cotraining_selection_rules():
@@ -185,6 +215,109 @@ def test_cotraining_selection_rules():
     noisy = np.eye(3) + np.maximum(0.2 * z, 0.0)
     np.testing.assert_allclose(smeared, noisy / noisy.sum(-1, keepdims=True), rtol=1e-6)
     assert (smeared.max(-1) < 1).any() and (smeared.argmax(-1) == [0, 1, 2]).all()
+
+
+def test_the_update_runs_until_the_pool_holds_u_then_smears_every_third_round():
+    # |U| = 10, pools 4, 8, 10: full from round 2; then 6 more rounds (two smearing fine-tunes).
+    assert cotraining.rounds_needed(10, 4, 6) == 9
+    assert cotraining.rounds_needed(480, 60, 0) == 4  # 60, 120, 240, 480
+    settings = dict(sigma0=0.98, sigma_step=0.05, pool_base=4, smear_every=3, smear_std=0.1)
+    u = type("U", (), settings)
+    base = np.eye(3, dtype=np.float32)[[0, 1, 2, 0]]
+    schedule = cotraining.Schedule(0, "update", 10, base, u)
+    targets, sigmas, pools, smeared_at = [base] * 3, [], [], []
+    for t in range(9):
+        pool, new = schedule.round(t, 3, targets)
+        if new is not targets:
+            smeared_at.append(t)
+            assert all(not np.array_equal(n, base) for n in new)  # D1, D2, D3 redrawn ...
+            assert not np.array_equal(new[0], new[1])  # ... each with its own noise
+        targets = new
+        sigmas.append(schedule.sigma)
+        pools.append(len(pool))
+    assert pools == [4, 8, 10, 10, 10, 10, 10, 10, 10]
+    assert smeared_at == [5, 8]
+    np.testing.assert_allclose(sigmas, [0.98] * 5 + [0.93] * 3 + [0.88])
+    # A round's steps: one pass over the largest head's rows, at least one step.
+    assert cotraining.round_steps(100, 32, 1.0, 7) == 4
+    assert cotraining.round_steps(100, 32, 0.0, 7) == 7
+    assert cotraining.round_steps(1, 32, 1.0, 7) == 1
+
+
+def test_target_scans_share_one_unknown_domain_unless_known():
+    config = load_config(DEVICES + ":test")
+    draw = device_draws(config)[0]
+    unknown = Domains(("device",))
+    source = unknown.of(draw.train)
+    target = unknown.of_target(draw.target)
+    assert sorted(set(source.tolist())) == [0, 1]  # device0, device1
+    assert set(target.tolist()) == {2}  # one id for every unlabelled scan, whatever its device
+    known = Domains(("device",), "known")
+    known.of(draw.train)
+    assert set(known.of_target(draw.target).tolist()) == {2, 3}  # device2, device3
+    with pytest.raises(ConfigError, match="domain_target"):
+        Domains(("device",), "guessed")
+
+
+def _hand_set(xy: list, floor: list) -> FingerprintSet:
+    n = len(xy)
+    return FingerprintSet(
+        rss=np.full((n, 1), -60.0, np.float32),
+        detected=np.ones((n, 1), bool),
+        ap_ids=np.array(["a"]),
+        xy=np.asarray(xy, np.float64),
+        rp_id=np.arange(n),
+        floor=np.asarray(floor, np.int64),
+        source="hand",
+    )
+
+
+def test_scans_taken_anywhere_are_grouped_into_grid_cells():
+    fs = _hand_set([[1.0, 1.0], [3.0, 2.0], [9.0, 1.0], [1.0, 1.0]], [0, 0, 0, 1])
+    site = Site.of(fs, floor_height_m=4.0, cell_m=4.0)
+    # Cells (floor, ix, iy): (0, 0, 0) holds rows 0 and 1; (0, 2, 0) row 2; (1, 0, 0) row 3.
+    np.testing.assert_allclose(site.xy, [[2.0, 1.5], [9.0, 1.0], [1.0, 1.0]])
+    np.testing.assert_array_equal(site.floor, [0, 0, 1])
+    np.testing.assert_array_equal(site.locate(fs), [0, 0, 1, 2])
+    np.testing.assert_allclose(site.distances[0, 2], np.hypot(np.hypot(1.0, 0.5), 4.0), rtol=1e-6)
+    # A scan in a cell no training scan falls in has no class; without cells, places are classes.
+    assert site.locate(_hand_set([[20.0, 20.0], [2.5, 3.9]], [0, 0])).tolist() == [-1, 0]
+    assert Site.of(fs, 4.0).locate(fs).tolist() == [0, 2, 3, 1]  # sorted places
+    with pytest.raises(ConfigError, match="location_grid_m"):
+        Site.of(fs, 4.0, -1.0)
+
+
+def test_the_heads_keep_where_on_the_image_a_feature_is():
+    """A class given only by which of four interior pixels is lit: the same pattern anywhere
+    else. Local pooling and the FC over the map learn it."""
+    side, positions = 8, [(2, 2), (2, 5), (5, 2), (5, 5)]
+    images = np.zeros((4, side, side), np.float32)
+    for c, (i, j) in enumerate(positions):
+        images[c, i, j] = 1.0
+    net = ItoLocNet(locations=4, domains=1, heads=("conv3",), dropout=0.0)
+    variables = net.init({"params": jax.random.key(0), "dropout": jax.random.key(1)}, images)
+    state = TrainState.create(
+        apply_fn=net.apply,
+        params=variables["params"],
+        tx=optax.adam(3e-3),
+        batch_stats=variables["batch_stats"],
+    )
+    step = make_train_step(
+        make_loss(LossSettings(net, 0.0, 0.0, 1), jnp.zeros((4, 4))), donate=False
+    )
+    labels = jnp.arange(4)
+    batch = {
+        "image": jnp.asarray(images),
+        "target": jax.nn.one_hot(labels, 4)[None],
+        "weight": jnp.ones((1, 4)),
+        "rp": labels[None],
+        "domain": jnp.zeros(4, jnp.int32),
+    }
+    for i in range(60):
+        state, metrics = step(state, batch, jax.random.key(i))
+    out = net.apply({"params": state.params, "batch_stats": state.batch_stats}, batch["image"])
+    np.testing.assert_array_equal(np.asarray(out["locations"][0].argmax(-1)), [0, 1, 2, 3])
+    assert float(metrics["location_ce"]) < 0.1
 
 
 def test_a_short_adversarial_run_is_finite_and_moves_every_part():
@@ -236,18 +369,26 @@ def test_device_protocol_end_to_end_and_resume(tmp_path):
     run = tmp_path / "run"
     out = run_experiment(DEVICES + ":test", run)
     rows, paired = out["rows"], out["paired"]
-    names = ["itoloc", "itoloc, updated", "plain_cnn", "wknn"]
+    names = ["itoloc", "itoloc, updated", "plain_cnn", "wknn", "wknn, image APs"]
     assert set(rows) == {f"{n} @ {d}" for n in names for d in ("device2", "device3")}
     comparisons = ["itoloc - plain_cnn", "itoloc - wknn", "itoloc, updated - itoloc"]
+    comparisons.append("itoloc - wknn, image APs")
     comparisons.append("itoloc, updated - wknn")
     assert set(paired) == {f"{c} @ {d}" for c in comparisons for d in ("device2", "device3")}
     _check_rows(rows, paired)
     # Each seed is its own data draw: WkNN, fixed given the data, scores the two seeds apart.
     wknn = rows["wknn @ device2"]["per_seed_mean_m"]
     assert wknn["0"] != pytest.approx(wknn["1"])
-    assert {line["round"] for line in out["update_log"]} == {0, 1, 2}
-    lines = (run / "offline" / "itoloc" / "metrics.jsonl").read_text().splitlines()
-    assert json.loads(lines[-1])["finite"] == 1.0
+    # §IV to the end: the pool grows 4, 8, 16, 24 (all 24 target scans from round 3), then two
+    # more rounds, each smearing (smear_every 1 at this size) and lowering σ by σ_os.
+    seed0 = [x for x in out["update_log"] if x["seed"] == 0 and x["head"] == 0]
+    assert [x["pool"] for x in seed0] == [4, 8, 16, 24, 24, 24]
+    np.testing.assert_allclose([x["sigma"] for x in seed0], [0, 0, 0, 0, -0.05, -0.1])
+    lines = [json.loads(x) for x in (run / "offline" / "itoloc" / "metrics.jsonl").open()]
+    assert [x["finite"] for x in lines if "finite" in x][-1] == 1.0
+    # The validation part's loss is the offline stage's learning curve, every eval_every steps.
+    curve = [x["eval/val_ce"] for x in lines if "eval/val_ce" in x]
+    assert len(curve) == 2 and all(np.isfinite(curve))
     shutil.rmtree(run / "offline" / "plain_cnn")
     (run / "results.json").unlink()
     assert run_experiment(DEVICES + ":test", run) == out
@@ -257,6 +398,7 @@ def test_device_protocol_end_to_end_and_resume(tmp_path):
 def test_ablations_run_beside_itoloc(tmp_path):
     out = run_experiment(ABLATIONS + ":test", tmp_path / "run")
     names = ["itoloc", "itoloc, updated", "no_image", "no_image, updated", "wknn"]
+    names.append("wknn, image APs")
     assert set(out["rows"]) == {f"{n} @ {d}" for n in names for d in ("device2", "device3")}
     assert {"itoloc - no_image @ device2", "no_image, updated - no_image @ device3"} <= set(
         out["paired"]
@@ -264,6 +406,19 @@ def test_ablations_run_beside_itoloc(tmp_path):
     # Without the image the input is the 6 APs' vector on a 3 x 3 square: other numbers.
     a, b = (out["rows"][f"{n} @ device2"]["per_seed_mean_m"] for n in ("itoloc", "no_image"))
     assert a != b
+
+
+@pytest.mark.slow
+def test_real_phone_protocol_scores_each_held_out_phone(tmp_path):
+    out = run_experiment(DEVICES + ":phones_test", tmp_path / "run")
+    phones = ("phone1", "phone17", "phone12")
+    names = ["itoloc", "itoloc, updated", "plain_cnn", "wknn", "wknn, image APs"]
+    assert set(out["rows"]) == {f"{n} @ {p}" for n in names for p in phones}
+    _check_rows(out["rows"], out["paired"])
+    # The phones' scans lie anywhere: the classes are grid cells, which the update log's pools
+    # and the rows' errors (finite, metres) are built on.
+    assert all(np.isfinite(r["mean_m"]) for r in out["rows"].values())
+    assert {line["stage"] for line in out["update_log"]} == {"update/itoloc"}
 
 
 @pytest.mark.slow
@@ -276,12 +431,11 @@ def test_drift_protocol_with_the_update_end_to_end(tmp_path):
         out["paired"]
     )
     log = out["update_log"]
-    assert {line["round"] for line in log} == {0, 1, 2}
-    assert [line["pool"] for line in log if line["seed"] == 0 and line["head"] == 0] == [
-        4,
-        8,
-        16,
-    ] * 2
+    # Each month's update runs until the pool holds its 96 scans, then two smearing rounds in
+    # which σ drops by the mall's σ_os = 0.1.
+    seed0 = [line for line in log if line["seed"] == 0 and line["head"] == 0]
+    assert [line["pool"] for line in seed0] == [4, 8, 16, 32, 64, 96, 96, 96] * 2
+    np.testing.assert_allclose([line["sigma"] for line in seed0], ([0.0] * 6 + [-0.1, -0.2]) * 2)
     # Month 3's no-update row is scored after month 2's update, whose steps donate the states
     # they are given: the no-update rows are scored on their own copy.
     assert {"month 03 itoloc, no update", "month 03 itoloc, updated"} <= set(out["rows"])
