@@ -114,7 +114,9 @@ def run_devices(config: ml_collections.ConfigDict, workdir: str) -> dict[str, An
                 values[f"{name}, updated @ {dev}"] = study.evaluate(states, variant, sets)
     for dev, sets in per_device.items():
         values[f"wknn @ {dev}"] = study.wknn(sets)
-        values[f"{WKNN_IMAGE} @ {dev}"] = study.wknn(sets, image_aps=True)
+        values[f"{WKNN_IMAGE} @ {dev}"] = study.wknn(sets, study.aps)
+        for count in config.get("wknn_ap_counts", ()):  # the AP-count curve of the input
+            values[f"wknn, {count} APs @ {dev}"] = study.wknn(sets, study.top_aps(int(count)))
     ref, pairs = config.run_variants[0], []
     for dev in held_out:
         for other in [*config.run_variants[1:], "wknn", WKNN_IMAGE]:
@@ -175,7 +177,11 @@ def run_drift(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]
             values[f"month {m:02d} {name}, updated"] = study.evaluate(states, variant, [fs] * n)
     for m, fs in months.items():
         values[f"month {m:02d} wknn"] = study.wknn([fs] * n)
-        values[f"month {m:02d} {WKNN_IMAGE}"] = study.wknn([fs] * n, image_aps=True)
+        values[f"month {m:02d} {WKNN_IMAGE}"] = study.wknn([fs] * n, study.aps)
+        for count in config.get("wknn_ap_counts", ()):
+            values[f"month {m:02d} wknn, {count} APs"] = study.wknn(
+                [fs] * n, study.top_aps(int(count))
+            )
     ref, pairs = config.run_variants[0], []
     for m in months:
         at = f"month {m:02d}"

@@ -105,7 +105,7 @@ class Study:
         self.n_domains = len(domains.ids)
         execution = choice(config, "seed_execution", SEED_EXECUTION)
         self.stages = SeedStages(workdir, self.seeds, shared, execution)
-        self.distances = jnp.asarray(self.site.distances)
+        self.distances = jnp.asarray(spatial_weights(self.site.distances, config.spatial_unit))
         self._steps: dict[tuple, Any] = {}
         self._wknn: dict[tuple, tuple[Any, Any, Scores]] = {}
 
@@ -316,16 +316,23 @@ class Study:
         tests = self.scans(sets, variant, True)  # their domains play no part
         return self.scores(self.probabilities(states, variant, [t.image for t in tests]), tests)
 
-    def wknn(self, sets: Sequence[FingerprintSet], image_aps: bool = False) -> Scores:
-        """WkNN fitted on seed m's training scans and scored on `sets[m]`: on all APs, or
-        (`image_aps`) on the APs of seed m's image only (once for seeds that share all three)."""
+    def top_aps(self, count: int) -> list[np.ndarray]:
+        """Seed m's `count` APs chosen as the image's are (`select_aps` on its training scans)."""
+        return [fs.ap_ids[select_aps(fs.rss, count)] for fs in self.train_sets]
+
+    def wknn(
+        self, sets: Sequence[FingerprintSet], aps: Sequence[np.ndarray] | None = None
+    ) -> Scores:
+        """WkNN fitted on seed m's training scans and scored on `sets[m]`: on all APs, or on
+        `aps[m]` only (e.g. `self.aps`, the image's); once for seeds that share all three."""
         per_seed = []
-        for train_fs, test_fs, aps in zip(self.train_sets, sets, self.aps, strict=True):
-            key = (id(train_fs), id(test_fs), tuple(aps.tolist()) if image_aps else None)
+        for m, (train_fs, test_fs) in enumerate(zip(self.train_sets, sets, strict=True)):
+            chosen = None if aps is None else aps[m]
+            key = (id(train_fs), id(test_fs), None if chosen is None else tuple(chosen.tolist()))
             if key not in self._wknn:
                 fitted, scored = train_fs, test_fs.aligned_to(train_fs)
-                if image_aps:
-                    fitted, scored = fitted.select_aps(aps), scored.select_aps(aps)
+                if chosen is not None:
+                    fitted, scored = fitted.select_aps(chosen), scored.select_aps(chosen)
                 index = build_index(fitted, self.config.knn.representation)
                 found = knn_predict(index, scored, self.config.knn.k)
                 building = None if train_fs.building is None else found["building"]
@@ -335,6 +342,22 @@ class Study:
                 self._wknn[key] = (train_fs, test_fs, scores)  # the sets keep their ids taken
             per_seed.append(self._wknn[key][2])
         return {k: np.concatenate([s[k] for s in per_seed]) for k in per_seed[0]}
+
+
+SPATIAL_UNITS = ("site_mean", "metre")
+
+
+def spatial_weights(distances: np.ndarray, unit: str) -> np.ndarray:
+    """Eq. 10's w(y, c), "a weight representing the physical distance" (no unit given): metres
+    over the mean distance between the site's locations ("site_mean"), so γ weighs Ls alike on a
+    20 m room and a 400 m campus; or metres ("metre")."""
+    if unit == "metre":
+        return distances.astype(np.float32)
+    if unit != "site_mean":
+        raise ConfigError(f"spatial_unit: expected one of {SPATIAL_UNITS}, got {unit!r}")
+    off_diagonal = distances[~np.eye(len(distances), dtype=bool)]
+    scale = float(off_diagonal.mean()) if off_diagonal.size else 1.0
+    return (distances / max(scale, 1e-9)).astype(np.float32)
 
 
 def validation_split(rows: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -17,7 +17,7 @@ from jaxfp.methods.itoloc import cotraining, image
 from jaxfp.methods.itoloc.data import Domains, Site, device_draws, device_sets, split_target
 from jaxfp.methods.itoloc.losses import LossSettings, make_loss
 from jaxfp.methods.itoloc.nets import ItoLocNet
-from jaxfp.methods.itoloc.study import Study
+from jaxfp.methods.itoloc.study import Study, spatial_weights
 from jaxfp.nets.gradient_reversal import reverse_gradient, warmup_scale
 from jaxfp.train.state import TrainState
 from jaxfp.train.steps import make_train_step
@@ -287,6 +287,15 @@ def test_scans_taken_anywhere_are_grouped_into_grid_cells():
         Site.of(fs, 4.0, -1.0)
 
 
+def test_eq10_weights_in_units_of_the_sites_mean_distance():
+    d = np.array([[0.0, 3.0, 6.0], [3.0, 0.0, 3.0], [6.0, 3.0, 0.0]])
+    # The six off-diagonal distances average (3 + 6 + 3) · 2 / 6 = 4 m.
+    np.testing.assert_allclose(spatial_weights(d, "site_mean"), d / 4.0, rtol=1e-6)
+    np.testing.assert_allclose(spatial_weights(d, "metre"), d)
+    with pytest.raises(ConfigError, match="spatial_unit"):
+        spatial_weights(d, "feet")
+
+
 def test_the_heads_keep_where_on_the_image_a_feature_is():
     """A class given only by which of four interior pixels is lit: the same pattern anywhere
     else. Local pooling and the FC over the map learn it."""
@@ -369,7 +378,7 @@ def test_device_protocol_end_to_end_and_resume(tmp_path):
     run = tmp_path / "run"
     out = run_experiment(DEVICES + ":test", run)
     rows, paired = out["rows"], out["paired"]
-    names = ["itoloc", "itoloc, updated", "plain_cnn", "wknn", "wknn, image APs"]
+    names = ["itoloc", "itoloc, updated", "plain_cnn", "wknn", "wknn, image APs", "wknn, 4 APs"]
     assert set(rows) == {f"{n} @ {d}" for n in names for d in ("device2", "device3")}
     comparisons = ["itoloc - plain_cnn", "itoloc - wknn", "itoloc, updated - itoloc"]
     comparisons.append("itoloc - wknn, image APs")
@@ -398,7 +407,7 @@ def test_device_protocol_end_to_end_and_resume(tmp_path):
 def test_ablations_run_beside_itoloc(tmp_path):
     out = run_experiment(ABLATIONS + ":test", tmp_path / "run")
     names = ["itoloc", "itoloc, updated", "no_image", "no_image, updated", "wknn"]
-    names.append("wknn, image APs")
+    names += ["wknn, image APs", "wknn, 4 APs"]
     assert set(out["rows"]) == {f"{n} @ {d}" for n in names for d in ("device2", "device3")}
     assert {"itoloc - no_image @ device2", "no_image, updated - no_image @ device3"} <= set(
         out["paired"]
@@ -412,7 +421,7 @@ def test_ablations_run_beside_itoloc(tmp_path):
 def test_real_phone_protocol_scores_each_held_out_phone(tmp_path):
     out = run_experiment(DEVICES + ":phones_test", tmp_path / "run")
     phones = ("phone1", "phone17", "phone12")
-    names = ["itoloc", "itoloc, updated", "plain_cnn", "wknn", "wknn, image APs"]
+    names = ["itoloc", "itoloc, updated", "plain_cnn", "wknn", "wknn, image APs", "wknn, 4 APs"]
     assert set(out["rows"]) == {f"{n} @ {p}" for n in names for p in phones}
     _check_rows(out["rows"], out["paired"])
     # The phones' scans lie anywhere: the classes are grid cells, which the update log's pools
@@ -527,15 +536,16 @@ def test_seed_m_trains_on_its_own_draw(tmp_path):
     domains = Domains(config.domain_keys)
     for d in draws:
         domains.of(d.train)
-        domains.of(d.target)
+        domains.of_target(d.target)
     study = Study(config, str(tmp_path), [d.train for d in draws], domains, {})
     variant = study.variant("itoloc")
     labelled = study.scans([d.train for d in draws], variant)
-    target = study.scans([d.target for d in draws], variant)
+    target = study.scans([d.target for d in draws], variant, True)
     captured = {}
 
-    def stage(name, init, step_fn, batch_of, options, shaping):
+    def stage(name, init, step_fn, batch_of, options, shaping, *evaluation, **stopping):
         captured["batch_of"] = batch_of
+        return init  # the (tracked) states it was given, untrained
 
     study.stages.stage = stage
     study.offline(variant, labelled, target)
