@@ -52,8 +52,10 @@ def _data_info(args: argparse.Namespace) -> int:
     fmt = detect_format(args.path) if args.format == "auto" else args.format
     parts = load(args.path, fmt)
     summaries = {name: fs.summary() for name, fs in parts.items()}
+    outliers = _floor_outliers(parts)
     if args.json:
-        print(json.dumps({"path": args.path, "format": fmt, "parts": summaries}, indent=2))
+        payload = {"path": args.path, "format": fmt, "parts": summaries}
+        print(json.dumps({**payload, "floor_outliers": outliers}, indent=2))
         return 0
     print(f"{args.path}  (format: {fmt}, {len(parts)} part{'s' * (len(parts) != 1)})")
     columns = [
@@ -68,7 +70,29 @@ def _data_info(args: argparse.Namespace) -> int:
     print(format_table(rows, columns))
     total = sum(s["samples"] for s in summaries.values())
     print(f"total samples: {total}")
+    _print_floor_outliers(outliers)
     return 0
+
+
+def _floor_outliers(parts: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """{part: its floor-outlier places} for the parts that have any (`floor_outlier_places`)."""
+    from jaxfp.data.longterm import floor_outlier_places
+
+    found = {name: floor_outlier_places(fs) for name, fs in parts.items()}
+    return {name: places for name, places in found.items() if places}
+
+
+def _print_floor_outliers(outliers: dict[str, list[dict[str, Any]]]) -> None:
+    if not outliers:
+        print("floor outliers: none (no floor held by a single x, y that other floors share)")
+        return
+    print("floor outliers (a floor held by a single x, y that other floors share):")
+    for name, places in outliers.items():
+        for p in places:
+            print(
+                f"  {name}: {p['scans']} scans at ({p['x']:.2f}, {p['y']:.2f}) floor {p['floor']} "
+                f"(building {p['building']}); other scans there: floors {p['other_floors_here']}"
+            )
 
 
 def _run(config_spec: str, workdir: str, overrides: Sequence[str]) -> int:

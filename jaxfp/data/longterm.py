@@ -167,3 +167,61 @@ def load_longterm_month(path: str | os.PathLike, month: int, kind: str) -> Finge
     """All sets of one kind ('trn' or 'tst') of one month, stacked."""
     sets = load_longterm(path, months=[month], kinds=[kind])
     return concat(list(sets.values()), source=f"{path}:db/{month:02d}/{kind}*")
+
+
+def floor_outlier_scans(fs: FingerprintSet) -> np.ndarray:
+    """(n,) True for the scans of a floor-outlier place: the only (x, y) of its floor in `fs`
+    (per building), at an (x, y) that scans of another floor share. Such a floor cannot be one of
+    the building's survey floors (month 01 trn14: 6 scans labelled floor 0 at (12.91, 16.70),
+    where floors 3 and 5 are surveyed). x, y are compared at 1 cm."""
+    if fs.floor is None:
+        return np.zeros(fs.n, bool)
+    building = np.zeros(fs.n, np.int64) if fs.building is None else np.asarray(fs.building)
+    xy = np.round(np.asarray(fs.xy, np.float64) * 100).astype(np.int64)
+    floor = np.asarray(fs.floor, np.int64)
+    out = np.zeros(fs.n, bool)
+    for b in np.unique(building):
+        rows = np.flatnonzero(building == b)
+        places = {tuple(p) for p in np.c_[xy[rows], floor[rows]]}
+        xy_of_floor: dict[int, set] = {}
+        floors_at: dict[tuple, set] = {}
+        for x, y, f in places:
+            xy_of_floor.setdefault(f, set()).add((x, y))
+            floors_at.setdefault((x, y), set()).add(f)
+        lone = {
+            (x, y, f)
+            for f, spots in xy_of_floor.items()
+            if len(spots) == 1
+            for x, y in spots
+            if len(floors_at[(x, y)]) > 1
+        }
+        if lone:
+            keys = np.c_[xy[rows], floor[rows]]
+            out[rows] = [tuple(k) in lone for k in keys]
+    return out
+
+
+def floor_outlier_places(fs: FingerprintSet) -> list[dict[str, float | int]]:
+    """The floor-outlier places of `fs` (see `floor_outlier_scans`): x, y, floor, building and
+    how many scans each holds, and the floors the other scans at that (x, y) have."""
+    mask = floor_outlier_scans(fs)
+    if not mask.any():
+        return []
+    building = np.zeros(fs.n, np.int64) if fs.building is None else np.asarray(fs.building)
+    xy = np.round(np.asarray(fs.xy, np.float64), 2)
+    keys = np.c_[xy[mask], np.asarray(fs.floor)[mask], building[mask]]
+    places, counts = np.unique(keys, axis=0, return_counts=True)
+    out = []
+    for (x, y, f, b), count in zip(places, counts, strict=True):
+        same = (xy[:, 0] == x) & (xy[:, 1] == y) & (building == b) & ~mask
+        out.append(
+            {
+                "x": float(x),
+                "y": float(y),
+                "floor": int(f),
+                "building": int(b),
+                "scans": int(count),
+                "other_floors_here": sorted({int(v) for v in np.asarray(fs.floor)[same]}),
+            }
+        )
+    return out

@@ -17,12 +17,13 @@ import ml_collections
 import numpy as np
 
 from jaxfp.config import ConfigError
+from jaxfp.data.longterm import floor_outlier_scans
 from jaxfp.data.places import ReferencePoints, floor_code
 from jaxfp.data.registry import load_parts
 from jaxfp.data.synthetic import WorldParams, make_world, relocate_aps, survey
 from jaxfp.data.types import RSS_MAX_DBM, RSS_MIN_DBM, FingerprintSet
 from jaxfp.methods.fpn.radio_map import radio_map, received_dbm, to_unit
-from jaxfp.methods.fpn.walks import ScanPool, neighbour_lists, random_walks
+from jaxfp.methods.fpn.walks import ScanPool, Walker
 from jaxfp.train.keys import named_int, named_seed
 
 PERIODS = ("before", "after")  # the synthetic world before and after the APs move
@@ -86,15 +87,14 @@ def scans_of(fs: FingerprintSet, points: ReferencePoints, rule: RadioMapRule) ->
 
 
 def walks_over(
-    scans: Scans, count: int, length: int, radius_m: float, seed: int | list[int]
+    scans: Scans, count: int, length: int, walk: ml_collections.ConfigDict, seed: int | list[int]
 ) -> Walks:
-    """`count` walks over the places of `scans` (any places: test scans need not be at reference
-    points), one scan of the visited place per step."""
+    """`count` walks (as `walk` says) over the places of `scans` (any places: test scans need not
+    be at reference points), one scan of the visited place per step."""
     keys = np.c_[np.round(scans.xy, 3), scans.floor]
     places, place = np.unique(keys, axis=0, return_inverse=True)
-    neighbours = neighbour_lists(places[:, :2], places[:, 2], radius_m)
     rng = np.random.default_rng(seed)
-    path = random_walks(neighbours, count, length, rng)
+    path = Walker(walk, places[:, :2], places[:, 2]).draw(count, length, rng)
     return Walks(scans, ScanPool(place.reshape(-1), len(places)).draw(path, rng))
 
 
@@ -112,30 +112,58 @@ def split_pools(
     )
 
 
-def with_noise(fs: FingerprintSet, noise_db: float, seed: int | list[int]) -> FingerprintSet:
-    """`fs` with Gaussian noise of `noise_db` added to its detected readings (walk scans)."""
-    if noise_db <= 0:
+class ScanNoise(NamedTuple):
+    """Walk-scan noise on top of the world's own: Gaussian `noise_db` on each detected reading,
+    and each detected reading lost (not received) with probability `dropout`."""
+
+    noise_db: float
+    dropout: float = 0.0
+
+    @classmethod
+    def from_config(cls, section: ml_collections.ConfigDict, where: str) -> ScanNoise:
+        """From a config section with `noise_db` and `dropout`; `where` names it in errors."""
+        noise = cls(float(section.noise_db), float(section.get("dropout", 0.0)))
+        if noise.noise_db < 0:
+            raise ConfigError(f"{where}.noise_db: expected >= 0, got {noise.noise_db}")
+        if not 0 <= noise.dropout < 1:
+            raise ConfigError(
+                f"{where}.dropout: expected a probability in [0, 1), got {noise.dropout}"
+            )
+        return noise
+
+
+def with_noise(
+    fs: FingerprintSet, noise: ScanNoise | float, seed: int | list[int]
+) -> FingerprintSet:
+    """`fs` with `noise` (a `ScanNoise`, or a Gaussian std in dB) on its detected readings."""
+    noise = noise if isinstance(noise, ScanNoise) else ScanNoise(float(noise))
+    if noise.noise_db <= 0 and noise.dropout <= 0:
         return fs
-    noise = noise_db * np.random.default_rng(seed).standard_normal(fs.rss.shape)
-    rss = np.clip(fs.rss + noise, RSS_MIN_DBM, RSS_MAX_DBM).astype(np.float32)  # NaN stays NaN
-    return dataclasses.replace(fs, rss=rss)
+    rng = np.random.default_rng(seed)
+    gauss = noise.noise_db * rng.standard_normal(fs.rss.shape)
+    rss = np.clip(fs.rss + gauss, RSS_MIN_DBM, RSS_MAX_DBM).astype(np.float32)  # NaN stays NaN
+    if noise.dropout <= 0:
+        return dataclasses.replace(fs, rss=rss)
+    detected = fs.detected & (rng.random(fs.rss.shape) >= noise.dropout)
+    rss = np.where(detected, rss, np.nan).astype(np.float32)
+    return dataclasses.replace(fs, rss=rss, detected=detected)
 
 
 def synthetic_draw(
-    s: ml_collections.ConfigDict, noise_db: float, seed: int
+    s: ml_collections.ConfigDict, noise: ScanNoise | float, seed: int
 ) -> dict[str, dict[str, FingerprintSet]]:
     """Seed `seed`'s replicate of the synthetic experiment: per period ("before", "after" the
     `moved_aps` move) the map survey, the training scans and the test scans, the last two with
-    `noise_db` of walk-scan noise."""
+    walk-scan `noise` (a `ScanNoise` or a Gaussian std in dB). The world, surveys and noise draws
+    are named by seed alone, so two noise regimes of a seed share the world and the scans' places
+    and fading."""
     before = make_world(WorldParams.from_mapping(s), named_int(seed, "world"))
     worlds = {"before": before, "after": relocate_aps(before, s.moved_aps, named_int(seed, "move"))}
 
     def scans(period: str, kind: str, per_rp: int) -> FingerprintSet:
         fs = survey(worlds[period], per_rp, named_int(seed, period, "survey", kind))
         return (
-            fs
-            if kind == "map"
-            else with_noise(fs, noise_db, named_seed(seed, period, "noise", kind))
+            fs if kind == "map" else with_noise(fs, noise, named_seed(seed, period, "noise", kind))
         )
 
     kinds = ("map", "train", "test")
@@ -156,10 +184,24 @@ def common_points(sets: list[FingerprintSet]) -> ReferencePoints:
     return points
 
 
+FLOOR_OUTLIER_RULES = ("drop", "keep")
+
+
 def load_month(
     d: ml_collections.ConfigDict, month: int, kind: str, reference: FingerprintSet | None = None
 ) -> FingerprintSet:
     """One month's `kind` scans ("trn" or "tst") of the long-term set, aligned to `reference`'s
-    APs when given."""
+    APs when given. `d.floor_outliers="drop"` drops the scans of floor-outlier places (a floor
+    held by one x, y that other floors share: `jaxfp.data.longterm.floor_outlier_scans`), whose
+    true floor and place are unknown; "keep" loads them as labelled."""
+    rule = str(d.get("floor_outliers", "drop"))
+    if rule not in FLOOR_OUTLIER_RULES:
+        raise ConfigError(
+            f"config.data.floor_outliers: expected one of {FLOOR_OUTLIER_RULES}, got {rule!r}"
+        )
     fs = load_parts(d.path, [d.parts.format(month=month, kind=kind)], d.format)
+    if rule == "drop":
+        outliers = floor_outlier_scans(fs)
+        if outliers.any():
+            fs = fs.subset(np.flatnonzero(~outliers))
     return fs if reference is None else fs.aligned_to(reference)

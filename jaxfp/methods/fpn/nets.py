@@ -1,15 +1,21 @@
-"""FPN's networks (Fig. 2): the radio-map encoder and the two-layer LSTM positioning network.
+"""FPN's networks (Fig. 2): the paper's map encoder and two-layer LSTM, and our comparator.
 
-One line per choice the paper leaves open:
-- The encoder is fully connected and applied to each reference point's map row: V_r (size L, the
-  input signal's size) = m_r + FC(m_r), the last layer zero-initialised so V starts as the map.
-- S and V are combined by comparison: d_tr = mean_l (S_tl − V_rl)², and the LSTM reads the
-  log-softmax of −d_t / τ over the R points (τ learned), layer-normalised; `combine=
-  "compare_and_signal"` also
-  feeds S itself. The output is a softmax over the R points: Dense(h_t) + κ · that log-softmax
-  (κ learned), so the map comparison reaches the output directly and the LSTM adds the past.
-- `use_map=False` is the plain 2-layer LSTM on raw signals (no map): it must hold the map in its
-  weights. `use_encoder=False` compares with the raw map (the encoder's ablation).
+`model.network="paper"` (§3.2, the default), one line per choice the paper leaves open:
+- Encoding network: FC layers over the whole radio map (R × L, flattened) → one vector V of the
+  signal's size L (§3.2.1); ReLU hidden layers of `encoder_hidden`, a linear output.
+- S and V are joined by concatenation [S_t, V] at every step (`model.join="concat"`; "add" gives
+  S_t + V): "V is encoded in the same size as the input Wi-Fi signal, [so] the two ... can be
+  combined" (§3.2.1). The map reaches the positioning network only through V.
+- Positioning network: two LSTM layers, then a dense layer → logits over the R points (§3.2.2).
+
+`model.network="compare"` is ours, not the paper's: each map row is encoded (V_r = m_r + FC(m_r),
+the last layer zero-initialised), S is compared with every V_r (log-softmax of −mean (S − V_r)²
+/ τ, τ learned, layer-normalised) and that comparison feeds the LSTM and is added to the logits
+through a learned skip (κ): a nearest-row classifier on any map from the first step.
+`combine="compare_and_signal"` also feeds S; `use_encoder=False` compares with the raw map.
+
+`use_map=False` is the plain 2-layer LSTM on raw signals (no map): it must hold the map in its
+weights (Table 1's LSTM row).
 """
 
 from __future__ import annotations
@@ -21,10 +27,27 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+NETWORKS = ("paper", "compare")
+JOINS = ("concat", "add")
 COMBINES = ("compare", "compare_and_signal")
 
 
+class MapVectorEncoder(nn.Module):
+    """§3.2.1: the whole radio map (R, L) → V (L,) through fully connected layers."""
+
+    hidden: Sequence[int]
+
+    @nn.compact
+    def __call__(self, radio_map: jax.Array) -> jax.Array:
+        h = radio_map.reshape(-1)
+        for width in self.hidden:
+            h = nn.relu(nn.Dense(width)(h))
+        return nn.Dense(radio_map.shape[-1])(h)
+
+
 class MapEncoder(nn.Module):
+    """Ours (`network="compare"`): each map row m_r (R, L) → V_r = m_r + FC(m_r)."""
+
     hidden: Sequence[int]
 
     @nn.compact
@@ -52,6 +75,28 @@ class Recurrent(nn.Module):
         return xs, tuple(carries)
 
 
+class PositioningNetwork(nn.Module):
+    """§3.2.2: the scans S (B, T, L) and V (L,) → logits (B, T, R) through two LSTM layers."""
+
+    n_points: int
+    features: int = 128
+    layers: int = 2
+    join: str = "concat"
+
+    @nn.compact
+    def __call__(
+        self, signals: jax.Array, v: jax.Array, carry: Sequence[Any] | None = None
+    ) -> tuple[jax.Array, Any]:
+        if self.join == "concat":
+            inputs = jnp.concatenate([signals, jnp.broadcast_to(v, signals.shape)], -1)
+        elif self.join == "add":
+            inputs = signals + v
+        else:
+            raise ValueError(f"model.join: expected one of {JOINS}, got {self.join!r}")
+        h, carry = Recurrent(self.features, self.layers, name="lstm")(inputs, carry)
+        return nn.Dense(self.n_points, name="head")(h), carry
+
+
 def map_distances(signals: jax.Array, encoded_map: jax.Array) -> jax.Array:
     """(B, T, R) mean squared difference between each signal (B, T, L) and each map row (R, L)."""
     cross = jnp.einsum("btl,rl->btr", signals, encoded_map)
@@ -66,6 +111,8 @@ class Positioner(nn.Module):
     encoder_hidden: Sequence[int] = (256, 256)
     use_map: bool = True
     use_encoder: bool = True
+    network: str = "paper"
+    join: str = "concat"
     combine: str = "compare"
 
     @nn.compact
@@ -77,8 +124,16 @@ class Positioner(nn.Module):
         if not self.use_map:
             h, carry = Recurrent(self.features, self.layers)(signals, carry)
             return nn.Dense(self.n_points)(h), carry
+        if self.network == "paper":
+            v = MapVectorEncoder(tuple(self.encoder_hidden), name="encoder")(radio_map)
+            positioning = PositioningNetwork(
+                self.n_points, self.features, self.layers, self.join, name="positioning"
+            )
+            return positioning(signals, v, carry)
+        if self.network != "compare":
+            raise ValueError(f"model.network: expected one of {NETWORKS}, got {self.network!r}")
         if self.combine not in COMBINES:
-            raise ValueError(f"combine: expected one of {COMBINES}, got {self.combine!r}")
+            raise ValueError(f"model.combine: expected one of {COMBINES}, got {self.combine!r}")
         encoded = (
             MapEncoder(tuple(self.encoder_hidden))(radio_map) if self.use_encoder else radio_map
         )

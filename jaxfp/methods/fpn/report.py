@@ -4,13 +4,14 @@ errors for the figures (Figs. 5–6)."""
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from jaxfp.eval.plots import per_point_error_plot
+from jaxfp.eval.plots import per_point_error_plot, plt
 from jaxfp.eval.results import over_seeds
 from jaxfp.eval.stats import paired_rows
 
@@ -70,3 +71,45 @@ def plots(workdir: str, curves: dict[str, dict[str, np.ndarray]]) -> list[str]:
         )
         for name, by_map in curves.items()
     ]
+
+
+def learning_curve(stage_dir: str) -> dict[str, list[float]]:
+    """A stage's curves from its metrics.jsonl at each evaluation: the validation cross-entropy
+    and the training loss averaged over the steps since the previous evaluation (both means over
+    the stacked seeds)."""
+    losses: list[tuple[int, float]] = []
+    curve: dict[str, list[float]] = {"step": [], "loss": [], "val_ce": []}
+    path = os.path.join(stage_dir, "metrics.jsonl")
+    if not os.path.exists(path):
+        return curve
+    with open(path) as f:
+        records = [json.loads(line) for line in f]
+    losses = [(int(r["step"]), float(r["loss"])) for r in records if "loss" in r]
+    previous = 0
+    for r in records:
+        if "eval/val_ce" in r:
+            step = int(r["step"])
+            window = [v for s, v in losses if previous < s <= step]
+            curve["step"].append(step)
+            curve["loss"].append(float(np.mean(window)) if window else float("nan"))
+            curve["val_ce"].append(float(r["eval/val_ce"]))
+            previous = step
+    return curve
+
+
+def learning_curve_figure(curves: dict[str, dict[str, list[float]]], path: str) -> str:
+    """Training loss (dashed) and validation cross-entropy (solid) per stage against the step."""
+    fig, ax = plt.subplots(figsize=(8, 4), dpi=120)
+    for i, (name, c) in enumerate(curves.items()):
+        color = f"C{i % 10}"
+        ax.plot(c["step"], c["loss"], color=color, lw=0.7, ls="--")
+        ax.plot(c["step"], c["val_ce"], color=color, lw=1.6, label=name)
+    ax.set_xlabel("step (batches of walks)")
+    ax.set_ylabel("cross-entropy (dashed: training, solid: validation)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path

@@ -1,40 +1,48 @@
 """`fpn.synthetic` and `fpn.drift`: FPN's protocols.
 
 - synthetic (the paper's experiment): a three-floor synthetic world with reference points on a
-  3 m grid; train on walks through it with its radio map, then `moved_aps` APs are moved, the map
-  re-surveyed, and each network is scored before ("untrained map") and after ("fine-tuned") a
-  brief fine-tune on walks of the changed world; the old map is scored too. Each seed is a
-  replicate: its own world, moved APs, surveys, walk-scan noise, walks and initialisation.
+  3 m grid; train on walks (persistent heading and speed) through it with its radio map, then
+  `moved_aps` APs are moved, the map re-surveyed, and each network is scored before ("untrained
+  map") and after ("fine-tuned") a brief fine-tune on walks of the changed world; the old map is
+  scored too. Every noise regime of `config.run_regimes` runs the whole experiment (rows prefixed
+  by the regime). Each seed is a replicate: its own world, moved APs, surveys, walk-scan noise,
+  walks and initialisation.
 - drift (UJI long-term library set): map and walks of month 1's training scans; then month by
   month the map is rebuilt from that month's training scans (a point not re-measured keeps its
   row), scored untrained, briefly fine-tuned (starting from last month's weights), scored again;
-  every month's test scans, assembled into walks, are the test set. The scans are fixed: a seed
-  varies each point's validation split, the training, validation and test walks, and the
-  initialisation.
+  every month's test scans, assembled into walks, are the test set. Every choice (the Kalman
+  stds, which map and weights to deploy) is made on `data.validation_months`; the other months
+  are reported, pooled per seed. The scans are fixed: a seed varies each point's validation split,
+  the training, validation and test walks, and the initialisation.
 
 Networks: `config.run_variants` of `config.variants`; baselines: `config.baselines.run`. Metrics
 over every step of every test walk (`study.Study`), a mean and Student-t interval over seeds per
 row, and a second table of paired differences over seeds for the comparisons the claims rest on.
-Every choice inside a protocol (early stopping) is made on validation walks drawn from the
-training scans; test walks are only scored.
+Early stopping uses validation walks drawn from the training scans; the synthetic Kalman stds are
+chosen on walks over the training scans; test walks are only scored.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from typing import Any
 
 import ml_collections
+import numpy as np
 
+from jaxfp.config import ConfigError
 from jaxfp.data.places import ReferencePoints
 from jaxfp.eval.results import table, write_results
 from jaxfp.methods import program
-from jaxfp.methods.fpn.data import PERIODS, common_points, load_month, synthetic_draw
+from jaxfp.methods.fpn.data import PERIODS, ScanNoise, common_points, load_month, synthetic_draw
 from jaxfp.methods.fpn.report import (
     METRIC_COLUMNS,
     PAIR_COLUMNS,
     PAIRED_TABLE,
     Evaluation,
+    learning_curve,
+    learning_curve_figure,
     per_point,
     plots,
 )
@@ -42,18 +50,25 @@ from jaxfp.methods.fpn.study import Study, check_config
 
 
 # --- protocol: the paper's experiment on a synthetic three-floor world --------------------------
-def synthetic_pairs() -> list[tuple[str, str, str]]:
-    """(name, row A, row B) of the paired comparisons: Table 1's ordering on the trained map, the
-    untrained new map against the basic fingerprint, and what fine-tuning recovers."""
-    o, m = "original APs", "moved APs"
-    return [
-        (f"{o}: fpn - nearest RP", f"{o}: fpn", f"{o}: nearest RP"),
-        (f"{o}: fpn - Kalman", f"{o}: fpn", f"{o}: Kalman"),
-        (f"{o}: fpn - plain_lstm", f"{o}: fpn", f"{o}: plain_lstm"),
-        (f"{o}: fpn - fpn_raw_map", f"{o}: fpn", f"{o}: fpn_raw_map"),
+def synthetic_pairs(regime: str) -> list[tuple[str, str, str]]:
+    """(name, row A, row B) of one noise regime's paired comparisons: Table 1's ordering on the
+    trained map, the untrained new map against the basic fingerprint, and what fine-tuning
+    recovers."""
+    o, m = f"{regime}: original APs", f"{regime}: moved APs"
+    pairs = [
+        (f"{o}: fpn - {other}", f"{o}: fpn", f"{o}: {other}")
+        for other in ("nearest RP", "Kalman", "plain_lstm", "fpn_compare", "fpn_raw_map")
+    ]
+    pairs += [
         (f"{o}: plain_lstm - nearest RP", f"{o}: plain_lstm", f"{o}: nearest RP"),
         (f"{o}: Kalman - nearest RP", f"{o}: Kalman", f"{o}: nearest RP"),
+        (f"{o}: fpn_compare - nearest RP", f"{o}: fpn_compare", f"{o}: nearest RP"),
         (f"{m}: fpn untrained - nearest RP", f"{m}: fpn, new map untrained", f"{m}: nearest RP"),
+        (
+            f"{m}: fpn untrained - fpn old map",
+            f"{m}: fpn, new map untrained",
+            f"{m}: fpn, old map",
+        ),
         (
             f"{m}: fpn fine-tuned - fpn untrained",
             f"{m}: fpn, new map fine-tuned",
@@ -64,55 +79,98 @@ def synthetic_pairs() -> list[tuple[str, str, str]]:
             f"{m}: fpn, new map fine-tuned",
             f"{m}: plain_lstm, new map fine-tuned",
         ),
-        (f"fpn: {m} fine-tuned - {o}", f"{m}: fpn, new map fine-tuned", f"{o}: fpn"),
+        (
+            f"{regime}: fpn moved APs fine-tuned - original APs",
+            f"{m}: fpn, new map fine-tuned",
+            f"{o}: fpn",
+        ),
     ]
+    return pairs
 
 
 def run_synthetic(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     check_config(config)
     s, walk, seeds = config.synthetic, config.walk, tuple(config.seeds)
-    draws = [synthetic_draw(s, float(walk.noise_db), seed) for seed in seeds]
-    points = common_points([d["before"]["map"] for d in draws])
-    shared = {"synthetic": s.to_dict(), "radio_map": config.radio_map.to_dict()}
-    shared["seeds"] = list(seeds)
-    study = Study(config, workdir, points, shared)
-    maps = {p: [study.map_of(d[p]["map"]) for d in draws] for p in PERIODS}
-    train = {p: [study.scans(d[p]["train"]) for d in draws] for p in PERIODS}
-    walks = {p: study.test_walks([study.scans(d[p]["test"]) for d in draws], p) for p in PERIODS}
-    out, curves, n = Evaluation(seeds), {}, len(points)
-    for name in config.run_variants:
-        variant = study.variant(name)
-        print(f"[fpn] {name}: training {len(seeds)} seeds", flush=True)
-        states = study.train(
-            f"train/{name}", "before", variant, None, maps["before"], train["before"], config.train
+    unknown = set(config.run_regimes) - set(s.regimes.keys())
+    if unknown:
+        raise ConfigError(
+            f"config.run_regimes: unknown {sorted(unknown)}; expected some of {list(s.regimes)}"
         )
-        trained = study.network_scores(states, variant, walks["before"], maps["before"])
-        out.add(f"original APs: {name}", trained)
-        untrained = study.network_scores(states, variant, walks["after"], maps["after"])
-        if variant.net.use_map:
-            stale = study.network_scores(states, variant, walks["after"], maps["before"])
-            out.add(f"moved APs: {name}, old map", stale)
-        out.add(f"moved APs: {name}, new map untrained", untrained)
-        tuned, seconds = study.fine_tune(
-            f"adapt/{name}", "after", variant, states, maps["after"], train["after"]
-        )
-        adapted = study.network_scores(tuned, variant, walks["after"], maps["after"])
-        out.add(f"moved APs: {name}, new map fine-tuned", adapted, seconds)
-        curves[name] = {
-            "trained map": per_point(trained, n),
-            "untrained map": per_point(untrained, n),
-            "fine-tuned": per_point(adapted, n),
-        }
-    for period, label in (("before", "original APs"), ("after", "moved APs")):
-        databases, tests = [d[period]["map"] for d in draws], [d[period]["test"] for d in draws]
-        found = study.baseline_scores(walks[period], maps[period], databases, tests)
-        for method, scores in found.items():
-            out.add(f"{label}: {method}", scores)
-    paired = out.paired(synthetic_pairs())
+    out, curves, pairs, kalman = Evaluation(seeds), {}, [], {}
+    for regime in config.run_regimes:
+        noise = ScanNoise.from_config(s.regimes[regime], f"config.synthetic.regimes.{regime}")
+        draws = [synthetic_draw(s, noise, seed) for seed in seeds]
+        points = common_points([d["before"]["map"] for d in draws])
+        shared = {"synthetic": s.to_dict(), "radio_map": config.radio_map.to_dict()}
+        shared.update(seeds=list(seeds), regime=noise._asdict())
+        study = Study(config, os.path.join(workdir, regime), points, shared)
+        maps = {p: [study.map_of(d[p]["map"]) for d in draws] for p in PERIODS}
+        train = {p: [study.scans(d[p]["train"]) for d in draws] for p in PERIODS}
+        tests = {p: [study.scans(d[p]["test"]) for d in draws] for p in PERIODS}
+        walks = {p: study.test_walks(tests[p], p) for p in PERIODS}
+        n = len(points)
+        for name in config.run_variants:
+            variant = study.variant(name)
+            print(f"[fpn] {regime}: {name}: training {len(seeds)} seeds", flush=True)
+            states = study.train(
+                f"train/{name}",
+                "before",
+                variant,
+                None,
+                maps["before"],
+                train["before"],
+                config.train,
+            )
+            trained = study.network_scores(states, variant, walks["before"], maps["before"])
+            out.add(f"{regime}: original APs: {name}", trained)
+            untrained = study.network_scores(states, variant, walks["after"], maps["after"])
+            if variant.net.use_map:
+                stale = study.network_scores(states, variant, walks["after"], maps["before"])
+                out.add(f"{regime}: moved APs: {name}, old map", stale)
+            out.add(f"{regime}: moved APs: {name}, new map untrained", untrained)
+            tuned, seconds = study.fine_tune(
+                f"adapt/{name}", "after", variant, states, maps["after"], train["after"]
+            )
+            adapted = study.network_scores(tuned, variant, walks["after"], maps["after"])
+            out.add(f"{regime}: moved APs: {name}, new map fine-tuned", adapted, seconds)
+            curves[f"{regime}_{name}"] = {
+                "trained map": per_point(trained, n),
+                "untrained map": per_point(untrained, n),
+                "fine-tuned": per_point(adapted, n),
+            }
+        for period, label in (("before", "original APs"), ("after", "moved APs")):
+            # The Kalman stds are chosen on walks over the training scans, never the test walks.
+            chosen = study.choose_kalman(
+                study.validation_walks(train[period], period), maps[period]
+            )
+            kalman[f"{regime}: {label}"] = [list(c) for c in chosen]
+            databases = [d[period]["map"] for d in draws]
+            found = study.baseline_scores(
+                walks[period], maps[period], databases, [d[period]["test"] for d in draws], chosen
+            )
+            for method, scores in found.items():
+                out.add(f"{regime}: {label}: {method}", scores)
+        pairs += synthetic_pairs(regime)
+    paired = out.paired(pairs)
+    stages = {
+        f"{regime}: {name}": os.path.join(workdir, regime, "train", name)
+        for regime in config.run_regimes
+        for name in config.run_variants
+    }
+    learning = {name: learning_curve(folder) for name, folder in stages.items()}
+    figures = plots(workdir, curves)
+    figures.append(
+        learning_curve_figure(learning, os.path.join(workdir, "plots", "learning_curves.png"))
+    )
+    regimes = ", ".join(
+        f"{r} (walk-scan noise {s.regimes[r].noise_db} dB, dropout {s.regimes[r].dropout})"
+        for r in config.run_regimes
+    )
     title = (
         f"synthetic world, {s.n_floors} floors, {n} reference points ({s.rp_spacing_m} m grid), "
-        f"{s.n_aps} APs, {s.moved_aps} moved; walks of {walk.length} steps; seeds {list(seeds)}, "
-        "each its own world, surveys, noise, walks and initialisation"
+        f"{s.n_aps} APs, {s.moved_aps} moved; {walk.kind} walks of {walk.length} scans; "
+        f"regimes {regimes}; seeds {list(seeds)}, each its own world, surveys, noise, walks and "
+        "initialisation"
     )
     write_results(
         workdir,
@@ -121,47 +179,86 @@ def run_synthetic(config: ml_collections.ConfigDict, workdir: str) -> dict[str, 
         out.rows,
         METRIC_COLUMNS,
         tables={PAIRED_TABLE: table(paired, PAIR_COLUMNS)},
+        kalman_chosen=kalman,
+        learning_curves=learning,
         per_point_error_m={k: {m: v.tolist() for m, v in d.items()} for k, d in curves.items()},
-        plots=plots(workdir, curves),
+        plots=figures,
     )
-    return {"rows": out.rows, "paired": paired, "per_point": curves}
+    return {
+        "rows": out.rows,
+        "paired": paired,
+        "per_point": curves,
+        "kalman_chosen": kalman,
+        "learning_curves": learning,
+    }
 
 
 # --- protocol: month by month on the UJI long-term library set ----------------------------------
-def drift_pairs(first: int, months: list[int]) -> list[tuple[str, str, str]]:
-    """(name, row A, row B): Table 1's ordering in the first month; per later month what the
-    rebuilt map and the fine-tune give, and FPN against the Kalman fingerprint and the plain LSTM."""
-    f = f"month {first:02d}"
+POLICIES = ("month-1 map and weights", "new map untrained", "fine-tuned")
+
+
+def span(months: Sequence[int]) -> str:
+    return f"months {min(months):02d}-{max(months):02d}"
+
+
+def drift_pairs(first: int, reported: Sequence[int]) -> list[tuple[str, str, str]]:
+    """(name, row A, row B): Table 1's ordering in the first month; over the reported months
+    (pooled) what the rebuilt map and the fine-tune give, the policy chosen on the validation
+    months, and FPN against the Kalman fingerprint and the plain LSTM."""
+    f, r = f"month {first:02d}", span(reported)
     pairs = [
         (f"{f}: fpn - {other}", f"{f} fpn", f"{f} {other}")
-        for other in ("nearest RP", "Kalman", "plain_lstm", "fpn_raw_map")
+        for other in ("nearest RP", "Kalman", "plain_lstm", "fpn_compare", "fpn_raw_map")
     ]
-    for m in months:
-        p = f"month {m:02d}"
-        pairs += [
-            (
-                f"{p}: fpn fine-tuned - fpn untrained",
-                f"{p} fpn, fine-tuned",
-                f"{p} fpn, new map untrained",
-            ),
-            (
-                f"{p}: fpn untrained - fpn month-{first} map",
-                f"{p} fpn, new map untrained",
-                f"{p} fpn, month-{first} map and weights",
-            ),
-            (f"{p}: fpn fine-tuned - Kalman", f"{p} fpn, fine-tuned", f"{p} Kalman"),
-            (
-                f"{p}: fpn fine-tuned - plain_lstm fine-tuned",
-                f"{p} fpn, fine-tuned",
-                f"{p} plain_lstm, fine-tuned",
-            ),
-        ]
+    pairs += [
+        (
+            f"{r}: fpn fine-tuned - fpn untrained",
+            f"{r} fpn, fine-tuned",
+            f"{r} fpn, new map untrained",
+        ),
+        (
+            f"{r}: fpn untrained - fpn month-{first} map",
+            f"{r} fpn, new map untrained",
+            f"{r} fpn, month-1 map and weights",
+        ),
+        (f"{r}: fpn fine-tuned - Kalman", f"{r} fpn, fine-tuned", f"{r} Kalman"),
+        (f"{r}: fpn fine-tuned - nearest RP", f"{r} fpn, fine-tuned", f"{r} nearest RP"),
+        (
+            f"{r}: fpn fine-tuned - plain_lstm fine-tuned",
+            f"{r} fpn, fine-tuned",
+            f"{r} plain_lstm, fine-tuned",
+        ),
+        (f"{r}: fpn chosen policy - Kalman", f"{r} fpn, chosen policy", f"{r} Kalman"),
+        (
+            f"{r}: fpn chosen policy - plain_lstm chosen policy",
+            f"{r} fpn, chosen policy",
+            f"{r} plain_lstm, chosen policy",
+        ),
+    ]
     return pairs
+
+
+def pooled(per_month: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Scores of several months' walks pooled per seed (every month has as many walk steps)."""
+    errors = np.concatenate([sc["errors"] for sc in per_month], 1)  # (S, months × W, T)
+    return {
+        "mean_m": errors.mean((1, 2)),
+        "p95_m": np.percentile(errors.reshape(len(errors), -1), 95, axis=1),
+        "floor_hit": np.mean([sc["floor_hit"] for sc in per_month], 0),
+        "errors": errors,
+    }
 
 
 def run_drift(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     check_config(config)
     d, walk, seeds = config.data, config.walk, tuple(config.seeds)
+    validation = [int(m) for m in d.validation_months]
+    reported = [int(m) for m in d.months if int(m) not in validation]
+    if not set(validation) <= set(d.months) or not validation or not reported:
+        raise ConfigError(
+            f"config.data.validation_months: expected a non-empty part of data.months "
+            f"{list(d.months)} that leaves months to report, got {validation}"
+        )
     first = load_month(d, d.first_month, "trn")
     points = ReferencePoints.of(first)
     data = {k: v for k, v in d.to_dict().items() if k != "months"}
@@ -175,7 +272,13 @@ def run_drift(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]
         maps[m] = [previous] * len(seeds)
         tests[m] = load_month(d, m, "tst", first)
         walks[m] = study.test_walks([study.scans(tests[m])] * len(seeds), f"month {m:02d}")
-    out = Evaluation(seeds)
+    out, scores = Evaluation(seeds), {}
+
+    def add(name: str, found: dict[str, Any], seconds: float | None = None) -> None:
+        out.add(name, found, seconds)
+        scores[name] = found
+
+    chosen_policy: dict[str, list[str]] = {}
     for name in config.run_variants:
         variant = study.variant(name)
         print(f"[fpn] {name}: training {len(seeds)} seeds on {first.n} scans", flush=True)
@@ -189,20 +292,16 @@ def run_drift(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]
             config.train,
         )
         states = month1
-        out.add(
+        add(
             f"month {d.first_month:02d} {name}",
             study.network_scores(month1, variant, walks[d.first_month], maps[d.first_month]),
         )
         for m in d.months:
+            p = f"month {m:02d} {name}"
             if variant.net.use_map:
-                out.add(
-                    f"month {m:02d} {name}, month-{d.first_month} map and weights",
-                    study.network_scores(month1, variant, walks[m], maps[d.first_month]),
-                )
-            out.add(
-                f"month {m:02d} {name}, new map untrained",
-                study.network_scores(states, variant, walks[m], maps[m]),
-            )
+                stale = study.network_scores(month1, variant, walks[m], maps[d.first_month])
+                add(f"{p}, month-1 map and weights", stale)
+            add(f"{p}, new map untrained", study.network_scores(states, variant, walks[m], maps[m]))
             states, seconds = study.fine_tune(
                 f"adapt/{name}/month{m:02d}",
                 f"month {m:02d}",
@@ -211,28 +310,64 @@ def run_drift(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]
                 maps[m],
                 [study.scans(databases[m])] * len(seeds),
             )
-            out.add(
-                f"month {m:02d} {name}, fine-tuned",
+            add(
+                f"{p}, fine-tuned",
                 study.network_scores(states, variant, walks[m], maps[m]),
                 seconds,
             )
+        # The policy (which map and weights to deploy) is chosen per seed on the validation months.
+        policies = [q for q in POLICIES if f"month {validation[0]:02d} {name}, {q}" in scores]
+        val_error = np.stack(
+            [
+                pooled([scores[f"month {m:02d} {name}, {q}"] for m in validation])["mean_m"]
+                for q in policies
+            ]
+        )  # (policies, S)
+        pick = val_error.argmin(0)
+        chosen_policy[name] = [policies[i] for i in pick]
+        per_policy = [
+            pooled([scores[f"month {m:02d} {name}, {q}"] for m in reported]) for q in policies
+        ]
+        chosen = {
+            key: np.stack([per_policy[i][key][s] for s, i in enumerate(pick)])
+            for key in ("mean_m", "p95_m", "floor_hit")
+        }
+        add(f"{span(reported)} {name}, chosen policy", chosen)
+    # The Kalman stds are chosen per seed on the validation months' walks.
+    val_kalman = [study.kalman_errors(walks[m], maps[m]) for m in validation]
+    grid = list(val_kalman[0])
+    total = np.stack([sum(e[g] for e in val_kalman) for g in grid])  # (G, S)
+    kalman = [grid[i] for i in total.argmin(0)]
     for m in months:
         found = study.baseline_scores(
-            walks[m], maps[m], [databases[m]] * len(seeds), [tests[m]] * len(seeds)
+            walks[m], maps[m], [databases[m]] * len(seeds), [tests[m]] * len(seeds), kalman
         )
-        for method, scores in found.items():
-            out.add(f"month {m:02d} {method}", scores)
-    paired = out.paired(drift_pairs(d.first_month, list(d.months)))
+        for method, sc in found.items():
+            add(f"month {m:02d} {method}", sc)
+    families = {
+        name.split(" ", 2)[2] for name in scores if name.startswith(f"month {reported[0]:02d} ")
+    }
+    for group in (validation, reported):
+        for family in sorted(families):
+            rows = [f"month {m:02d} {family}" for m in group]
+            if all(r in scores for r in rows):
+                add(f"{span(group)} {family}", pooled([scores[r] for r in rows]))
+    paired = out.paired(drift_pairs(d.first_month, reported))
     title = (
         f"{first.source}: {len(points)} reference points of month {d.first_month}, "
-        f"{first.n_aps} APs; months {list(d.months)}; test walks of {walk.length} steps over each "
-        f"month's test scans; seeds {list(seeds)}, each its own validation split, walks and "
-        "initialisation (the scans are fixed)"
+        f"{first.n_aps} APs; months {list(d.months)}, choices (Kalman stds, deployed map policy) "
+        f"on {span(validation)}, {span(reported)} reported; {walk.kind} test walks of "
+        f"{walk.length} scans over each month's test scans; seeds {list(seeds)}, each its own "
+        "validation split, walks and initialisation (the scans are fixed)"
     )
     rows = dict(sorted(out.rows.items()))
     tables = {PAIRED_TABLE: table(paired, PAIR_COLUMNS)}
-    write_results(workdir, title, config, rows, METRIC_COLUMNS, tables=tables)
-    return {"rows": rows, "paired": paired}
+    extra = {"kalman_chosen": [list(k) for k in kalman], "policy_chosen": chosen_policy}
+    extra["learning_curves"] = {
+        name: learning_curve(os.path.join(workdir, "train", name)) for name in config.run_variants
+    }
+    write_results(workdir, title, config, rows, METRIC_COLUMNS, tables=tables, **extra)
+    return {"rows": rows, "paired": paired, **extra}
 
 
 PROGRAMS = {"synthetic": run_synthetic, "drift": run_drift}

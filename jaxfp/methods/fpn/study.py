@@ -6,7 +6,9 @@
   point's training scans, split by (seed, the data's name), so every variant of a seed sees the
   same split — keeping its best validation parameters.
 - Scores over every step of every test walk, per seed: mean 2-D error, 95th percentile, floor hit
-  rate. The baselines (`config.baselines.run`) are scored per seed on the same walks.
+  rate. The baselines (`config.baselines.run`) are scored per seed on the same walks; the Kalman
+  fingerprint's two stds are chosen per seed from `config.baselines.kalman_grid` on walks that
+  reported numbers never see (`Study.choose_kalman`).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from jaxfp.data.places import ReferencePoints, floor_code_of
 from jaxfp.data.types import FingerprintSet
 from jaxfp.methods.baselines.knn import build_index
 from jaxfp.methods.baselines.knn import predict as knn_predict
-from jaxfp.methods.fpn.baselines import kalman_track, nearest_point, walk_filter
+from jaxfp.methods.fpn.baselines import kalman_cv_track, nearest_point, walk_filter
 from jaxfp.methods.fpn.data import (
     RadioMapRule,
     Scans,
@@ -41,7 +43,7 @@ from jaxfp.methods.fpn.data import (
 from jaxfp.methods.fpn.losses import LossSettings, make_loss
 from jaxfp.methods.fpn.nets import Positioner
 from jaxfp.methods.fpn.predict import predict_points, stacked_cross_entropy
-from jaxfp.methods.fpn.walks import neighbour_lists, random_walks
+from jaxfp.methods.fpn.walks import Walker, neighbour_lists
 from jaxfp.train.early_stopping import best_state, patience_exhausted, record, track, tracking_step
 from jaxfp.train.keys import named_int, named_seed
 from jaxfp.train.members import stack_members
@@ -91,6 +93,7 @@ class Study:
         self.seeds = tuple(config.seeds)
         self.rule = RadioMapRule.from_config(config.radio_map)
         self.stages = SeedStages(workdir, self.seeds, shared)
+        self.walker = Walker(config.walk, points.xy, points.floor)
         self.neighbours = neighbour_lists(points.xy, points.floor, float(config.walk.radius_m))
         self._steps: dict[tuple, Any] = {}
 
@@ -110,7 +113,7 @@ class Study:
                 s,
                 int(walk.test_walks),
                 int(walk.length),
-                float(walk.radius_m),
+                walk,
                 named_seed(seed, draw, "test walks"),
             )
             for seed, s in zip(self.seeds, scans, strict=True)
@@ -126,6 +129,8 @@ class Study:
             encoder_hidden=tuple(m.encoder_hidden),
             use_map=bool(m.use_map),
             use_encoder=bool(m.use_encoder),
+            network=str(m.network),
+            join=str(m.join),
             combine=str(m.combine),
         )
         return Variant(name, net, m)
@@ -159,13 +164,13 @@ class Study:
                 s, len(self.points), fraction, named_seed(seed, draw, "split")
             )
             rng = np.random.default_rng(named_seed(seed, draw, "validation walks"))
-            path = random_walks(self.neighbours, int(walk.validation_walks), length, rng)
+            path = self.walker.draw(int(walk.validation_walks), length, rng)
             val_batches.append(Walks(s, val_pool.draw(path, rng)).batch(radio_map))
             pools.append(pool)
         val = stack_members(val_batches)
 
         def batch_of(rng: np.random.Generator, m: int) -> dict[str, np.ndarray]:
-            rows = pools[m].draw(random_walks(self.neighbours, size, length, rng), rng)
+            rows = pools[m].draw(self.walker.draw(size, length, rng), rng)
             return Walks(scans[m], rows).batch(maps[m])
 
         def eval_fn(tracked: Any) -> dict[str, jax.Array]:
@@ -263,28 +268,75 @@ class Study:
             "place": np.stack([w.scans.point[w.rows] for w in walks]),
         }
 
+    def kalman_errors(
+        self, walks: Sequence[Walks], maps: Sequence[np.ndarray]
+    ) -> dict[tuple[float, float], np.ndarray]:
+        """{(accel_std, measurement_std_m): (S,) mean error} of the Kalman fingerprint on each
+        seed's walks with its map, for every pair of `config.baselines.kalman_grid`."""
+        b, xy = self.config.baselines, self.points.xy
+        grid = [
+            (float(a), float(m))
+            for a in b.kalman_grid.accel_std
+            for m in b.kalman_grid.measurement_std_m
+        ]
+        out = {g: np.empty(len(walks)) for g in grid}
+        for i, (w, radio_map) in enumerate(zip(walks, maps, strict=True)):
+            measured = xy[nearest_point(w.scans.signals[w.rows], radio_map)]
+            true_xy = w.scans.xy[w.rows]
+            for g in grid:
+                track = kalman_cv_track(measured, *g, float(b.kalman_initial_speed_std))
+                out[g][i] = np.linalg.norm(track - true_xy, axis=-1).mean()
+        return out
+
+    def choose_kalman(
+        self, walks: Sequence[Walks], maps: Sequence[np.ndarray]
+    ) -> list[tuple[float, float]]:
+        """Per seed, the grid's (accel_std, measurement_std_m) with the lowest mean error on
+        `walks` (validation walks: never the reported ones)."""
+        errors = self.kalman_errors(walks, maps)
+        grid = list(errors)
+        table = np.stack([errors[g] for g in grid])  # (G, S)
+        return [grid[i] for i in table.argmin(0)]
+
+    def validation_walks(self, scans: Sequence[Scans], draw: str) -> list[Walks]:
+        """Each seed's walks over the training scans `scans[m]` (not test scans), for choices."""
+        walk = self.config.walk
+        return [
+            walks_over(
+                s,
+                int(walk.validation_walks),
+                int(walk.length),
+                walk,
+                named_seed(seed, draw, "baseline validation walks"),
+            )
+            for seed, s in zip(self.seeds, scans, strict=True)
+        ]
+
     def baseline_scores(
         self,
         walks: Sequence[Walks],
         maps: Sequence[np.ndarray],
         databases: Sequence[FingerprintSet],
         tests: Sequence[FingerprintSet],
+        kalman: Sequence[tuple[float, float]],
     ) -> dict[str, dict[str, Any]]:
-        """The baselines of `config.baselines.run` on each seed's walks: nearest RP, Kalman and
-        the walk filter with seed m's map, WkNN with `databases[m]` (the map's survey scans);
-        `tests[m]` holds the scans the walks index."""
+        """The baselines of `config.baselines.run` on each seed's walks: nearest RP, Kalman (seed
+        m with `kalman[m]`'s stds) and the walk filter with seed m's map, WkNN with
+        `databases[m]` (the map's survey scans); `tests[m]` holds the scans the walks index."""
         b, xy, floor = self.config.baselines, self.points.xy, self.points.floor
         wanted = [name for name in BASELINES if name in tuple(b.run)]
         found: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {name: [] for name in wanted}
         knn_cache: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
-        for w, radio_map, database, test in zip(walks, maps, databases, tests, strict=True):
+        for w, radio_map, database, test, stds in zip(
+            walks, maps, databases, tests, kalman, strict=True
+        ):
             signals = w.scans.signals[w.rows]
             nearest = nearest_point(signals, radio_map)
             if "nearest RP" in found:
                 found["nearest RP"].append((xy[nearest], floor[nearest]))
             if "Kalman" in found:
-                std = (b.kalman_process_std_m, b.kalman_measurement_std_m)
-                found["Kalman"].append((kalman_track(xy[nearest], *std), floor[nearest]))
+                track = kalman_cv_track(xy[nearest], *stds, float(b.kalman_initial_speed_std))
+                found["Kalman"].append((track, floor[nearest]))
             if "walk filter" in found:
                 signal_std = float(b.walk_filter_signal_std_db) / 100.0  # 100 dB per unit
                 path = walk_filter(signals, radio_map, self.neighbours, signal_std)

@@ -1,15 +1,25 @@
 """Walks over reference points: the sequences FPN's LSTM reads.
 
-- A walk steps from a point to a uniformly drawn neighbour: a point on the same floor within
-  `radius_m` (the grid spacing on a synthetic grid). It starts at a point that has a neighbour,
-  so it never gets stuck (the neighbour relation is symmetric).
+- `walk.kind="motion"` (the default; §2.2: "users move in a continuous trajectory"): a walker
+  moves continuously at a speed drawn per walk from `walk.speed_mps` (uniform), one scan every
+  `walk.scan_interval_s`; its heading persists, turning by a Gaussian of `walk.turn_std_rad` per
+  scan, and reflects at the bounding box of its floor's points. Each scan is one taken at the
+  point nearest the walker on its floor (the survey's scans, so the truth is a point as in §4.1).
+  It starts at a uniformly drawn point with a uniformly drawn heading.
+- `walk.kind="neighbour"`: a walk steps from a point to a uniformly drawn neighbour (a point on
+  the same floor within `walk.radius_m`); no heading or speed.
 - One scan per step, drawn at random from the scans taken at that point. No shipped set records a
   continuous path, so on real sets walks are assembled this way from the scans of one period.
 """
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
+import ml_collections
 import numpy as np
+
+WALK_KINDS = ("motion", "neighbour")
 
 
 def neighbour_lists(xy: np.ndarray, floor: np.ndarray, radius_m: float) -> list[np.ndarray]:
@@ -36,6 +46,99 @@ def random_walks(
         prev = walks[:, t - 1]
         walks[:, t] = table[prev, (rng.random(count) * degree[prev]).astype(np.int64)]
     return walks
+
+
+class Motion(NamedTuple):
+    """A walker's motion: speed range (m/s), seconds between scans, heading change per scan."""
+
+    speed_mps: tuple[float, float]
+    scan_interval_s: float
+    turn_std_rad: float
+
+    @classmethod
+    def from_config(cls, walk: ml_collections.ConfigDict) -> Motion:
+        low, high = (float(v) for v in walk.speed_mps)
+        if not 0 <= low <= high:
+            raise ValueError(
+                f"walk.speed_mps: expected (low, high) with 0 <= low <= high, got {walk.speed_mps}"
+            )
+        if not float(walk.scan_interval_s) > 0:
+            raise ValueError(f"walk.scan_interval_s: expected > 0, got {walk.scan_interval_s}")
+        return cls((low, high), float(walk.scan_interval_s), float(walk.turn_std_rad))
+
+
+def motion_paths(
+    start: np.ndarray,
+    low: np.ndarray,
+    high: np.ndarray,
+    length: int,
+    motion: Motion,
+    rng: np.random.Generator,
+    heading: np.ndarray | None = None,
+) -> np.ndarray:
+    """(W, length, 2) continuous positions of walkers starting at `start` (W, 2) inside their
+    boxes [`low`, `high`] (W, 2); `heading` (W,) radians, drawn uniformly when None."""
+    count = len(start)
+    if heading is None:
+        heading = rng.uniform(0, 2 * np.pi, count)
+    heading = np.asarray(heading, np.float64).copy()
+    speed = rng.uniform(*motion.speed_mps, count) * motion.scan_interval_s
+    pos = np.asarray(start, np.float64).copy()
+    out = np.empty((count, length, 2))
+    for t in range(length):
+        out[:, t] = pos
+        heading += motion.turn_std_rad * rng.standard_normal(count)
+        pos = pos + speed[:, None] * np.stack([np.cos(heading), np.sin(heading)], -1)
+        # Reflect at the box: the position mirrors into it and the heading component flips.
+        for axis in range(2):
+            below, above = pos[:, axis] < low[:, axis], pos[:, axis] > high[:, axis]
+            pos[:, axis] = np.where(below, 2 * low[:, axis] - pos[:, axis], pos[:, axis])
+            pos[:, axis] = np.where(above, 2 * high[:, axis] - pos[:, axis], pos[:, axis])
+            pos[:, axis] = np.clip(pos[:, axis], low[:, axis], high[:, axis])
+            hit = below | above
+            flipped = np.pi - heading if axis == 0 else -heading
+            heading = np.where(hit, flipped, heading)
+    return out
+
+
+def motion_walks(
+    xy: np.ndarray,
+    floor: np.ndarray,
+    count: int,
+    length: int,
+    motion: Motion,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """(count, length) point indices: at each scan the point nearest the walker on its floor."""
+    floors, floor_index = np.unique(floor, return_inverse=True)
+    low = np.stack([xy[floor == f].min(0) for f in floors])
+    high = np.stack([xy[floor == f].max(0) for f in floors])
+    first = rng.integers(0, len(xy), count)
+    f = floor_index[first]
+    paths = motion_paths(xy[first], low[f], high[f], length, motion, rng)
+    distance = np.linalg.norm(paths[:, :, None] - xy[None, None], axis=-1)  # (W, T, R)
+    distance = np.where(floor[None, None] == floor[first][:, None, None], distance, np.inf)
+    return np.argmin(distance, -1)
+
+
+class Walker:
+    """Walks over a set of points (xy, floor) as `config.walk` says."""
+
+    def __init__(self, walk: ml_collections.ConfigDict, xy: np.ndarray, floor: np.ndarray):
+        self.kind = str(walk.kind)
+        if self.kind not in WALK_KINDS:
+            raise ValueError(f"walk.kind: expected one of {WALK_KINDS}, got {self.kind!r}")
+        self.xy, self.floor = np.asarray(xy, np.float64), np.asarray(floor)
+        if self.kind == "motion":
+            self.motion = Motion.from_config(walk)
+        else:
+            self.neighbours = neighbour_lists(self.xy, self.floor, float(walk.radius_m))
+
+    def draw(self, count: int, length: int, rng: np.random.Generator) -> np.ndarray:
+        """(count, length) point indices."""
+        if self.kind == "motion":
+            return motion_walks(self.xy, self.floor, count, length, self.motion, rng)
+        return random_walks(self.neighbours, count, length, rng)
 
 
 class ScanPool:
