@@ -3,8 +3,13 @@
 RSS_l(p) = P_l + G_dev - 10 alpha log10(max(d_l, d0)) - FAF * floors crossed + S_l(p) + h, where P_l
 is AP l's power (transmit power and link gain K_l of eq. 1), S_l a spatially smooth shadowing field
 (random Fourier features, so repeated visits to a place see the same shadowing), h Rayleigh fading in
-dB. Readings below the sensitivity are 'not detected'. Churn per period follows GUFU Table 5's order
-of magnitude (Campus GF: ~6% of APs installed and ~4% removed per week).
+dB. Readings below the sensitivity are 'not detected'. Two optional per-scan terms shared by every
+AP of a scan (both off by default): the surveyor's body, facing a uniform random heading theta,
+takes body_loss_db * (1 - cos(theta - phi_l)) / 2 from AP l at bearing phi_l (most when the AP is
+behind them), and an occupancy term N(0, scan_common_db^2) shifts every AP alike; they make one
+AP's deviation from its place's mean predictable from the others', as on real sets. Churn per
+period follows GUFU Table 5's order of magnitude (Campus GF: ~6% of APs installed and ~4% removed
+per week).
 """
 
 from __future__ import annotations
@@ -42,6 +47,8 @@ class WorldParams:
     removal_rate: float = 0.04
     power_change_rate: float = 0.05
     power_change_db: float = 6.0
+    body_loss_db: float = 0.0  # per-scan body shadowing by heading (0: none)
+    scan_common_db: float = 0.0  # per-scan term shared by every AP (0: none)
 
     @classmethod
     def from_mapping(cls, mapping: Mapping[str, Any]) -> WorldParams:
@@ -151,6 +158,21 @@ def mean_rss(world: World, xy: np.ndarray, floor: np.ndarray) -> np.ndarray:
     return world.ap_power[None] - loss - p.floor_attenuation_db * floors_crossed + shadow
 
 
+def scan_terms(world: World, xy: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """(n, L) dB of the per-scan terms shared across APs (body by heading, occupancy); zeros, with
+    nothing drawn from `rng`, when both are off (so worlds without them are unchanged)."""
+    p = world.params
+    out = np.zeros((len(xy), len(world.ap_xy)))
+    if p.body_loss_db:
+        heading = rng.uniform(0.0, 2 * np.pi, (len(xy), 1))
+        to_ap = world.ap_xy[None] - xy[:, None]
+        bearing = np.arctan2(to_ap[..., 1], to_ap[..., 0])
+        out -= p.body_loss_db * (1.0 - np.cos(heading - bearing)) / 2
+    if p.scan_common_db:
+        out += p.scan_common_db * rng.standard_normal((len(xy), 1))
+    return out
+
+
 def measure(
     world: World,
     xy: np.ndarray,
@@ -166,6 +188,7 @@ def measure(
     rss = mean_rss(world, xy, floor)
     if p.rayleigh_fading:
         rss = rss + 10 * np.log10(rng.exponential(1.0, rss.shape))
+    rss = rss + scan_terms(world, xy, rng)
     rss = world.device_gain[device, None] * rss + world.device_offset[device, None]
     rss = np.clip(np.round(rss), -130.0, 0.0)
     detected = (rss >= p.sensitivity_dbm) & world.ap_active[None]

@@ -46,15 +46,24 @@ def keep_measured(
 
 
 def subset_completion(
-    generate: Callable[[jax.Array, jax.Array, jax.Array], jax.Array],
+    generate: Callable[..., jax.Array],
     rss: jax.Array,
     rp: jax.Array,
     measured: jax.Array,
+    key: jax.Array | None = None,
 ) -> jax.Array:
-    """Eq. 6 for (n, L) standardised `rss` (only the `measured` (n, K) entries are read), RPs `rp`."""
+    """Eq. 6 for (n, L) standardised `rss` (only the `measured` (n, K) entries are read), RPs `rp`.
+    `generate(x, mask, rp)`, or `generate(x, mask, rp, key)` with a key of its own per subset when
+    `key` is given (a generator that draws noise)."""
     rus = rss.shape[1]
     subsets = jax.nn.one_hot(measured, rus, dtype=rss.dtype)  # (n, K, L): one RU each
-    predicted = jax.vmap(lambda m: generate(rss * m, m, rp), in_axes=1)(subsets)  # (K, n, L)
+    if key is None:
+        predicted = jax.vmap(lambda m: generate(rss * m, m, rp), in_axes=1)(subsets)  # (K, n, L)
+    else:
+        keys = jax.random.split(key, measured.shape[1])
+        predicted = jax.vmap(lambda m, k: generate(rss * m, m, rp, k), in_axes=(1, 0))(
+            subsets, keys
+        )
     mask = jnp.max(subsets, axis=1)
     return keep_measured(rss, mask, jnp.mean(predicted, axis=0))
 

@@ -4,10 +4,17 @@ one seed's draw of all of it.
 
 One line per choice:
 - synthetic: the log-distance world of `jaxfp.data.synthetic` (eq. 1 with shadowing and Rayleigh
-  fading) with the paper's geometry: 40 RPs 1 m apart (8 x 5) in a room, six RUs, every RU heard.
-- real sets: the `n_rus` APs detected in the most RP-mean fingerprints (ties: most detections);
-  a reading the AP missed becomes `missing_dbm`; an RP is a position (and a floor height where the set
-  has several floors, `floor_height_m` apart), so the RP coordinates have 2 or 3 entries.
+  fading) with the paper's geometry: 40 RPs 1 m apart (8 x 5) in a room, six RUs, every RU heard;
+  each scan's body shadowing by heading and occupancy term are shared by its RUs
+  (`synthetic.body_loss_db`, `synthetic.scan_common_db`), set so that the cross-RU predictability
+  matches UJI month 1's (0.27); both 0 is the room whose RUs deviate independently.
+- cross-RU predictability (`cross_ru_predictability`): per RU, the R² of an ordinary least-squares
+  fit (with intercept) of its deviation from its RP's mean on the other RUs' deviations; the mean
+  over RUs is the share of one RU's deviation the others predict.
+- real sets: optionally one building's or floor's scans (`data.building`, `data.floor`); the
+  `n_rus` APs detected in the most RP-mean fingerprints (ties: most detections); a reading the AP
+  missed becomes `missing_dbm`; an RP is a position (and a floor height where the set has several
+  floors, `floor_height_m` apart), so the RP coordinates have 2 or 3 entries.
 - the split draws whole RPs in the ratio 15 / 15 / 10 (rounded, at least one each).
 - standardisation: per RU with the RSS-training samples' mean and spread; RP coordinates with the
   training RPs' mean and one spread for all axes (distances keep their shape).
@@ -97,11 +104,54 @@ def synthetic_set(s: ml_collections.ConfigDict, seed: int) -> RuSet:
         ap_power_dbm=s.ru_power_dbm,
         path_loss_exponent=s.path_loss_exponent,
         shadowing_db=s.shadowing_db,
+        body_loss_db=s.body_loss_db,
+        scan_common_db=s.scan_common_db,
         sensitivity_dbm=-130.0,  # every RU is heard everywhere in the room
     )
     world = make_world(params, named_int(seed, "world"))
     fs = survey(world, s.samples_per_rp, seed=named_int(seed, "survey"))
-    return _ru_set(fs, np.arange(s.n_rus), -130.0, 0.0, "synthetic room")
+    shared = (
+        f"per-scan body {s.body_loss_db:g} dB and occupancy {s.scan_common_db:g} dB across RUs"
+        if s.body_loss_db or s.scan_common_db
+        else "RUs deviating independently"
+    )
+    return _ru_set(fs, np.arange(s.n_rus), -130.0, 0.0, f"synthetic room ({shared})")
+
+
+class Predictability(NamedTuple):
+    """How much of one RU's deviation from its RP mean the other RUs predict."""
+
+    mean_r2: float  # the mean over RUs of `per_ru`
+    per_ru: np.ndarray  # (L,) R² of each RU's deviation regressed on the others'
+    max_abs_corr: float  # the largest |correlation| between two RUs' deviations
+
+
+def cross_ru_predictability(rss: np.ndarray, rp: np.ndarray) -> Predictability:
+    """The cross-RU predictability of samples `rss` (n, L) at RP indices `rp` (n,): deviations
+    from each RP's mean, then per RU the R² of a least-squares fit on the other RUs' deviations."""
+    rss, rp = np.asarray(rss, np.float64), np.asarray(rp)
+    if rss.ndim != 2 or rss.shape[1] < 2:
+        raise ValueError(f"rss: expected (n, L) with L >= 2 RUs, got shape {rss.shape}")
+    if rp.shape != (len(rss),):
+        raise ValueError(f"rp: expected ({len(rss)},) RP indices, got shape {rp.shape}")
+    _, rp = np.unique(rp, return_inverse=True)
+    means = np.zeros((rp.max() + 1, rss.shape[1]))
+    np.add.at(means, rp, rss)
+    deviation = rss - means[rp] / np.bincount(rp)[rp, None]
+    r2 = np.zeros(rss.shape[1])
+    for ru in range(rss.shape[1]):
+        target = deviation[:, ru]
+        total = np.sum((target - target.mean()) ** 2)
+        if total == 0:
+            continue  # an RU that never deviates: nothing to predict
+        others = np.c_[np.delete(deviation, ru, 1), np.ones(len(rss))]
+        coef = np.linalg.lstsq(others, target, rcond=None)[0]
+        r2[ru] = 1.0 - np.sum((target - others @ coef) ** 2) / total
+    spread = deviation.std(0)
+    live = spread > 0
+    corr = np.corrcoef(deviation[:, live].T) if live.sum() > 1 else np.eye(1)
+    off = np.abs(corr[~np.eye(len(corr), dtype=bool)])
+    return Predictability(float(r2.mean()), r2, float(off.max()) if off.size else 0.0)
 
 
 def real_set(fs: FingerprintSet, n_rus: int, missing_dbm: float, floor_height_m: float) -> RuSet:
@@ -126,6 +176,30 @@ def _ru_set(
     return RuSet(rss, rp.reshape(-1), rp_xy, fs.ap_ids[columns], source)
 
 
+def place_subset(fs: FingerprintSet, building: int, floor: int) -> FingerprintSet:
+    """The scans of one building and/or floor (-1: every one)."""
+    keep = np.ones(fs.n, bool)
+    for name, wanted in (("building", building), ("floor", floor)):
+        if wanted < 0:
+            continue
+        labels = getattr(fs, name)
+        if labels is None:
+            raise ConfigError(f"config.data.{name}: {fs.source} has no {name} labels; expected -1")
+        if not np.any(labels == wanted):
+            raise ConfigError(
+                f"config.data.{name}: expected one of {np.unique(labels).tolist()} or -1, "
+                f"got {wanted}"
+            )
+        keep &= labels == wanted
+    if not keep.any():
+        raise ConfigError(f"config.data: no scans on building {building}, floor {floor}")
+    if keep.all():
+        return fs
+    return fs.subset(
+        np.flatnonzero(keep), source=f"{fs.source} (building {building}, floor {floor})"
+    )
+
+
 def load_ru_set(config: ml_collections.ConfigDict, seed: int | None = None) -> RuSet:
     """The RU set of `config.data`: a real set as loaded, or the synthetic room of `seed`
     (default `config.seed`)."""
@@ -134,7 +208,9 @@ def load_ru_set(config: ml_collections.ConfigDict, seed: int | None = None) -> R
         return synthetic_set(config.synthetic, config.seed if seed is None else seed)
     if d.source == "real":
         fs = load_parts(d.path, list(d.parts), d.format)
-        return real_set(fs, d.n_rus, d.missing_dbm, d.floor_height_m)
+        return real_set(
+            place_subset(fs, d.building, d.floor), d.n_rus, d.missing_dbm, d.floor_height_m
+        )
     raise ConfigError(f"config.data.source: expected 'synthetic' or 'real', got {d.source!r}")
 
 

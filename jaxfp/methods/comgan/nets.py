@@ -6,6 +6,9 @@
   16, 64, 128, 64, 16 -> flatten -> dense 96 (ReLU) -> dense L: the complete vector. GPR-GAN's
   generator (the baseline of ref. [13]) is the same net whose unmeasured entries hold a coarse prior
   (the Gaussian-process mean at the RP) instead of zeros: "incomplete and coarse RSS observations".
+- cGAN generator (the baseline of ref. [11]): channels [noise z ~ N(0, 1) per RU, RP] -> the
+  generator's trunk and head: a sample at the RP from noise; it reads neither the incomplete sample
+  nor its mask (it takes them only to share the generator's call), and draws z from the "noise" rng.
 - critic: channels [complete RSS, RP] -> Conv1D 16, 64, 128 -> flatten -> dense 8 -> dense 1: the
   WGAN score (no batch norm: the gradient penalty is per sample).
 - auxiliary RP-estimation branch: the critic's trunk shape on the RSS alone -> dense 8 -> dense D
@@ -84,6 +87,24 @@ class Generator(nn.Module):
     ) -> jax.Array:
         observed = rss * mask if prior is None else rss * mask + (1.0 - mask) * prior
         h = ConvTrunk(self.filters, self.kernel, name="trunk")(_with_rp([observed, mask], rp))
+        h = nn.relu(nn.Dense(self.dense, name="features")(h))
+        return nn.Dense(rss.shape[-1], name="out")(h)
+
+
+class NoiseGenerator(nn.Module):
+    """cGAN [11]: noise and the RP in, a complete vector out (`rss` gives only the shape)."""
+
+    filters: Sequence[int] = (16, 64, 128, 64, 16)
+    dense: int = 96
+    kernel: int = 3
+
+    @nn.compact
+    def __call__(
+        self, rss: jax.Array, mask: jax.Array, rp: jax.Array, prior: jax.Array | None = None
+    ) -> jax.Array:
+        del mask, prior  # [11]'s generator sees no measurement
+        z = jax.random.normal(self.make_rng("noise"), rss.shape, rss.dtype)
+        h = ConvTrunk(self.filters, self.kernel, name="trunk")(_with_rp([z], rp))
         h = nn.relu(nn.Dense(self.dense, name="features")(h))
         return nn.Dense(rss.shape[-1], name="out")(h)
 

@@ -19,6 +19,9 @@ its own measured RUs per test sample and initialisation.
    training mean), fully measured, or hybrid (completed by each method) — and tested on the
    localization-testing RPs' fully measured samples; mean and RMS error (m).
 6. Paired differences over seeds (ComGAN minus each other row a claim compares it with).
+7. Learning curves of every GAN variant and the U-Net (the logged metrics, each the mean over
+   seeds, averaged over `config.curve_windows` equal windows of steps), and the cross-RU
+   predictability of each seed's data (`jaxfp.methods.comgan.data:cross_ru_predictability`).
 
 Validation: no setting is chosen inside the protocol; the Gaussian process picks its kernel by the
 marginal likelihood of the training RPs' means, and every other setting is config.
@@ -40,10 +43,12 @@ from jaxfp.eval.results import over_seeds, table, write_results
 from jaxfp.eval.stats import paired_rows
 from jaxfp.methods import program
 from jaxfp.methods.comgan import completion
-from jaxfp.methods.comgan.data import PARTS
+from jaxfp.methods.comgan.data import PARTS, cross_ru_predictability
 from jaxfp.methods.comgan.losses import ADVERSARIAL
 from jaxfp.methods.comgan.study import Study
+from jaxfp.methods.comgan.training import GENERATOR_INPUTS
 from jaxfp.train.keys import named_int
+from jaxfp.train.logging import read_metrics
 from jaxfp.train.optimisers import optimizer_from_config
 
 INTERPOLATIONS = ("idw", "gpr")
@@ -66,6 +71,11 @@ def check_config(config: ml_collections.ConfigDict) -> None:
                 f"gan.adversarial for {variant}: expected one of {ADVERSARIAL}, "
                 f"got {g.adversarial!r}"
             )
+        if g.generator_input not in GENERATOR_INPUTS:
+            raise ConfigError(
+                f"gan.generator_input for {variant}: expected one of {GENERATOR_INPUTS}, "
+                f"got {g.generator_input!r}"
+            )
         if g.prior not in PRIORS:
             raise ConfigError(f"gan.prior for {variant}: expected one of {PRIORS}, got {g.prior!r}")
         optimizer_from_config(g.optimizer.to_dict())
@@ -73,7 +83,59 @@ def check_config(config: ml_collections.ConfigDict) -> None:
     optimizer_from_config(config.localizer.optimizer.to_dict())
     if config.localizer_k not in config.ks:
         raise ConfigError(f"config.localizer_k: expected one of config.ks {tuple(config.ks)}")
+    if int(config.curve_windows) < 1:
+        raise ConfigError(f"config.curve_windows: expected >= 1, got {config.curve_windows}")
     check_seeds(tuple(config.seeds))
+
+
+CURVE_COLUMNS = (
+    "wasserstein",
+    "gradient_penalty",
+    "discriminator_bce",
+    "adversarial",
+    "l1",
+    "rp_consistency",
+    "estimator_mse",
+    "mse",
+)
+
+
+def learning_curve(records: Sequence[dict[str, Any]], windows: int) -> dict[str, dict[str, float]]:
+    """Logged metrics (one record per logged step, each the mean over seeds) averaged over
+    `windows` equal windows of the steps: {"steps a-b": {metric: mean}}."""
+    records = [r for r in records if "step" in r]
+    if not records:
+        return {}
+    last = max(int(r["step"]) for r in records)
+    edges = np.linspace(0, last, windows + 1)
+    out: dict[str, dict[str, float]] = {}
+    for low, high in zip(edges[:-1], edges[1:], strict=True):
+        inside = [r for r in records if low < int(r["step"]) <= high]
+        if not inside:
+            continue
+        row = {}
+        for name in CURVE_COLUMNS:
+            values = [float(r[name]) for r in inside if name in r]
+            if values:
+                row[name] = float(np.mean(values))
+        out[f"steps {int(low) + 1}-{int(high)}"] = row
+    return out
+
+
+def predictability_rows(s: Study) -> dict[str, dict[str, Any]]:
+    """The cross-RU predictability of each seed's data (all its samples), and over seeds."""
+    rows: dict[str, dict[str, Any]] = {}
+    per_seed = []
+    for seed, d in zip(s.seeds, s.draws, strict=True):
+        p = cross_ru_predictability(d.ru.rss, d.ru.rp)
+        per_seed.append(p.mean_r2)
+        rows[f"seed {seed}"] = {
+            "mean_r2": p.mean_r2,
+            "max_abs_corr": p.max_abs_corr,
+            "per_ru_r2": " ".join(f"{v:.2f}" for v in p.per_ru),
+        }
+    rows["over seeds"] = over_seeds(per_seed, "mean_r2")
+    return rows
 
 
 def element_errors(
@@ -173,6 +235,8 @@ def run_completion(config: ml_collections.ConfigDict, workdir: str) -> dict[str,
     others = [v for v in learned if v != PAPER] + list(INTERPOLATIONS)
     element_pairs = [(f"{PAPER} K={lk}", f"{b} K={lk}") for b in others]
     element_pairs.append((f"{PAPER} K={lk}", f"oracle RP mean K={lk}"))
+    if 1 in ks and lk != 1:  # eq. 6's subsets against one
+        element_pairs.append((f"{PAPER} K={lk}", f"{PAPER} K=1"))
     per_seed_db = {r: v["per_seed_rmse_db"] for r, v in rows.items()}
     hybrid = f"hybrid {PAPER} K={lk}"
     loc_pairs = [(hybrid, "full"), (hybrid, "incomplete")]
@@ -182,6 +246,14 @@ def run_completion(config: ml_collections.ConfigDict, workdir: str) -> dict[str,
     loc_pairs += [(f"hybrid {PAPER} K={k}", f"hybrid {PAPER} K={lk}") for k in ks if k > lk]
     loc_pairs.append((hybrid, f"{hybrid} one subset"))
     pair_columns = ["diff", "diff_ci_low", "diff_ci_high", "verdict"]
+
+    curves: dict[str, dict[str, float]] = {}
+    stages = [f"gan/{v}" for v in config.run_variants] + (["unet"] if config.run_unet else [])
+    for stage in stages:
+        records = read_metrics(os.path.join(workdir, stage))
+        for window, row in learning_curve(records, int(config.curve_windows)).items():
+            curves[f"{stage.split('/')[-1]} {window}"] = row
+    predictability = predictability_rows(s)
 
     draw = s.draws[0]
     varies = "world, survey and RP split" if config.data.source == "synthetic" else "RP split"
@@ -199,6 +271,10 @@ def run_completion(config: ml_collections.ConfigDict, workdir: str) -> dict[str,
     loc_columns = ["mean_m", "mean_m_ci_low", "mean_m_ci_high", "rmse_m"]
     loc_columns += ["rmse_m_ci_low", "rmse_m_ci_high"]
     tables = {
+        "cross-RU predictability: R² of one RU's deviation from its RP mean on the other RUs' "
+        "(mean over RUs), each seed's data": table(
+            predictability, ["mean_r2", "mean_r2_ci_low", "mean_r2_ci_high", "max_abs_corr"]
+        ),
         "localization error (m): the CNN localizer trained on the RSS-testing RPs' samples": table(
             localization, loc_columns
         ),
@@ -207,6 +283,9 @@ def run_completion(config: ml_collections.ConfigDict, workdir: str) -> dict[str,
         ),
         "paired differences of the localization RMS error (m), A - B over seeds": table(
             paired_rows(loc_rmse, loc_pairs, "diff"), pair_columns
+        ),
+        "learning curves: logged training metrics (mean over seeds) per window of steps": table(
+            curves, [c for c in CURVE_COLUMNS if any(c in r for r in curves.values())]
         ),
     }
     write_results(
@@ -224,7 +303,12 @@ def run_completion(config: ml_collections.ConfigDict, workdir: str) -> dict[str,
         },
         rus=draw.ru.ru_ids.tolist(),
     )
-    return {"completion": rows, "localization": localization}
+    return {
+        "completion": rows,
+        "localization": localization,
+        "curves": curves,
+        "predictability": predictability,
+    }
 
 
 PROGRAMS = {"completion": run_completion}

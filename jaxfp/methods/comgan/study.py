@@ -23,9 +23,9 @@ from jaxfp.config import variant_settings
 from jaxfp.methods.comgan import completion
 from jaxfp.methods.comgan.data import Draw, data_seed, draws_for
 from jaxfp.methods.comgan.losses import denoiser_loss
-from jaxfp.methods.comgan.nets import Generator, Localizer, UNet1D
+from jaxfp.methods.comgan.nets import Generator, Localizer, NoiseGenerator, UNet1D
 from jaxfp.methods.comgan.training import gan_settings, init_state, make_iteration
-from jaxfp.train.keys import named_int, named_seed
+from jaxfp.train.keys import named_int, named_key, named_seed
 from jaxfp.train.optimisers import optimizer_from_config
 from jaxfp.train.options import LoopOptions
 from jaxfp.train.seed_stages import BatchOf, SeedStages
@@ -88,7 +88,7 @@ class Study:
         return batch_of
 
     # --- the GAN and the U-Net -------------------------------------------------------------------
-    def train_gan(self, variant: str) -> tuple[Any, Generator]:
+    def train_gan(self, variant: str) -> tuple[Any, Generator | NoiseGenerator]:
         g = variant_settings(self.config, "gan", variant)
         settings = gan_settings(g, self.rp_dims)
         tx = optimizer_from_config(g.optimizer.to_dict())
@@ -126,7 +126,7 @@ class Study:
     def complete(
         self,
         params: Any,
-        model: Generator | UNet1D,
+        model: Generator | NoiseGenerator | UNet1D,
         measured: Sequence[np.ndarray],
         priors: Sequence[np.ndarray] | None = None,
     ) -> list[np.ndarray]:
@@ -138,6 +138,7 @@ class Study:
         prior = None
         if priors is not None:
             prior = jnp.asarray(_stack_padded([p[r] for p, r in zip(priors, rows, strict=True)]))
+        keys = jnp.stack([named_key(seed, "completion noise") for seed in self.seeds])
         out = _complete(
             model,
             params,
@@ -145,6 +146,7 @@ class Study:
             jnp.asarray(rp),
             jnp.asarray(_stack_padded(measured)),
             prior,
+            keys,
         )
         out = np.asarray(out)
         return [out[m, : len(r)] for m, r in enumerate(rows)]
@@ -247,18 +249,21 @@ def _stack_padded(arrays: Sequence[np.ndarray]) -> np.ndarray:
 
 
 @functools.partial(jax.jit, static_argnums=0)
-def _complete(model: Generator | UNet1D, stacked_params, x, rp, measured, prior) -> jax.Array:
-    """Eq. 6 for every seed's net on that seed's samples: (seeds, n, L)."""
+def _complete(
+    model: Generator | NoiseGenerator | UNet1D, stacked_params, x, rp, measured, prior, keys
+) -> jax.Array:
+    """Eq. 6 for every seed's net on that seed's samples: (seeds, n, L); `keys` (seeds,) feed a
+    generator that draws noise (one draw per subset), and nothing else."""
 
-    def one(params, x, rp, measured, prior):
+    def one(params, x, rp, measured, prior, key):
         extra = () if prior is None else (prior,)
 
-        def generate(xm, m, c):
-            return model.apply({"params": params}, xm, m, c, *extra)
+        def generate(xm, m, c, k):
+            return model.apply({"params": params}, xm, m, c, *extra, rngs={"noise": k})
 
-        return completion.subset_completion(generate, x, rp, measured)
+        return completion.subset_completion(generate, x, rp, measured, key)
 
-    return jax.vmap(one)(stacked_params, x, rp, measured, prior)
+    return jax.vmap(one)(stacked_params, x, rp, measured, prior, keys)
 
 
 @functools.partial(jax.jit, static_argnums=0)

@@ -8,8 +8,8 @@ the auxiliary RP estimator. The losses are `jaxfp.methods.comgan.losses`'. The v
 
 - ComGAN: Wasserstein loss, penalty λ1, branch λ2, L1 λ3.
 - Lite-ComGAN: λ2 = 0 and no estimator.
-- cGAN (the baseline of ref. [11]): the same input and output, the standard GAN loss (binary
-  cross-entropy) instead of the Wasserstein one, no penalty, no branch; the L1 term kept.
+- cGAN (the baseline of ref. [11]): a generator of noise and the RP (`NoiseGenerator`), the
+  standard GAN loss (binary cross-entropy), no penalty, no branch, no L1 term: adversarial only.
 - GPR-GAN (ref. [13] as §IV-D adapts it): ComGAN's WGAN-GP without the branch, the generator's
   unmeasured entries filled with the batch's 'prior' (the Gaussian-process mean at the sample's RP).
 """
@@ -25,7 +25,7 @@ import optax
 
 from jaxfp.methods.comgan import losses
 from jaxfp.methods.comgan.completion import incomplete_mask
-from jaxfp.methods.comgan.nets import Critic, Generator, RpEstimator
+from jaxfp.methods.comgan.nets import Critic, Generator, NoiseGenerator, RpEstimator
 from jaxfp.train.optimisers import optimizer
 from jaxfp.train.state import TrainState
 from jaxfp.train.steps import apply_gradients
@@ -34,7 +34,7 @@ from jaxfp.train.steps import apply_gradients
 class GanSettings(NamedTuple):
     """Everything the iteration closes over (hashable)."""
 
-    generator: Generator
+    generator: Generator | NoiseGenerator
     critic: Critic
     estimator: RpEstimator
     n_critic: int
@@ -46,10 +46,18 @@ class GanSettings(NamedTuple):
     prior: bool = False  # GPR-GAN: batches carry 'prior', the coarse fill of unmeasured entries
 
 
+GENERATOR_INPUTS = ("incomplete", "noise")
+
+
 def gan_settings(g: ml_collections.ConfigDict, rp_dims: int) -> GanSettings:
     """The settings of one variant's resolved `config.gan` section."""
+    if g.generator_input not in GENERATOR_INPUTS:
+        raise ValueError(
+            f"gan.generator_input: expected one of {GENERATOR_INPUTS}, got {g.generator_input!r}"
+        )
+    net = Generator if g.generator_input == "incomplete" else NoiseGenerator
     return GanSettings(
-        Generator(kernel=g.kernel),
+        net(kernel=g.kernel),
         Critic(kernel=g.kernel),
         RpEstimator(outputs=rp_dims, kernel=g.kernel),
         int(g.n_critic),
@@ -73,9 +81,9 @@ def init_state(
     optax's betas)."""
     if not isinstance(tx, optax.GradientTransformation):
         tx = optimizer("adam", float(tx))
-    g_key, c_key, e_key = jax.random.split(key, 3)
+    g_key, c_key, e_key, n_key = jax.random.split(key, 4)
     rss, rp = jnp.zeros((1, rus)), jnp.zeros((1, rp_dims))
-    generator = s.generator.init(g_key, rss, rss, rp)["params"]
+    generator = s.generator.init({"params": g_key, "noise": n_key}, rss, rss, rp)["params"]
     critic = {"critic": s.critic.init(c_key, rss, rp)["params"]}
     if s.aux_weight:
         critic["estimator"] = s.estimator.init(e_key, rss)["params"]
@@ -102,8 +110,11 @@ def make_iteration(s: GanSettings):
         return critic, estimator
 
     def fake_of(g_params, real, rp, prior, key):
-        mask = incomplete_mask(key, real.shape[0], real.shape[1], s.measured)
-        return s.generator.apply({"params": g_params}, real, mask, rp, prior)
+        mask_key, noise_key = jax.random.split(key)
+        mask = incomplete_mask(mask_key, real.shape[0], real.shape[1], s.measured)
+        return s.generator.apply(
+            {"params": g_params}, real, mask, rp, prior, rngs={"noise": noise_key}
+        )
 
     def critic_objective(c_params, g_params, real, rp, prior, key):
         mask_key, eps_key = jax.random.split(key)

@@ -346,3 +346,95 @@ def test_the_averaging_config_adds_one_subset_rows_to_every_size():
         config = load_config(spec)
         assert config.one_subset and not base.one_subset
         assert config.seeds == base.seeds and config.data.path == base.data.path
+
+
+def test_the_cgan_baseline_is_noise_and_rp_in_with_the_adversarial_loss_alone():
+    from jaxfp.config import load_config, variant_settings
+    from jaxfp.methods.comgan.nets import NoiseGenerator
+
+    config = load_config(SPEC)
+    g = variant_settings(config, "gan", "cgan")
+    s = training.gan_settings(g, 1)
+    assert isinstance(s.generator, NoiseGenerator) and s.l1_weight == 0.0 and s.aux_weight == 0.0
+    # The generator's loss is -log σ(C(fake)) alone: 2.5 and 0.5 are the linear critic's scores
+    # of FAKE; the complete samples (REAL) do not enter it, as an L1 term would.
+    expected = np.mean(np.log1p(np.exp([-2.5, -0.5])))
+    for real in (REAL, REAL + 5.0):
+        loss, metrics = losses.generator_loss(
+            linear_critic, real, FAKE, RP, s.l1_weight, s.aux_weight, s.adversarial
+        )
+        np.testing.assert_allclose(loss, expected, rtol=1e-6)
+        np.testing.assert_allclose(metrics["adversarial"], expected, rtol=1e-6)
+    # The net reads noise and the RP: not the sample, not its mask.
+    params = s.generator.init(
+        {"params": jax.random.key(0), "noise": jax.random.key(1)},
+        jnp.zeros((1, 6)),
+        jnp.zeros((1, 6)),
+        jnp.zeros((1, 1)),
+    )["params"]
+    rp = jnp.array([[0.3], [-0.2]])
+
+    def out(rss, mask, key):
+        return s.generator.apply({"params": params}, rss, mask, rp, rngs={"noise": key})
+
+    base = out(jnp.zeros((2, 6)), jnp.zeros((2, 6)), jax.random.key(2))
+    np.testing.assert_array_equal(out(jnp.ones((2, 6)), jnp.ones((2, 6)), jax.random.key(2)), base)
+    assert not np.allclose(out(jnp.zeros((2, 6)), jnp.zeros((2, 6)), jax.random.key(3)), base)
+    # One training iteration: its generator loss is the adversarial term, nothing added.
+    state = training.init_state(
+        s._replace(estimator=RpEstimator(outputs=2)), jax.random.key(4), 6, 2, 1e-3
+    )
+    batch = {
+        "rss": jax.random.normal(jax.random.key(5), (6, 8, 6)),
+        "rp": jax.random.normal(jax.random.key(6), (6, 8, 2)),
+    }
+    _, metrics = jax.jit(training.make_iteration(s))(state, batch, jax.random.key(7))
+    np.testing.assert_allclose(metrics["loss"], metrics["adversarial"], rtol=1e-6)
+    assert float(metrics["l1"]) > 0.1  # far from the complete samples, and not penalised for it
+
+
+def test_every_gan_variant_trains_with_wgan_gp_adam_settings():
+    from jaxfp.config import load_config, variant_settings
+
+    config = load_config(SPEC.replace(":test", ""))
+    for variant in config.run_variants:
+        opt = variant_settings(config, "gan", variant).optimizer
+        assert (opt.name, opt.learning_rate, opt.b1, opt.b2) == ("adam", 1e-4, 0.0, 0.9), variant
+
+
+def test_eq6_gives_each_subset_its_own_noise_key():
+    rss = jnp.array([[1.0, 2.0, 3.0]])
+
+    def generate(x, mask, rp, key):  # the subset's own noise, whatever it measured
+        return jnp.broadcast_to(jax.random.uniform(key, (1, 1)), x.shape)
+
+    key = jax.random.key(0)
+    out = completion.subset_completion(generate, rss, jnp.zeros((1, 1)), jnp.array([[0, 2]]), key)
+    draws = [float(jax.random.uniform(k, (1, 1))[0, 0]) for k in jax.random.split(key, 2)]
+    np.testing.assert_allclose(out, [[1.0, np.mean(draws), 3.0]], rtol=1e-6)
+    assert draws[0] != draws[1]
+
+
+def test_learning_curve_averages_windows_of_steps_by_hand():
+    from jaxfp.methods.comgan.run import learning_curve
+
+    records = [{"step": s, "l1": float(s), "wasserstein": 1.0} for s in (20, 40, 60, 80)]
+    records.append({"step": 80, "eval/x": 3.0})
+    curve = learning_curve(records, 2)
+    assert list(curve) == ["steps 1-40", "steps 41-80"]
+    assert curve["steps 1-40"] == {"wasserstein": 1.0, "l1": 30.0}
+    assert curve["steps 41-80"]["l1"] == 70.0
+    assert learning_curve([], 3) == {}
+
+
+def test_one_building_and_floor_of_a_real_set():
+    from jaxfp.config import ConfigError
+    from jaxfp.data.registry import load_parts
+
+    fs = load_parts(REPO / "data" / "DSI1.mat", ["train"])
+    floors = np.unique(fs.floor)
+    assert data.place_subset(fs, -1, -1) is fs
+    one = data.place_subset(fs, -1, int(floors[0]))
+    assert (one.floor == floors[0]).all() and 0 < one.n <= fs.n
+    with pytest.raises(ConfigError, match="config.data.floor"):
+        data.place_subset(fs, -1, 99)
