@@ -97,7 +97,8 @@ def main() -> None:
             f"update {update + 1}: {result['seconds']:.1f} s, batch location error {error:.2f} m, "
             f"APs +{result['aps_added']} -{result['aps_removed']}, now {len(model.ap_ids)}; "
             f"update module {result['seconds_update_module']:.1f} s, edge prediction "
-            f"{result['seconds_edge_prediction']:.1f} s, retraining {result['seconds_retraining']:.1f} s"
+            f"{result['seconds_edge_prediction']:.1f} s, retraining "
+            f"{result['seconds_retraining']:.1f} s, decoding {result['seconds_rewrite']:.1f} s"
         )
         print(
             f"  diagnostics: {result['old_new_pairs']} old-new pairs, "

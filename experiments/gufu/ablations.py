@@ -1,12 +1,22 @@
-"""The paper's ablations of GUFU (§7.3, Fig. 15: no feature extractor, no virtual edges, no edge
-prediction) and its open points read the other way, beside `gufu` and the never-updated database,
-at every size of longterm.py.
+"""The paper's ablations of GUFU (§7.3) and the readings of its open points, beside `gufu` and the
+never-updated database, at every size of longterm.py.
 
-    jaxfp run experiments/gufu/ablations.py:synthetic --workdir runs/gufu_ablations
+    jaxfp run experiments/gufu/ablations.py:synthetic_validation --workdir runs/gufu_ablations
 
-Readings of the open points (docs/methods/gufu.md, "Components"): `gufu_keeps` (a decoded value
-below the floor keeps the old one: no detection ends), `gufu_embeddings` (§6.2: MLP2 learns the
-GNN's output embeddings), `gufu_aligned` (eq. 10 as alignment).
+- Fig. 15: no feature extractor, no virtual edges, no edge prediction.
+- Fig. 17: virtual edges to each sample's 10 most similar samples (top-k) instead of the
+  threshold; Fig. 18: the threshold swept (`gufu_threshold_090`: 0.9, ...).
+- Table 8's initialisations are not built (`bipartite.build_site_graph` initialises an AP node as
+  its samples' weighted mean only).
+- controls: an offline GNN that never trains (`gufu_untrained_gnn`); eq. 2 as written (plain
+  norm, input dropout 0.5, no gate: `gufu_plain_autoencoder`); the paper's dropout rate after
+  the hidden layer (`gufu_hidden_dropout`).
+- MLP1's location input (`location_input`): the record's own, copyable location
+  (`gufu_own_location`) and records drawn as the batch's are (`gufu_batch_like`).
+- our variants (`ours.py`) may be named here too, so one run compares them with the ablations.
+- other readings: `gufu_keeps` (a decoded value below the floor keeps the old one),
+  `gufu_embeddings` (§6.2: MLP2 learns the GNN's output embeddings), `gufu_aligned` (eq. 10 as
+  alignment).
 """
 
 import ml_collections
@@ -14,12 +24,24 @@ import ml_collections
 from jaxfp.config import sibling
 
 LONGTERM = sibling(__file__, "longterm.py")
+OURS = sibling(__file__, "ours.py").OURS
 SIZES = LONGTERM.SIZES
+
+THRESHOLDS = (0.8, 0.9, 0.98)  # Fig. 18, beside `gufu`'s 0.95
 
 ABLATIONS = dict(
     no_feature_extractor=dict(feature_extractor=False),  # node features = (RSS + 120) / 120
     no_virtual_edges=dict(virtual_edges=False),
     no_edge_prediction=dict(edge_prediction=False),
+    gufu_top_k=dict(virtual_threshold=-1.0, max_virtual_per_node=10),  # Fig. 17: k = 10
+    **{f"gufu_threshold_{round(100 * t):03d}": dict(virtual_threshold=t) for t in THRESHOLDS},
+    gufu_untrained_gnn=dict(gnn_steps=0, retrain_gnn_steps=0),
+    gufu_plain_autoencoder=dict(
+        ae_dropout=0.5, ae_dropout_at="input", ae_detected_weight=1.0, ae_gate=False
+    ),
+    gufu_hidden_dropout=dict(ae_dropout=0.5),  # the paper's rate, after the hidden layer
+    gufu_own_location=dict(location_input="own"),
+    gufu_batch_like=dict(location_input="batch_like"),
     gufu_keeps=dict(below_floor="keeps"),
     gufu_embeddings=dict(rewrite_from="embeddings"),
     gufu_aligned=dict(autoencoder_retrain="align"),
@@ -28,7 +50,7 @@ ABLATIONS = dict(
 
 def get_config(arg: str = "") -> ml_collections.ConfigDict:
     c = LONGTERM.get_config(arg)
-    c.variants.update(ABLATIONS)
+    c.variants.update({**OURS, **ABLATIONS})
     c.run_variants = ("gufu", "no_feature_extractor", "no_virtual_edges", "no_edge_prediction")
-    c.run_variants += ("static",)
+    c.run_variants += ("gufu_untrained_gnn", "gufu_own_location", "gufu_batch_like", "static")
     return c

@@ -16,10 +16,12 @@ from jaxfp.methods.gufu.sage import EdgeSAGE, at_receivers
 
 
 class AutoencoderStatic(NamedTuple):
-    """Eq. (2)/(10)'s statics: the autoencoder and its mini-batch of records (0 = every record)."""
+    """Eq. (2)/(10)'s statics: the autoencoder, its mini-batch of records (0 = every record) and
+    the weight of a detected entry against an undetected one's 1 (1 = eq. 2's plain norm)."""
 
     model: Autoencoder
     batch: int
+    detected_weight: float = 1.0
 
 
 class GnnStatic(NamedTuple):
@@ -49,21 +51,28 @@ def column_mask(data) -> jax.Array:
     return (jnp.arange(width) < data["real_columns"]).astype(jnp.float32)[None]
 
 
-def masked_mean_square(error: jax.Array, mask: jax.Array) -> jax.Array:
-    """The mean square over the rows and the real columns only."""
-    return jnp.sum(error**2 * mask) / (error.shape[0] * jnp.maximum(jnp.sum(mask), 1.0))
+def entry_weights(x: jax.Array, data, detected_weight: float) -> jax.Array:
+    """(rows, width) `detected_weight` on a detected entry (x > 0), 1 on an undetected one, 0 on
+    the padding columns."""
+    return jnp.where(x > 0, detected_weight, 1.0) * column_mask(data)
+
+
+def weighted_mean_square(error: jax.Array, weight: jax.Array) -> jax.Array:
+    """sum(weight * error^2) / sum(weight): with unit weights the mean square over the entries."""
+    return jnp.sum(weight * error**2) / jnp.maximum(jnp.sum(weight), 1.0)
 
 
 def autoencoder_loss(static: AutoencoderStatic, params, data, key):
-    """Eq. (2)/(10): reconstruction of the normalised RSS, on a mini-batch of records if set.
-    `data`: x (records, width) with zero padding columns, real_columns (how many are APs)."""
+    """Eq. (2)/(10): reconstruction of the normalised RSS, on a mini-batch of records if set, a
+    detected entry weighted `detected_weight` (undetected 1). `data`: x (records, width) with
+    zero padding columns, real_columns (how many are APs)."""
     model, batch = static.model, static.batch
     x = data["x"]
     if batch and batch < x.shape[0]:  # mini-batches of records: steps cost O(batch)
         key, rows = jax.random.split(key)
         x = x[jax.random.randint(rows, (batch,), 0, x.shape[0])]
     out, _ = model.apply(params, x, train=True, rngs={"dropout": key})
-    return masked_mean_square(out - x, column_mask(data))
+    return weighted_mean_square(out - x, entry_weights(x, data, static.detected_weight))
 
 
 def alignment_loss(static: AutoencoderStatic, params, data, key):
@@ -80,7 +89,8 @@ def alignment_loss(static: AutoencoderStatic, params, data, key):
     # cosine between codes went 0.87 -> 0.996 -> 1.0000 in two weeks of the synthetic site)
     encoded = model.apply(params, x, method="encode")
     decoded = model.apply(params, codes, method="decode")
-    return jnp.mean((encoded - codes) ** 2) + masked_mean_square(decoded - x, column_mask(data))
+    weight = entry_weights(x, data, static.detected_weight)
+    return jnp.mean((encoded - codes) ** 2) + weighted_mean_square(decoded - x, weight)
 
 
 def gnn_loss(static: GnnStatic, params, data, key):

@@ -3,7 +3,12 @@
 - RSS error: per reference point, the mean dBm of the records (database) and of the period's
   training samples (measured) per AP, an AP counting at a point where at least half the samples
   detect it; mean |database - measured| over the (point, AP) pairs the period detects, a database
-  without the AP counting as `missing_dbm`.
+  without the AP counting as `missing_dbm` (`rss_error`: one-sided, a spurious or departed AP
+  costs nothing).
+- symmetric RSS error (`detection_errors`), over the union of both AP sets at the shared points:
+  the value error on the pairs both detect, the false-detection rate (the database hears, the
+  measurement does not; per pair the database hears) and the missed-detection rate (the
+  measurement hears, the database does not; per pair the measurement hears).
 - a place is (x, y) on a one-floor site and (x, y, `floor_height_m` x floor) on several floors, for
   every method: the UJI library's floors 3 and 5 share their (x, y) points, and the paper keeps one
   database per floor; the location error is horizontal, the floor is the nearest database floor
@@ -48,12 +53,7 @@ def _on_measured_points(
 ) -> tuple[np.ndarray, np.ndarray]:
     """(database point means over the measured APs, NaN where the database lacks the AP or does
     not detect it; measured point means), both at the points the two share."""
-    by_floor = db_floor is not None and measured.floor is not None
-    db_points, db_means = point_means(db_rss, db_xy, db_floor if by_floor else None)
-    m_points, m_means = point_means(measured.rss, measured.xy, measured.floor if by_floor else None)
-    index = {tuple(p): i for i, p in enumerate(db_points)}
-    shared = [(m, index[tuple(p)]) for m, p in enumerate(m_points) if tuple(p) in index]
-    truth = m_means[[m for m, _ in shared]] if shared else m_means[:0]
+    db_means, truth = _shared_point_means(db_rss, db_xy, measured, db_floor)
     if not np.isfinite(truth).any():
         raise ValueError(
             f"{measured.source}: nothing to score: no AP detected (by at least half the samples) "
@@ -61,8 +61,55 @@ def _on_measured_points(
         )
     column = {ap: i for i, ap in enumerate(db_ap_ids.tolist())}
     at = np.array([column.get(ap, -1) for ap in measured.ap_ids.tolist()], np.int64)
-    db_rows = db_means[[d for _, d in shared]][:, np.maximum(at, 0)]
-    return np.where(at[None] >= 0, db_rows, np.nan), truth
+    return np.where(at[None] >= 0, db_means[:, np.maximum(at, 0)], np.nan), truth
+
+
+def _shared_point_means(
+    db_rss: np.ndarray,
+    db_xy: np.ndarray,
+    measured: FingerprintSet,
+    db_floor: np.ndarray | None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(database point means, measured point means) at the points the two share, each over its
+    own AP set."""
+    by_floor = db_floor is not None and measured.floor is not None
+    db_points, db_means = point_means(db_rss, db_xy, db_floor if by_floor else None)
+    m_points, m_means = point_means(measured.rss, measured.xy, measured.floor if by_floor else None)
+    index = {tuple(p): i for i, p in enumerate(db_points)}
+    shared = [(m, index[tuple(p)]) for m, p in enumerate(m_points) if tuple(p) in index]
+    if not shared:
+        raise ValueError(f"{measured.source}: nothing to score: no reference point is shared")
+    return db_means[[d for _, d in shared]], m_means[[m for m, _ in shared]]
+
+
+def detection_errors(
+    db_rss: np.ndarray,
+    db_ap_ids: np.ndarray,
+    db_xy: np.ndarray,
+    measured: FingerprintSet,
+    db_floor: np.ndarray | None = None,
+) -> dict[str, float]:
+    """The symmetric RSS error at the shared points over both AP sets: `value_error_db` (mean
+    |database - measured| where both detect; NaN where no pair is), `false_detection_rate`
+    (share of the pairs the database detects that the measurement does not: spurious values and
+    departed APs) and `missed_detection_rate` (share of the pairs the measurement detects that
+    the database does not)."""
+    db_means, m_means = _shared_point_means(db_rss, db_xy, measured, db_floor)
+    union = list(dict.fromkeys([*db_ap_ids.tolist(), *measured.ap_ids.tolist()]))
+
+    def over_union(means: np.ndarray, ids: np.ndarray) -> np.ndarray:
+        column = {ap: i for i, ap in enumerate(ids.tolist())}
+        at = np.array([column.get(ap, -1) for ap in union], np.int64)
+        return np.where(at[None] >= 0, means[:, np.maximum(at, 0)], np.nan)
+
+    db, truth = over_union(db_means, db_ap_ids), over_union(m_means, measured.ap_ids)
+    db_hears, m_hears = np.isfinite(db), np.isfinite(truth)
+    both = db_hears & m_hears
+    return {
+        "value_error_db": float(np.abs(db - truth)[both].mean()) if both.any() else float("nan"),
+        "false_detection_rate": float((db_hears & ~m_hears).sum() / max(db_hears.sum(), 1)),
+        "missed_detection_rate": float((m_hears & ~db_hears).sum() / max(m_hears.sum(), 1)),
+    }
 
 
 def rss_error(

@@ -13,9 +13,19 @@ modules hold theirs: `autoencoder`, `site_graph`, `update_module`, `ap_changes`)
 - new samples get a random location drawn from the database's locations (§5.1: "randomly
   assigned"); `initial_location="code_knn"` (ours) starts them at a cosine WkNN estimate over the
   codes instead.
-- §5.2 "iteratively predict": `update_rounds` passes; after each, the new samples' location
-  features become their predicted locations and the virtual edges, embeddings and update module
-  are recomputed (1 = one pass from the initial locations).
+- a record's own location in what MLP1 reads (`location_input`; §4.2 puts it in the node
+  features, and MLP1 learns embedding -> location on the records, so with it there MLP1 copies
+  its input and echoes the batch's random locations): "none" (the location part is zero in every
+  graph: locating and pairing read the codes and the graph only), "batch_like" (in an update's
+  graph the records' location part is drawn as the batch's is), or "own" (the record's true
+  location, the copyable reading; an ablation).
+- §5.2 "iteratively predict": up to `update_rounds` passes, stopping when the batch's locations
+  move less than `settle_m` (mean) from one pass to the next; after each, the new samples'
+  location features become their predicted locations and the virtual edges, embeddings and
+  update module are recomputed. With `location_input="none"` nothing feeds back: one pass.
+- §6.2's order: the AP changes (edges added and forgotten) come first, then the autoencoder
+  (eq. 10) and the GNN retrain on the database they leave, then the retrained decoder turns the
+  updated features into the records' values, a new AP's included.
 - `rewrite_from`: what MLP2 produces. "codes" (eq. 6 on the encoder's codes: the batch reaches the
   records only through eq. 8's old-new pairs) or "embeddings" (§6.2: the GNN's output embeddings
   of the records on the graph the batch joins; a ridge readout fitted on the database's own
@@ -29,6 +39,8 @@ modules hold theirs: `autoencoder`, `site_graph`, `update_module`, `ap_changes`)
 - after an update the autoencoder retrains `retrain_steps` (eq. 10) and the GNN
   `retrain_gnn_steps` (the paper: both are updated; it gives no step counts).
 - `feature_extractor=False` (§7.3's ablation): a code is the normalised RSS itself.
+- the offline stage stops the run when the autoencoder fails its bounds (`ae_gate`,
+  `autoencoder.FeatureExtractor.check`).
 """
 
 from __future__ import annotations
@@ -62,6 +74,7 @@ from jaxfp.methods.gufu.site_graph import (
 from jaxfp.methods.gufu.update_module import (
     UpdateModuleOptions,
     fit_update_module,
+    fit_without_batch,
     link_diagnostics,
     rewritten_records,
     ridge_readout,
@@ -89,6 +102,7 @@ class Gufu:
     features: FeatureExtractor | None = None
     stage: tuple[str | int, ...] = ("offline",)  # names the keys of the fits that run now
     updates: int = 0  # batches taken so far
+    updated_codes: np.ndarray | None = None  # the last update's features the decoder turned to RSS
     _database_graph: bipartite.SiteGraph | None = None  # the records' graph of the last training
     _encoded: tuple[np.ndarray, np.ndarray] | None = None  # (rss, its codes) of that training
     _graph_budgets: tuple[int, int] = (0, 0)  # (nodes, edges) the last padded graph had
@@ -102,6 +116,8 @@ class Gufu:
         "rewrite_from": ("codes", "embeddings"),
         "autoencoder_retrain": ("reconstruct", "align"),
         "below_floor": ("ends", "keeps"),
+        "location_input": ("none", "batch_like", "own"),
+        "ae_dropout_at": ("input", "hidden"),
     }
 
     def __post_init__(self) -> None:
@@ -121,6 +137,7 @@ class Gufu:
         for field, least, meaning in (
             ("update_rounds", 1, "at least one pass an update"),
             ("retrain_gnn_steps", -1, "a step count, or -1 for retrain_steps"),
+            ("settle_m", 0, "a distance in metres, 0 or more"),
         ):
             if settings[field] < least:
                 raise ConfigError(f"gufu.{field}: expected {meaning}, got {settings[field]!r}")
@@ -173,14 +190,28 @@ class Gufu:
         codes = self.encode(self.rss) if codes is None else codes
         return self.features.reconstruction(self.rss, codes)
 
-    def _rewritten(self, updated_codes: np.ndarray, without_batch: np.ndarray | None) -> np.ndarray:
+    def _rewritten(
+        self,
+        updated_codes: np.ndarray,
+        without_batch: np.ndarray | None,
+        code_ap_ids: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """The records' values from their updated features, over the current AP set; without the
+        feature extractor a code is the RSS over `code_ap_ids` (the AP set it was made on)."""
         g = self.g
+
+        def decode(codes: np.ndarray) -> np.ndarray:
+            out = self._decode_normalised(codes)
+            if not g.feature_extractor and code_ap_ids is not None:
+                out = align_columns(out, code_ap_ids, self.ap_ids)  # a new AP: NaN, kept as is
+            return out
+
         return rewritten_records(
             self.rss,
             g.rewrite,
             g.below_floor,
             g.detect_floor_dbm,
-            self._decode_normalised,
+            decode,
             updated_codes,
             without_batch,
         )
@@ -196,15 +227,32 @@ class Gufu:
         """(S,) each record's reference point."""
         return reference_points(self.xy)
 
+    def location_part(
+        self, new_xy: np.ndarray | None = None, records_xy: np.ndarray | None = None
+    ) -> np.ndarray:
+        """The scaled location part of the sample nodes' features: the records' (at `records_xy`
+        when given, else their own places), then the batch's at `new_xy`; zero with
+        `location_input="none"`."""
+        xy = self.xy if records_xy is None else records_xy
+        if new_xy is not None:
+            xy = np.concatenate([xy, new_xy])
+        scaled = self.scale.scaled(xy)
+        return np.zeros_like(scaled) if self.g.location_input == "none" else scaled
+
     def _graph(
-        self, rss: np.ndarray, codes: np.ndarray, xy: np.ndarray, num_old: int | None = None
+        self,
+        rss: np.ndarray,
+        codes: np.ndarray,
+        location: np.ndarray,
+        num_old: int | None = None,
     ) -> bipartite.SiteGraph:
-        """The site graph; with `num_old`, rows from `num_old` on are a batch's new samples."""
+        """The site graph (`location`: the scaled location part of each sample node); with
+        `num_old`, rows from `num_old` on are a batch's new samples."""
         known = self._database_graph
         records_pairs = None
         if num_old is not None and known is not None and known.num_samples == num_old:
             records_pairs = known.virtual
-        features = node_features(codes, self.scale.scaled(xy))
+        features = node_features(codes, location)
         points = self.points if self.g.virtual_one_per_point else None
         return site_graph(self.g, rss, self.ap_ids, codes, features, points, num_old, records_pairs)
 
@@ -250,31 +298,47 @@ class Gufu:
 
     # --- stages -------------------------------------------------------------------------------
     def offline(self) -> dict[str, float]:
+        """§4: the autoencoder, then the GNN; stops (`OfflineStageFailed`) on a failed
+        autoencoder when `ae_gate` is set."""
         start = time.perf_counter()
         self.stage = ("offline",)
-        losses = self._train_on_database(self.g.ae_steps, self.g.gnn_steps)
+        losses = self._train_on_database(self.g.ae_steps, self.g.gnn_steps, gate=self.g.ae_gate)
         seconds = time.perf_counter() - start
         return {**losses, **self.reconstruction(self._encoded[1]), "seconds": seconds}
 
     def _train_on_database(
-        self, ae_steps: int, gnn_steps: int, new_codes: np.ndarray | None = None
+        self,
+        ae_steps: int,
+        gnn_steps: int,
+        new_codes: np.ndarray | None = None,
+        gate: bool = False,
     ) -> dict[str, float]:
         """Autoencoder (eq. 2/10, unless ablated), then the GNN (eq. 4) on the database's graph.
-        `new_codes`: the records' updated codes, which eq. 10 aligns to if so set."""
+        `new_codes`: the records' updated codes, which eq. 10 aligns to if so set; `gate`: the
+        autoencoder's reconstruction is checked before the GNN trains on its codes."""
         ae_loss = 0.0
+        codes = None
         if self.g.feature_extractor:
             align = new_codes if self.g.autoencoder_retrain == "align" else None
             ae_loss = self.train_autoencoder(ae_steps, align)
-        codes = self.encode(self.rss)
-        graph = self._graph(self.rss, codes, self.xy)
+            codes = self.encode(self.rss)
+            if gate:
+                bounds = (self.g.ae_max_error_db, self.g.ae_max_below_floor)
+                FeatureExtractor.check(self.reconstruction(codes), *bounds)
+        codes = self.encode(self.rss) if codes is None else codes
+        graph = self._graph(self.rss, codes, self.location_part())
         # Both unchanged until the next update rewrites the records; it starts from them
         self._database_graph, self._encoded = graph, (self.rss, codes)
         return {"ae_loss": ae_loss, "gnn_loss": self.train_gnn(graph, gnn_steps)}
 
-    def update(self, new_rss: np.ndarray, new_ap_ids: np.ndarray) -> dict[str, Any]:
-        """One unlabelled batch (rows of `new_rss` over `new_ap_ids`, dBm with NaN).
+    def update(
+        self, new_rss: np.ndarray, new_ap_ids: np.ndarray, initial_xy: np.ndarray | None = None
+    ) -> dict[str, Any]:
+        """One unlabelled batch (rows of `new_rss` over `new_ap_ids`, dBm with NaN); `initial_xy`:
+        the batch's initial locations (default: `initial_location`'s).
 
-        Returns the batch's predicted locations and what changed; rewrites the database.
+        Returns the batch's predicted locations, its initial ones and what changed; rewrites the
+        database in §6.2's order (AP changes, retraining, decoding).
         """
         clock = [time.perf_counter()]
 
@@ -290,53 +354,58 @@ class Gufu:
         known = self._encoded is not None and self._encoded[0] is self.rss
         codes_old = self._encoded[1] if known else self.encode(self.rss)
         codes_new = self.encode(on_known)
-        new_xy = self._initial_locations(codes_old, codes_new)
+        if initial_xy is None:
+            initial_xy = self._initial_locations(codes_old, codes_new)
+        new_xy = initial_xy
+        records_xy = None  # the records' own places ("own"; "none" zeroes them)
+        if self.g.location_input == "batch_like":  # drawn as the batch's random locations are
+            rng = np.random.default_rng(self._draw_seed("record_locations"))
+            records_xy = self.xy[rng.integers(0, s, s)]
         readout = None
         if self.g.rewrite_from == "embeddings":  # features = GNN embeddings; codes by a readout
             z_alone = self.embed(self._database_graph)  # codes_old's graph, built in retraining
             readout = ridge_readout(z_alone, codes_old)
         codes = np.concatenate([codes_old, codes_new])
+        code_ap_ids = self.ap_ids  # the AP set the codes are made on, before §6 changes it
 
         def batch_graph(previous: bipartite.SiteGraph | None) -> bipartite.SiteGraph:
-            xy = np.concatenate([self.xy, new_xy])
+            location = self.location_part(new_xy, records_xy)
             if previous is not None and not pairs_follow_locations(self.g):  # same edges
-                features = node_features(codes, scale.scaled(xy))
+                features = node_features(codes, location)
                 return previous._replace(sample_features=np.asarray(features, np.float32))
-            return self._graph(np.concatenate([self.rss, on_known]), codes, xy, num_old=s)
+            return self._graph(np.concatenate([self.rss, on_known]), codes, location, num_old=s)
 
         graph = None
         options = UpdateModuleOptions.from_settings(self.g)
-        for round_ in range(self.g.update_rounds):
+        rounds = self.g.update_rounds if self.g.location_input != "none" else 1
+        moves: list[float] = []  # per pass: the batch's mean move (m), from the initial guess on
+        for round_ in range(rounds):
             graph = batch_graph(graph)  # a later round's: the new samples at their estimates
             z = self.embed(graph)
             if readout is None:  # MLP2 learns the codes; the batch reaches them through eq. 8
                 targets, targets_alone = codes, codes_old
             else:  # MLP2 learns the embeddings the batch changed through message passing
                 targets, targets_alone = z, z_alone
-            last = round_ == self.g.update_rounds - 1
-            out = fit_update_module(
-                options,
-                self._fit,
-                self.named("round", round_, "update_module"),
-                scale.scaled(self.xy),
-                z,
-                targets,
-                targets_alone,
-                graph.virtual,
-                last,
-            )
-            new_xy, updated, alone = scale.places(out.located), out.updated, out.without_batch
-            if readout is not None:
-                updated, alone = readout(updated), None if alone is None else readout(alone)
+            round_key = self.named("round", round_, "update_module")
+            args = (options, self._fit, round_key, scale.scaled(self.xy), z, targets)
+            out = fit_update_module(*args, targets_alone, graph.virtual, last_round=False)
+            located = scale.places(out.located)
+            moves.append(_mean_distance(located, new_xy))
+            new_xy, updated = located, out.updated
+            if round_ > 0 and moves[-1] < self.g.settle_m:
+                break
+        alone = None
+        if options.residual:  # the batch-free fit of the last pass, same init and draws
+            alone = fit_without_batch(*args, targets_alone, graph.virtual)
+        if readout is not None:
+            updated, alone = readout(updated), None if alone is None else readout(alone)
         links = link_diagnostics(graph.virtual, s, len(on_known))
-        rewritten = self._rewritten(updated, alone)
-        links["detections_ended"] = int((np.isfinite(self.rss) & np.isnan(rewritten)).sum())
-        self.rss = rewritten
         # Eq. 10's target codes: what the records' features became
         new_codes = updated if alone is None else codes_old + (updated - alone)
         if self.g.rewrite == "none":
             new_codes = codes_old
-        seconds = {"seconds_update_module": lap()}  # graphs, embeddings, eq. 5-9, rewrite
+        seconds = {"seconds_update_module": lap()}  # graphs, embeddings, eq. 5-9
+        # §6.2: edges added and forgotten, then the retraining, then the decoding
         changes = {"aps_added": 0, "aps_removed": 0, "edges_added": 0, "edges_removed": 0}
         if self.g.edge_prediction:
             self.ap_ids, self.rss, changes = apply_ap_changes(
@@ -346,20 +415,38 @@ class Gufu:
         gnn_steps = self.g.retrain_gnn_steps
         gnn_steps = self.g.retrain_steps if gnn_steps < 0 else gnn_steps
         losses = self._train_on_database(self.g.retrain_steps, gnn_steps, new_codes)
+        reconstruction = self.reconstruction(self._encoded[1])
         seconds["seconds_retraining"] = lap()
+        # Over the AP set §6 left, new APs included
+        rewritten = self._rewritten(updated, alone, code_ap_ids)
+        links["detections_ended"] = int((np.isfinite(self.rss) & np.isnan(rewritten)).sum())
+        self.rss, self.updated_codes = rewritten, updated
+        seconds["seconds_rewrite"] = lap()
         return {
             "xy": new_xy,
+            "xy_initial": initial_xy,
+            "round_moves_m": moves,
+            "rounds": len(moves),
+            "mlp1_from_initial_m": _mean_distance(new_xy, initial_xy),
             **links,
             **changes,
             **losses,
-            **self.reconstruction(self._encoded[1]),
+            **reconstruction,
             **seconds,
             "seconds": clock[-1] - clock[0],
         }
 
+    def _draw_seed(self, name: str) -> np.ndarray:
+        """A numpy seed from the key named `name` in the current stage."""
+        return np.asarray(jax.random.key_data(self.named(name))).ravel()
+
     def _initial_locations(self, codes_old: np.ndarray, codes_new: np.ndarray) -> np.ndarray:
         if self.g.initial_location == "random":  # the paper (§5.1)
-            key = self.named("initial_locations")
-            rng = np.random.default_rng(np.asarray(jax.random.key_data(key)).ravel())
+            rng = np.random.default_rng(self._draw_seed("initial_locations"))
             return self.xy[rng.integers(0, len(self.xy), len(codes_new))]
         return idw_average(codes_new, codes_old, self.xy, 3, metric="cosine")  # code_knn: WkNN
+
+
+def _mean_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean horizontal distance between matching rows of two sets of places."""
+    return float(np.linalg.norm(a[:, :2] - b[:, :2], axis=1).mean())

@@ -16,9 +16,14 @@ from jaxfp.eval.stats import paired_rows
 from jaxfp.methods.gufu.data import ap_churn
 from jaxfp.methods.gufu.variants import BASELINES
 
-PER_PERIOD = ("rss_error_db", "location_error_m", "aps", "aps_added", "aps_removed")
+# The RSS error in its symmetric parts beside the one-sided one (`scoring`)
+RSS_PARTS = ("value_error_db", "false_detection_rate", "missed_detection_rate")
+PER_PERIOD = ("rss_error_db", *RSS_PARTS, "location_error_m", "aps", "aps_added", "aps_removed")
 # Logged per update: what the batch reaches and what the update does.
 DIAGNOSTICS = (
+    "initial_error_m",
+    "mlp1_from_initial_m",
+    "rounds",
     "old_new_pairs",
     "new_samples_linked",
     "records_linked",
@@ -32,8 +37,9 @@ DIAGNOSTICS = (
     "aps_removed_departed",
     "aps_kept_departed",
     "ae_error_db",
+    "ae_below_floor",
 )
-PAIRED = ("rss_error_db", "location_error_m")
+PAIRED = ("rss_error_db", *RSS_PARTS, "location_error_m")
 PAIRED_COLUMNS = ["difference", "difference_ci_low", "difference_ci_high", "n_seeds", "verdict"]
 
 Runs = dict[str, dict[int, list[dict[str, Any]]]]  # variant -> seed -> its rows
@@ -85,7 +91,7 @@ def write_tables(
     table, by_period = {}, {}
     for variant, by_seed in runs.items():
         summary: dict[str, Any] = {}
-        for metric in ("rss_error_db", "location_error_m", *floors):
+        for metric in ("rss_error_db", *RSS_PARTS, "location_error_m", *floors):
             summary.update(over_seeds(per_seed(by_seed, metric), metric))
         summary["seconds_per_update"] = float(np.mean(per_seed(by_seed, "seconds_per_update")))
         offline = [r.get("offline_seconds", 0.0) for rows in by_seed.values() for r in rows[:1]]
@@ -104,8 +110,11 @@ def write_tables(
         }
     columns = [
         "rss_error_db",
-        "rss_error_db_ci_low",
-        "rss_error_db_ci_high",
+        "value_error_db",
+        "value_error_db_ci_low",
+        "value_error_db_ci_high",
+        "false_detection_rate",
+        "missed_detection_rate",
         "location_error_m",
         "location_error_m_ci_low",
         "location_error_m_ci_high",
@@ -118,7 +127,7 @@ def write_tables(
             {v: {n: r[metric] for n, r in rows.items()} for v, rows in by_period.items()},
             [str(n) for n in numbers],
         )
-        for metric in ("rss_error_db", "location_error_m", *floors, "seconds_per_update")
+        for metric in ("rss_error_db", *RSS_PARTS, "location_error_m", *floors)
     }
     churn = {seed: ap_churn(db, periods) for seed, (db, periods) in data.items()}
     mean_churn = {

@@ -90,23 +90,15 @@ def ridge_readout(
     return lambda e: (np.c_[e, np.ones(len(e))] @ weights).astype(np.float32)
 
 
-def fit_update_module(
+def _module_fit(
     options: UpdateModuleOptions,
-    fit: KeyedFit,
     key: jax.Array,
     loc: np.ndarray,
     z: np.ndarray,
     features: np.ndarray,
-    features_alone: np.ndarray,
     virtual: np.ndarray,
-    last_round: bool = True,
-) -> UpdateModuleOutput:
-    """Eq. (5)-(9) on one batch: `loc` (S, d) the records' scaled locations, `z` (S + new, E)
-    the embeddings, `features` (S + new, F) what MLP2 learns (eq. 6) and eq. 8 pulls towards,
-    `features_alone` the records' features without the batch, `virtual` the graph's virtual
-    pairs. `key` names this fit: MLP1's and MLP2's inits and the mini-batch draws come from it by
-    name, and the residual rewrite's batch-free fit (only in the last round: the rewrite reads
-    no other) starts from the same init and draws the same mini-batches."""
+) -> tuple[Any, dict[str, jax.Array], Any, tuple[Any, Any]]:
+    """(initial params, data, static, (MLP1, MLP2)) of eq. 5-9's fit; inits named from `key`."""
     s = len(loc)
     loc = jnp.asarray(loc)
     z = jnp.asarray(z)
@@ -130,30 +122,72 @@ def fit_update_module(
     static = UpdateModuleStatic(
         mlp1, mlp2, s, len(cross) > 0, options.consistency_weight, options.batch
     )
+    return initial, data, static, (mlp1, mlp2)
+
+
+def fit_update_module(
+    options: UpdateModuleOptions,
+    fit: KeyedFit,
+    key: jax.Array,
+    loc: np.ndarray,
+    z: np.ndarray,
+    features: np.ndarray,
+    features_alone: np.ndarray,
+    virtual: np.ndarray,
+    last_round: bool = True,
+) -> UpdateModuleOutput:
+    """Eq. (5)-(9) on one batch: `loc` (S, d) the records' scaled locations, `z` (S + new, E)
+    the embeddings, `features` (S + new, F) what MLP2 learns (eq. 6) and eq. 8 pulls towards,
+    `features_alone` the records' features without the batch, `virtual` the graph's virtual
+    pairs. `key` names this fit: MLP1's and MLP2's inits and the mini-batch draws come from it by
+    name, and the residual rewrite's batch-free fit (with `last_round`: the rewrite reads no
+    other round's; `fit_without_batch` runs it alone) starts from the same init and draws the
+    same mini-batches."""
+    initial, data, static, (mlp1, mlp2) = _module_fit(options, key, loc, z, features, virtual)
+    s = len(loc)
     draws = named_key(key, "steps")
     params, _ = fit(
         "update_module", update_module_loss, static, initial, data, options.steps, draws
     )
-    located = np.asarray(mlp1.apply(params["mlp1"], z[s:]))
-    updated = np.asarray(mlp2.apply(params["mlp2"], loc))
+    located = np.asarray(mlp1.apply(params["mlp1"], data["z"][s:]))
+    updated = np.asarray(mlp2.apply(params["mlp2"], data["loc"]))
     without_batch = None
-    if options.residual and last_round:  # same start, same compiled step, the batch weighted 0
-        data["cross_weight"] = jnp.zeros_like(data["cross_weight"])
-        data["codes_old"] = jnp.asarray(features_alone)
-        # ... and the same mini-batches: the two fits differ by what the batch changed, not by
-        # their draws (independent draws carried their noise into every record: 7.14 against
-        # 7.05 dB on the 10,000-record synthetic site)
-        params, _ = fit(
-            "update_module_without_batch",
-            update_module_loss,
-            static,
-            initial,
-            data,
-            options.steps,
-            draws,
+    if options.residual and last_round:
+        without_batch = fit_without_batch(
+            options, fit, key, loc, z, features, features_alone, virtual
         )
-        without_batch = np.asarray(mlp2.apply(params["mlp2"], loc))
     return UpdateModuleOutput(located, updated, without_batch)
+
+
+def fit_without_batch(
+    options: UpdateModuleOptions,
+    fit: KeyedFit,
+    key: jax.Array,
+    loc: np.ndarray,
+    z: np.ndarray,
+    features: np.ndarray,
+    features_alone: np.ndarray,
+    virtual: np.ndarray,
+) -> np.ndarray:
+    """MLP2' of the records' locations: `fit_update_module`'s fit under the same `key` with the
+    batch weighted 0 and the records' features without the batch (the residual rewrite)."""
+    initial, data, static, (_, mlp2) = _module_fit(options, key, loc, z, features, virtual)
+    data["cross_weight"] = jnp.zeros_like(data["cross_weight"])
+    data["codes_old"] = jnp.asarray(features_alone)
+    # ... and the same mini-batches: the two fits differ by what the batch changed, not by
+    # their draws (independent draws carried their noise into every record: 7.14 against
+    # 7.05 dB on the 10,000-record synthetic site)
+    draws = named_key(key, "steps")
+    params, _ = fit(
+        "update_module_without_batch",
+        update_module_loss,
+        static,
+        initial,
+        data,
+        options.steps,
+        draws,
+    )
+    return np.asarray(mlp2.apply(params["mlp2"], data["loc"]))
 
 
 def rewritten_records(
@@ -167,7 +201,7 @@ def rewritten_records(
 ) -> np.ndarray:
     """The database's new values (dBm, NaN = not detected). A value the update takes from above
     the detection floor to at or below it ends that detection with `below_floor="ends"`; none
-    starts here (§6 adds them)."""
+    starts here (§6 adds them); a value the decoder does not give (NaN) keeps the old one."""
     if rewrite == "none":
         return rss.copy()
     if rewrite == "replace":  # the paper: decoded updated features replace the records
@@ -176,6 +210,7 @@ def rewritten_records(
         change = decode_normalised(updated_codes) - decode_normalised(without_batch)
         unit = to_unit(rss) + change
     updated = from_unit(unit, -np.inf)
+    updated = np.where(np.isnan(unit), rss, updated)
     below = updated <= floor_dbm
     if below_floor == "keeps":
         updated = np.where(below, rss, updated)

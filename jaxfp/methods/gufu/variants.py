@@ -19,6 +19,7 @@ from jaxfp.config import variant_settings
 from jaxfp.data.types import FingerprintSet
 from jaxfp.methods.gufu.data import Period
 from jaxfp.methods.gufu.scoring import (
+    detection_errors,
     drift_capture,
     forgetting_check,
     nearest_floor,
@@ -50,8 +51,9 @@ def run_variant(
     say: Callable[[str], None] = print,
     workdir: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Per period: location error (and floor hit), RSS error, the records' change against the
-    measured drift, APs, GUFU's graph diagnostics, seconds; period 0 = offline."""
+    """Per period: location error (and floor hit), RSS error (one-sided and the symmetric three
+    parts), the records' change against the measured drift, APs, GUFU's graph diagnostics (with
+    MLP1's move from its initial guess and that guess's error), seconds; period 0 = offline."""
     floors = np.unique(db.floor) if db.floor is not None else np.zeros(1, np.int64)
     height = config.data.floor_height_m
     ap_ids, rss, xy = db.ap_ids, db.rss.copy(), places(db, height, floors)
@@ -79,16 +81,23 @@ def run_variant(
                 f"; autoencoder error {offline['ae_error_db']:.1f} dB, "
                 f"{offline['ae_below_floor']:.0%} of the detected values decoded below the floor"
             )
+        detail += f"; GNN loss {offline['gnn_loss']:.3f}"
         say(f"  offline stage {offline['seconds']:.1f} s{detail}")
     for period in periods:
         batch = period.batch
         before = (rss, ap_ids)
         start = time.perf_counter()
         row: dict[str, Any] = {"period": period.number, "aps_added": 0, "aps_removed": 0}
+        moves = ""
         if model is not None:
             result = model.update(batch.rss, batch.ap_ids)
-            located = result.pop("xy")
+            located, initial = result.pop("xy"), result.pop("xy_initial")
+            round_moves = result.pop("round_moves_m")
             row.update({k: v for k, v in result.items() if k != "seconds"})
+            row["initial_error_m"] = float(np.linalg.norm(initial[:, :2] - batch.xy, axis=1).mean())
+            moves = ", passes moved " + " ".join(f"{m:.2f}" for m in round_moves) + " m"
+            if "ae_error_db" in result:
+                moves += f", autoencoder {result['ae_error_db']:.2f} dB"
             ap_ids, rss = model.ap_ids, model.rss
         else:
             on_db = batch.select_aps(ap_ids.tolist()).rss
@@ -128,12 +137,15 @@ def run_variant(
         row["rss_error_db"] = rss_error(
             rss, ap_ids, db.xy, period.measured, config.eval.missing_dbm, db.floor
         )
+        row.update(detection_errors(rss, ap_ids, db.xy, period.measured, db.floor))
         row.update(drift_capture(before, (rss, ap_ids), db.xy, period.measured, db.floor))
         row.update(forgetting_check(before[1], ap_ids, period.measured))
         row["aps"] = int(len(ap_ids))
         out.append(row)
         say(
-            f"  period {period.number}: RSS error {row['rss_error_db']:.2f} dB, location error "
-            f"{row['location_error_m']:.2f} m, {row['seconds_per_update']:.1f} s"
+            f"  period {period.number}: RSS error {row['rss_error_db']:.2f} dB (values "
+            f"{row['value_error_db']:.2f} dB, false {row['false_detection_rate']:.1%}, missed "
+            f"{row['missed_detection_rate']:.1%}), location error {row['location_error_m']:.2f} m"
+            f"{moves}, {row['seconds_per_update']:.1f} s"
         )
     return out

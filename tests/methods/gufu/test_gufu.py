@@ -6,6 +6,7 @@ import jax
 import numpy as np
 import pytest
 
+from jaxfp.common.rss_scale import from_unit
 from jaxfp.config import ConfigError, apply_overrides, load_config, variant_settings
 from jaxfp.data.types import FingerprintSet, rp_ids_from_positions
 from jaxfp.methods.gufu import data as gufu_data
@@ -45,9 +46,15 @@ def test_an_update_keeps_the_graph_size_adds_a_new_ap_and_forgets_a_gone_one():
     assert model.rss.shape[0] == 12  # the database does not grow
     assert list(model.ap_ids) == ["a", "b", "d"]
     assert result["aps_added"] == 1 and result["aps_removed"] == 1
+    # §6.2's order: the new AP's edges came first, then the retraining, then its values were
+    # decoded from the records' updated features by the retrained decoder (not the edge weights)
     d = model.rss[:, 2]
-    assert np.isfinite(d).any() and np.nanmax(d) <= -120 + 120  # predicted weights are RSS + 120
-    assert np.isfinite(model.rss[:, :2]).all()
+    decoded = from_unit(model.features.decode_normalised(model.updated_codes), -np.inf)
+    heard = np.isfinite(d)
+    assert heard.any()
+    np.testing.assert_allclose(d[heard], decoded[heard, 2], rtol=1e-6)
+    assert (decoded[~heard, 2] <= config.gufu.detect_floor_dbm).all()  # the rest ended
+    np.testing.assert_allclose(model.rss[:, :2], decoded[:, :2], rtol=1e-6)
 
 
 @pytest.mark.parametrize("update_batch", [0, 4])
@@ -150,17 +157,31 @@ def test_places_keep_floors_that_share_positions_apart():
     assert not np.array_equal(out[12:], db.rss[12:])
 
 
-@pytest.mark.parametrize("variant", ["wknn_average", "gufu"])
-def test_a_two_floor_site_is_located_floor_by_floor(variant):
+def test_a_two_floor_site_is_located_floor_by_floor():
     config = load_config(SPEC)
     db, batch = two_floor_site([3, 5]), two_floor_site([5], seed=1)
-    rows = variants.run_variant(config, variant, 0, db, [gufu_data.Period(2, batch, batch)])
-    last = rows[-1]
-    # Scored in 3-D places: a floor per batch row, the horizontal error of each.
-    assert "floor_accuracy" in last
-    assert 0.0 < last["location_error_m"] < 10.0  # the site is 5 m across
-    if variant == "wknn_average":  # AP a tells the floors apart by 20 dB
-        assert last["floor_accuracy"] == 1.0
+    rows = variants.run_variant(config, "wknn_average", 0, db, [gufu_data.Period(2, batch, batch)])
+    # Scored in 3-D places; AP a tells the floors apart by 20 dB, so WkNN finds every row's floor
+    assert rows[-1]["floor_accuracy"] == 1.0
+    assert 0.0 < rows[-1]["location_error_m"] < 5.0  # the site is 5 m across
+
+
+def test_gufus_places_are_scored_floor_by_floor(monkeypatch):
+    config = load_config(SPEC)
+    db, batch = two_floor_site([3, 5]), two_floor_site([5], seed=1)
+    real_update = Gufu.update
+
+    def placed(self, *args, **kwargs):  # the real update, its places replaced by known ones
+        result = real_update(self, *args, **kwargs)
+        shifted = batch.xy + [3.0, 4.0]  # 5 m from every row's truth
+        heights = np.where(np.arange(12) < 8, 4.0 * 5, 4.0 * 3 + 1.0)  # floor 5, then 3
+        result["xy"] = np.c_[shifted, heights]
+        return result
+
+    monkeypatch.setattr(Gufu, "update", placed)
+    rows = variants.run_variant(config, "gufu", 0, db, [gufu_data.Period(2, batch, batch)])
+    assert rows[-1]["floor_accuracy"] == pytest.approx(8 / 12)
+    assert rows[-1]["location_error_m"] == pytest.approx(5.0, rel=1e-6)
 
 
 def test_neighbour_average_rewrites_the_located_record_from_its_neighbours_and_the_sample():
@@ -314,7 +335,7 @@ def test_the_command_line_wins_over_a_variants_own_settings():
     assert variant_settings(config, "gufu", "gufu_residual").rewrite == "residual"
     config = apply_overrides(load_config(OURS), ["--config.variants.gufu_residual.update_rounds=4"])
     assert variant_settings(config, "gufu", "gufu_residual").update_rounds == 4
-    assert variant_settings(config, "gufu", "gufu").update_rounds == 1
+    assert variant_settings(config, "gufu", "gufu").update_rounds == 5
     with pytest.raises(ConfigError, match="not a field of config.gufu"):
         config = load_config(SPEC)
         config.variants.gufu.nope = 1

@@ -45,7 +45,8 @@ def test_adding_a_fit_changes_no_other_fits_key(monkeypatch):
     # ... which draws the same mini-batches as the fit with the batch.
     with_batch = [c for c in residual if c[0] == "update_module"]
     assert [k for _, k in added] == [k for _, k in with_batch]
-    rounds = fit_keys(monkeypatch, update_rounds=2)
+    # Two passes (a location input feeds back; settle_m = 0 never stops them early)
+    rounds = fit_keys(monkeypatch, update_rounds=2, location_input="own", settle_m=0.0)
     assert [c for c in rounds if c[0] != "update_module"] == [
         c for c in plain if c[0] != "update_module"
     ]
