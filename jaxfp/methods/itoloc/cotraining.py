@@ -9,8 +9,11 @@ One line per choice:
   the mean of their two max probabilities exceeds σ (confident); then K dropout passes of those two
   heads (their averaged probabilities, batch norm in test mode) must not differ from that label more
   than K/3 times (stable) — the data-editing rule of §IV-A.
-- output smearing (eq. 12-13) redraws D1, D2, D3 from the labelled set every `smear_every` (3)
-  rounds once the pool holds all of U; σ drops by σ_os each time it does (§V-A).
+- output smearing (eq. 12-13) draws D1, D2, D3 from the labelled set every `smear_every` (3)
+  rounds once the pool holds all of U, and the heads train on them in that round (§V-A: "fine-tune
+  ... on the diverse training sets ... every 3 rounds"; `cotrain.smeared_sets="carry"` keeps them
+  for the rounds that follow); σ drops by σ_os each time and stays lowered. Pseudo-labelled rows
+  keep their one-hot labels.
 - a round's steps: `cotrain_train.epochs_per_round` passes over the largest head's training set
   (labelled plus its pseudo labels) at the batch size (the paper gives the rate and batch only),
   the same count for every seed (the largest); 0 keeps `num_steps` per round.
@@ -116,9 +119,11 @@ class Schedule:
             self.full_since = t if self.full_since is None else self.full_since
             if t > self.full_since and (t - self.full_since) % int(u.smear_every) == 0:
                 rng = np.random.default_rng(named_seed(self.seed, self.name, "smear", t))
-                targets = [smear(self.base_targets, u.smear_std, rng) for _ in range(heads)]
                 self.sigma -= float(u.sigma_step)
-        return pool, targets
+                return pool, [smear(self.base_targets, u.smear_std, rng) for _ in range(heads)]
+        if u.get("smeared_sets", "round") == "carry":
+            return pool, targets
+        return pool, [self.base_targets] * heads
 
 
 def update(

@@ -220,9 +220,24 @@ def device_sets(
 
 def _real_sets(config: ml_collections.ConfigDict) -> tuple[FingerprintSet, FingerprintSet]:
     d = config.data
-    train = load_parts(d.path, list(d.train_parts), d.format)
+    train = _in_buildings(load_parts(d.path, list(d.train_parts), d.format), d.get("buildings"))
     test = load_parts(d.path, list(d.test_parts), d.format).aligned_to(train)
-    return _hold_out(config, train, test)
+    return _hold_out(config, train, _in_buildings(test, d.get("buildings")))
+
+
+def _in_buildings(fs: FingerprintSet, buildings: Sequence[int] | None) -> FingerprintSet:
+    """The scans of `buildings` (`data.buildings`; empty or None: every scan)."""
+    if not buildings:
+        return fs
+    if fs.building is None:
+        raise ConfigError(f"data.buildings: {fs.source} has no building column")
+    keep = np.isin(fs.building, [int(b) for b in buildings])
+    if not keep.any():
+        raise ConfigError(
+            f"data.buildings: none of {list(buildings)} in {fs.source}; it has "
+            f"{sorted(np.unique(fs.building).tolist())}"
+        )
+    return fs.subset(keep, source=f"{fs.source} (buildings {list(buildings)})")
 
 
 def _hold_out(
