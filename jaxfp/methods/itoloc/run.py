@@ -25,6 +25,7 @@ over seeds with its t-interval, and a second table the paired differences that t
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any
 
 import ml_collections
@@ -74,6 +75,17 @@ def _write(
     return {"rows": rows, "paired": paired, "update_log": update_log}
 
 
+def _wknn_rows(
+    config: ml_collections.ConfigDict, study: Study, sets: list, name: Callable[[str], str]
+) -> dict[str, Scores]:
+    """WkNN on all APs, on the image's APs and on each of `config.wknn_ap_counts` most heard APs
+    (the input's AP-count curve), scored on seed m's `sets[m]`; rows named by `name`."""
+    rows = {name("wknn"): study.wknn(sets), name(WKNN_IMAGE): study.wknn(sets, study.aps)}
+    for count in config.get("wknn_ap_counts", ()):
+        rows[name(f"wknn, {count} APs")] = study.wknn(sets, study.top_aps(int(count)))
+    return rows
+
+
 # --- protocol: device heterogeneity -------------------------------------------------------------
 def run_devices(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     check_variants(config)
@@ -113,10 +125,7 @@ def run_devices(config: ml_collections.ConfigDict, workdir: str) -> dict[str, An
             for dev, sets in per_device.items():
                 values[f"{name}, updated @ {dev}"] = study.evaluate(states, variant, sets)
     for dev, sets in per_device.items():
-        values[f"wknn @ {dev}"] = study.wknn(sets)
-        values[f"{WKNN_IMAGE} @ {dev}"] = study.wknn(sets, study.aps)
-        for count in config.get("wknn_ap_counts", ()):  # the AP-count curve of the input
-            values[f"wknn, {count} APs @ {dev}"] = study.wknn(sets, study.top_aps(int(count)))
+        values.update(_wknn_rows(config, study, sets, lambda row, dev=dev: f"{row} @ {dev}"))
     ref, pairs = config.run_variants[0], []
     for dev in held_out:
         for other in [*config.run_variants[1:], "wknn", WKNN_IMAGE]:
@@ -176,12 +185,7 @@ def run_drift(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]
             update_log += log
             values[f"month {m:02d} {name}, updated"] = study.evaluate(states, variant, [fs] * n)
     for m, fs in months.items():
-        values[f"month {m:02d} wknn"] = study.wknn([fs] * n)
-        values[f"month {m:02d} {WKNN_IMAGE}"] = study.wknn([fs] * n, study.aps)
-        for count in config.get("wknn_ap_counts", ()):
-            values[f"month {m:02d} wknn, {count} APs"] = study.wknn(
-                [fs] * n, study.top_aps(int(count))
-            )
+        values.update(_wknn_rows(config, study, [fs] * n, lambda row, m=m: f"month {m:02d} {row}"))
     ref, pairs = config.run_variants[0], []
     for m in months:
         at = f"month {m:02d}"

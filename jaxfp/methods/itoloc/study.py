@@ -101,7 +101,7 @@ class Study:
                     f"{self.seeds[0]}'s; the stacked seeds share the C location classes"
                 )
         n_aps = config.image.n_aps
-        self.aps = [fs.ap_ids[select_aps(fs.rss, n_aps)] for fs in self.train_sets]
+        self.aps = self.top_aps(n_aps)
         self.n_domains = len(domains.ids)
         execution = choice(config, "seed_execution", SEED_EXECUTION)
         self.stages = SeedStages(workdir, self.seeds, shared, execution)
