@@ -1,16 +1,20 @@
-"""CSI positioning with few labels: supervised, Mean Teacher, FixMatch (confidence and distance),
-the consistency framework (one round and iterative), the ensemble and the sector heads, for all
-seeds at once (the CSI paper's Table II and Fig. 4); our training-free signature WkNN beside them.
+"""CSI positioning with few labels: supervised (stage 1) and the labelled-only control at the
+budget, Mean Teacher (the paper's and ours with augmentation), FixMatch (confidence and
+distance), the consistency framework (one round and iterative), the ensemble and the sector heads,
+for all seeds at once (the CSI paper's Table II and Fig. 4); our training-free signature WkNN
+beside them. Every compared row trains the same number of gradient steps
+(`jaxfp.methods.csi.budget.row_steps`, the `steps` column of the results).
 
-Paper scale (full etoile set, ResNet34 as the paper's §IV-B, hours on a GPU):
+Paper scale (full etoile set, ResNet34 as the paper's §IV-B; 65,000 steps per row: an
+accelerator's job):
     python -m datagen generate --out data/etoile
     jaxfp run experiments/csi/few_labels.py --workdir runs/csi_ssl --config.data.path=data/etoile
-Small size (the small etoile set, a tiny ResNet, 3 seeds: too few for a verdict; Mean Teacher and
-FixMatch at 52 passes over the unlabelled pool: ~2 h on 2 idle CPU cores, from its stages' rates):
+Small size (the small etoile set, a tiny ResNet, 3 seeds: too few for a verdict; 4,800 steps per
+row, ~5 h on 2 idle CPU cores, scaled by steps from the stages' measured rates):
     python -m datagen generate --out data/etoile_small --config datagen/config.py:small
     jaxfp run experiments/csi/few_labels.py:small --workdir runs/csi_ssl_small
-The full set at a CPU budget (tiny ResNet, 5 passes, 5 seeds; ~2.5 h on 2 idle cores, scaled from
-the measured 3-seed rates):
+The full set at a CPU budget (tiny ResNet, 3,900 steps per row, 5 seeds; ~6 h on 2 idle cores,
+scaled the same way):
     jaxfp run experiments/csi/few_labels.py:full_cpu --workdir runs/csi_full --config.data.path=data/etoile
 Test size: experiments/csi/few_labels.py:test (with --config.data.path of a tiny set).
 
@@ -34,15 +38,20 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     del c.backbones
     c.methods = METHOD_NAMES
     c.backbone = "resnet34"
-    c.finetune = ml_collections.ConfigDict(dict(num_steps=5_000, learning_rate=3e-4))
-    # Mean Teacher and FixMatch train for their own num_steps: they need many passes over the
-    # unlabelled pool (>= 50 with mu = unlabelled / labelled batch >= 2, measured on the small set).
-    steps = c.train.num_steps
+    # Fine-tunes (models A and B, stage 3) use their own rate; their steps are the consistency
+    # section's. The budget of every compared row is the iterative framework's total steps.
+    c.finetune = ml_collections.ConfigDict(dict(learning_rate=3e-4))
     c.mean_teacher = ml_collections.ConfigDict(
-        dict(ema_decay=0.99, weight=1.0, rampup_fraction=0.4, num_steps=steps)
+        dict(ema_decay=0.99, weight=1.0, rampup_fraction=0.4)
     )
     c.fixmatch = ml_collections.ConfigDict(
-        dict(threshold=0.95, cell_m=10.0, distance_threshold_m=5.0, weight=1.0, num_steps=steps)
+        dict(
+            threshold=0.95,
+            cell_m=10.0,
+            distance_threshold_m=5.0,
+            weight=1.0,
+            position_unit_m=0.0,  # 0: the cell size (position terms in cells^2, CE in nats)
+        )
     )
     c.train.unlabelled_batch_size = 2 * c.train.batch_size
     c.consistency = ml_collections.ConfigDict(
@@ -50,11 +59,13 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
             k=5,
             agreement_radius_m=5.0,
             rounds=3,
+            finetune_steps=5_000,  # models A and B, each round
+            stage3_steps=5_000,  # stage 3, each round
             pseudo_weight=1.0,
-            network_b="mobilenet_v2",  # source B: another architecture than config.backbone
-            signature_bins=16,  # source A: delay-spectrum bins per angle of the CSI signature
+            signature_bins=16,  # interpolation A: delay-spectrum bins per angle
+            aligned_taps=16,  # interpolation B: delay taps kept after the strongest
+            aligned_lead=2,  # interpolation B: taps kept before the strongest
             report_radii_m=(1.0, 2.0, 3.0, 5.0),
-            gate="none",  # the paper: stage 3 always; 'oracle' (ours, reads the truth): variants.py
         )
     )
     c.ensemble = ml_collections.ConfigDict(
@@ -73,11 +84,12 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     if arg == "small":
         c.data.path = repo_path(__file__, "data", "etoile_small")
         c.seeds = (0, 1, 2)
-        # 3,338 unlabelled receivers: 2,700 steps x 64 = 52 passes.
-        cpu_budget(c, num_steps=1_200, ssl_steps=2_700, checkpoint_every=400)
-    if arg == "full_cpu":  # the full etoile set at what 2 CPU cores train in a few hours
-        # ~25,400 unlabelled receivers: 2,000 steps x 64 = 5 passes (a CPU budget, not enough).
-        cpu_budget(c, num_steps=1_500, ssl_steps=2_000, checkpoint_every=500)
+        # Budget 1,200 + 3 x 1,200 = 4,800 steps; 3,338 unlabelled receivers: x 64 = 92 passes.
+        cpu_budget(c, num_steps=1_200, checkpoint_every=400)
+    if arg == "full_cpu":  # the full etoile set at what 2 CPU cores train in several hours
+        # Budget 1,500 + 2 x 1,200 = 3,900 steps; ~25,400 unlabelled receivers: x 64 = 10 passes.
+        cpu_budget(c, num_steps=1_500, checkpoint_every=500)
+        c.consistency.rounds = 2
         c.eval_batch = 256
     if arg == "test":
         c.seeds = (0, 1)
@@ -87,15 +99,16 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
         c.eval_batch = 8
         c.train.batch_size = 4
         c.train.unlabelled_batch_size = 4
-        c.train.num_steps = c.mean_teacher.num_steps = c.fixmatch.num_steps = 3
+        c.train.num_steps = 4  # budget 4 + 2 x (2 x 2 + 2) = 16 steps, 8 per ensemble group
         c.train.checkpoint_every = 2
         c.train.log_every = 1
-        c.finetune.num_steps = 2
+        c.consistency.finetune_steps = 2
+        c.consistency.stage3_steps = 2
         c.consistency.rounds = 2
         c.consistency.k = 3
         c.consistency.agreement_radius_m = 1e6  # keep every label, so each stage has data
-        c.consistency.network_b = "resnet_tiny"
         c.consistency.signature_bins = 4
+        c.consistency.aligned_taps = 8
         c.ensemble.groups = dict(
             tiny=dict(backbone="resnet_tiny", learning_rate=1e-3),
             tiny_wide=dict(backbone="resnet_tiny", learning_rate=1e-3, width=8),
@@ -103,19 +116,17 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     return c
 
 
-def cpu_budget(
-    c: ml_collections.ConfigDict, num_steps: int, ssl_steps: int, checkpoint_every: int
-) -> None:
-    """The CPU sizes: the tiny ResNet for every method, seeds looped, mu = 2, tiny ensemble groups."""
+def cpu_budget(c: ml_collections.ConfigDict, num_steps: int, checkpoint_every: int) -> None:
+    """The CPU sizes: the tiny ResNet for every method, seeds looped, mu = 2, 400-step fine-tunes,
+    tiny ensemble groups."""
     c.backbone = "resnet_tiny"
     c.seed_execution = "loop"
     c.train.num_steps = num_steps
     c.train.unlabelled_batch_size = 64  # mu = 2
-    c.mean_teacher.num_steps = ssl_steps
-    c.fixmatch.num_steps = ssl_steps
     c.train.log_every = 50
     c.train.checkpoint_every = checkpoint_every
-    c.finetune.num_steps = 400
+    c.consistency.finetune_steps = 400
+    c.consistency.stage3_steps = 400
     c.ensemble.groups = dict(
         tiny=dict(backbone="resnet_tiny", learning_rate=1e-3),
         tiny_lr3e3=dict(backbone="resnet_tiny", learning_rate=3e-3),

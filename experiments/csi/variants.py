@@ -1,10 +1,8 @@
-"""Our variants of the few-label protocol, run beside the paper's reading (few_labels.py).
+"""The few-label protocol on the paper's inputs, beside ours (few_labels.py): no sector frame and no
+log-power channel (`sector_frame=False`, `preprocess.log_power=False`), for stage 1, the
+labelled-only control and the consistency framework at the same budget.
 
-- The oracle gate (`consistency.gate="oracle"`): each round's stage 3 runs only where the kept
-  labels beat the stage-1 model on those rows *measured against the true positions*. A method
-  cannot read those in a deployment, so this is a diagnostic bound, never a reported method row.
-
-Same sizes as few_labels.py; the supervised stage (stage 1) is the same stage as there:
+Same sizes as few_labels.py:
     jaxfp run experiments/csi/variants.py:small --workdir runs/csi_variants_small
 """
 
@@ -17,6 +15,7 @@ SIZES = ("", "small", "full_cpu", "test")  # checked by load_config: an unknown 
 
 def get_config(arg: str = "") -> ml_collections.ConfigDict:
     c = sibling(__file__, "few_labels.py").get_config(arg)
-    c.methods = ("supervised", "consistency")
-    c.consistency.gate = "oracle"
+    c.methods = ("supervised", "supervised_budget", "consistency")
+    c.sector_frame = False
+    c.preprocess.log_power = False
     return c

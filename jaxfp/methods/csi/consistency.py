@@ -1,13 +1,23 @@
 """The semi-supervised framework with consistency (CSI paper §III-A, Fig. 2): stages 2 and 3 from
 the stage-1 model, one round ('consistency') and iterated ('consistency_iterative').
 
-Each round labels the unlabelled rows not yet kept from two independent sources
-(`pseudo_labels`): A, CSI-signature interpolation over the anchors (labelled + kept rows);
-B, network B (config.consistency.network_b, trained on the labelled rows, then fine-tuned on the
-anchors each round). Rows where they agree within `agreement_radius_m` are kept with their mean;
-stage 3 fine-tunes the current model on labelled + kept rows — unless the oracle gate
-(`consistency.gate="oracle"`, ours) finds the kept labels no better than the stage-1 model on
-those rows against the truth; `gate="none"` (the paper) always runs it.
+Stage 2 of a round: two interpolations (`pseudo_labels`: signature WkNN A and aligned-profile
+WkNN B) label every unlabelled row not yet kept from the anchors (labelled + kept rows), giving
+pseudo datasets A and B over the whole pool (kept rows carry their kept labels in both); the
+current model is fine-tuned on each (models A and B: same architecture, same start, fresh
+optimisers); rows not yet kept where models A and B agree within `agreement_radius_m` are kept
+with the mean of their positions. Stage 3 fine-tunes the current model on labelled + kept rows.
+Choices where the paper is silent, one line each (config in brackets):
+
+- Pseudo datasets include the labelled rows with their true positions (the anchors).
+- Pseudo rows weigh `pseudo_weight` against 1 for labelled rows in every fine-tune.
+- Round r > 1 starts models A, B and stage 3 from round r - 1's stage-3 model; rows kept in an
+  earlier round stay kept and are not relabelled (`rounds`).
+- The one-round row's stage 3 is as long as the budget leaves (`budget.one_round_stage3_steps`),
+  so it and the iterative row take the same steps.
+
+Nothing here reads the positions of unlabelled rows except `round_diagnostics`, whose numbers go
+to the results and decide nothing.
 """
 
 from __future__ import annotations
@@ -16,14 +26,37 @@ from typing import Any
 
 import numpy as np
 
-from jaxfp.config import ConfigError
 from jaxfp.methods.csi import losses, pseudo_labels
+from jaxfp.methods.csi.budget import one_round_stage3_steps
 from jaxfp.methods.csi.study import Study
-from jaxfp.methods.csi.supervised import run_supervised
 from jaxfp.train.state import TrainState
 from jaxfp.train.steps import make_train_step
 
-GATES = ("none", "oracle")
+INTERPOLATIONS = {"a": "profile", "b": "aligned"}  # pseudo dataset -> signature kind
+
+
+def interpolated_labels(s: Study, pseudo: np.ndarray, kind: str, where: str) -> np.ndarray:
+    """(seeds, unlabelled rows, 2): every unlabelled row's label in one pseudo dataset — kept rows
+    their kept label, the others the `kind` signature's WkNN over the anchors (labelled + kept)."""
+    k = s.config.consistency
+    labelled, unlabelled, table = s.parts["labelled"], s.parts["unlabelled"], s.table
+    have = np.isfinite(pseudo).all(-1)
+    out = pseudo.copy()
+    for m in range(s.n):
+        signature = s.signatures(m, kind)
+        anchors = np.concatenate([labelled[m], unlabelled[m][have[m]]])
+        anchor_xy = np.concatenate([table.xy[labelled[m]], pseudo[m][have[m]]])
+        scored = unlabelled[m][~have[m]]
+        pseudo_labels.assert_cross_fitted(anchors, scored, f"{where}, seed {s.seeds[m]}")
+        out[m][~have[m]] = pseudo_labels.profile_labels(
+            signature[scored],
+            table.sector[scored],
+            signature[anchors],
+            table.sector[anchors],
+            anchor_xy,
+            k.k,
+        )
+    return out
 
 
 def run_consistency(
@@ -31,45 +64,32 @@ def run_consistency(
 ) -> tuple[dict[str, dict[str, np.ndarray]], list[dict[str, Any]]]:
     """Stages 2-3 for config.consistency.rounds rounds from the stage-1 model `pretrained`.
 
-    Returns {'test' | 'unlabelled': {'consistency': after round 1, 'consistency_iterative': after
-    the last round}} positions, and per-round statistics with the kept-label report (errors
-    against the truth: diagnostics, except under the oracle gate).
+    Returns {'test' | 'unlabelled': {'consistency', 'consistency_iterative'}} positions and per
+    round the diagnostics of `round_diagnostics`.
     """
     c, k = s.config, s.config.consistency
-    if k.gate not in GATES:
-        raise ConfigError(f"consistency.gate: expected one of {GATES}, got {k.gate!r}")
-    tx = s.optimizer(c.finetune.learning_rate, c.finetune.num_steps)
     labelled, unlabelled = s.parts["labelled"], s.parts["unlabelled"]
-    table = s.table
-    truth = s.truth("unlabelled")  # (seeds, n_u, 2): the report and the oracle gate only
     base_targets, base_weights, _ = s.labelled_targets()
-    steps: dict[int, Any] = {}  # one compiled step per network, shared by its fine-tunes
-    fitted: dict[int, list[np.ndarray]] = {}  # each network's last training rows, per seed
+    step = make_train_step(losses.make_supervised_loss(model, s.prep, s.geometry), jit=False)
     stage1_u = s.positions(model, pretrained, unlabelled)
-    pseudo = np.full(truth.shape, np.nan)  # kept labels so far, per seed
-    model_b, state_b = run_supervised(s, k.network_b, stage="consistency/network_b")
-    current, previous, previous_b = pretrained, "supervised", "consistency/network_b"
-    positions: dict[str, dict[str, np.ndarray]] = {part: {} for part in s.scored}
-    stats: list[dict[str, Any]] = []
+    pseudo = np.full((s.n, unlabelled.shape[1], 2), np.nan)  # kept labels so far, per seed
 
-    def finetune(name: str, net, init: TrainState, labels: np.ndarray, upstream: str):
+    def finetune(name: str, init: TrainState, labels: np.ndarray, steps: int, upstream: str):
+        """`init` fine-tuned for `steps` on the labelled rows + the unlabelled rows with a label."""
         targets, weights = base_targets.copy(), base_weights.copy()
         have = np.isfinite(labels).all(-1)
         pools = []
         for m in range(s.n):
-            kept_rows = unlabelled[m][have[m]]
-            targets[m, kept_rows] = labels[m][have[m]]
-            weights[m, kept_rows] = k.pseudo_weight
-            pools.append(np.concatenate([labelled[m], kept_rows]))
-        fitted[id(net)] = pools
-        if id(net) not in steps:
-            loss = losses.make_supervised_loss(net, s.prep, s.geometry)
-            steps[id(net)] = make_train_step(loss, jit=False)
+            rows = unlabelled[m][have[m]]
+            targets[m, rows] = labels[m][have[m]]
+            weights[m, rows] = k.pseudo_weight
+            pools.append(np.concatenate([labelled[m], rows]))
+        tx = s.optimizer(c.finetune.learning_rate, steps)
         return s.train(
-            name,
+            f"consistency/{name}",
             s.finetune_from(init, tx),
-            steps[id(net)],
-            c.finetune.num_steps,
+            step,
+            steps,
             targets,
             weights,
             pools,
@@ -77,82 +97,83 @@ def run_consistency(
             upstream=upstream,
         )
 
-    fitted_b = list(labelled)  # network B's training rows (table rows), per seed
+    positions: dict[str, dict[str, np.ndarray]] = {part: {} for part in s.scored}
+    stats: list[dict[str, Any]] = []
+    current, upstream = pretrained, "supervised"
     for r in range(1, k.rounds + 1):
-        have = np.isfinite(pseudo).all(-1)
-        open_rows = ~have  # rows not yet kept: the ones this round may label
-        labels_a = np.full(truth.shape, np.nan)  # kept rows are not labelled again
-        for m in range(s.n):
-            signature = s.signatures(m)
-            anchors = np.concatenate([labelled[m], unlabelled[m][have[m]]])
-            anchor_xy = np.concatenate([table.xy[labelled[m]], pseudo[m][have[m]]])
-            scored = unlabelled[m][open_rows[m]]
-            where = f"consistency round {r}, seed {s.seeds[m]}"
-            pseudo_labels.assert_cross_fitted(anchors, scored, f"{where}, source A")
-            pseudo_labels.assert_cross_fitted(fitted_b[m], scored, f"{where}, source B")
-            labels_a[m][open_rows[m]] = pseudo_labels.profile_labels(
-                signature[scored],
-                table.sector[scored],
-                signature[anchors],
-                table.sector[anchors],
-                anchor_xy,
-                k.k,
+        open_rows = ~np.isfinite(pseudo).all(-1)  # the rows this round may keep
+        labels, models = {}, {}
+        for name, kind in INTERPOLATIONS.items():
+            where = f"consistency round {r}, interpolation {name.upper()}"
+            labels[name] = interpolated_labels(s, pseudo, kind, where)
+            state = finetune(
+                f"round{r}_model_{name}", current, labels[name], k.finetune_steps, upstream
             )
-        labels_b = np.where(open_rows[..., None], s.positions(model_b, state_b, unlabelled), np.nan)
-        reports = [
-            pseudo_labels.kept_label_report(
-                labels_a[m][open_rows[m]],
-                labels_b[m][open_rows[m]],
-                truth[m][open_rows[m]],
-                stage1_u[m][open_rows[m]],
-                k.report_radii_m,
-            )
-            for m in range(s.n)
-        ]
-        kept, agreed = pseudo_labels.agreeing_labels(labels_a, labels_b, k.agreement_radius_m)
+            models[name] = s.positions(model, state, unlabelled)
+        kept, agreed = pseudo_labels.agreeing_labels(models["a"], models["b"], k.agreement_radius_m)
         kept &= open_rows
         pseudo[kept] = agreed[kept]
-        have = np.isfinite(pseudo).all(-1)
-        label_error = np.linalg.norm(pseudo - truth, axis=-1)
-        stage1_error = np.linalg.norm(stage1_u - truth, axis=-1)
-        kept_label_error = float(label_error[have].mean()) if have.any() else float("nan")
-        kept_stage1_error = float(stage1_error[have].mean()) if have.any() else float("nan")
-        passes = bool(have.any()) and kept_label_error < kept_stage1_error
-        run_stage3 = k.gate == "none" or passes
-        stats.append(
-            {
-                "round": r,
-                "source_a_error_m": mean_error(labels_a[open_rows], truth[open_rows]),
-                "source_b_error_m": mean_error(labels_b[open_rows], truth[open_rows]),
-                "stage1_error_m": float(stage1_error.mean()),
-                "kept_this_round": float(kept.mean()),
-                "pseudo_labelled": float(have.mean()),
-                "kept_label_error_m": kept_label_error,
-                "stage1_error_on_kept_m": kept_stage1_error,
-                "stage3": "trained" if run_stage3 else "skipped (kept labels no better)",
-                "by_radius": mean_reports(reports),
-            }
-        )
+        stats.append(round_diagnostics(s, r, open_rows, kept, pseudo, labels, models, stage1_u))
         print(
-            f"[csi] consistency round {r}: A {stats[-1]['source_a_error_m']:.2f} m, "
-            f"B {stats[-1]['source_b_error_m']:.2f} m, kept {have.mean():.1%} at "
-            f"{kept_label_error:.2f} m (stage 1 there {kept_stage1_error:.2f} m); stage 3 "
-            f"{stats[-1]['stage3']}",
+            f"[csi] consistency round {r}: kept {kept.mean():.1%} of the pool this round, "
+            f"{np.isfinite(pseudo).all(-1).mean():.1%} in all",
             flush=True,
         )
-        if run_stage3:
-            name = f"consistency/round{r}_stage3"
-            current = finetune(name, model, current, pseudo, previous)
-            previous = name
-        if r < k.rounds:  # network B learns this round's kept labels for the next round
-            name_b = f"consistency/round{r + 1}_network_b"
-            state_b = finetune(name_b, model_b, state_b, pseudo, previous_b)
-            fitted_b, previous_b = fitted[id(model_b)], name_b
-        for part, xy in s.scored_positions(model, current).items():
-            if r == 1:
+        name = f"round{r}_stage3"
+        if r == 1 and one_round_stage3_steps(c) != k.stage3_steps:
+            one = finetune(
+                "one_round_stage3", pretrained, pseudo, one_round_stage3_steps(c), upstream
+            )
+            for part, xy in s.scored_positions(model, one).items():
                 positions[part]["consistency"] = xy
+        current = finetune(name, current, pseudo, k.stage3_steps, upstream)
+        upstream = f"consistency/{name}"
+        for part, xy in s.scored_positions(model, current).items():
+            positions[part].setdefault("consistency", xy)  # one round only: the same stage
             positions[part]["consistency_iterative"] = xy
     return positions, stats
+
+
+def round_diagnostics(
+    s: Study,
+    r: int,
+    open_rows: np.ndarray,
+    kept: np.ndarray,
+    pseudo: np.ndarray,
+    labels: dict[str, np.ndarray],
+    models: dict[str, np.ndarray],
+    stage1_u: np.ndarray,
+) -> dict[str, Any]:
+    """One round's report against the unlabelled rows' true positions (diagnostics only): the
+    interpolations' and fine-tuned models' errors on the rows open this round, what is kept and
+    how good it is, and the kept-label report per radius (`consistency.report_radii_m`)."""
+    truth = s.truth("unlabelled")
+    have = np.isfinite(pseudo).all(-1)
+    label_error = np.linalg.norm(pseudo - truth, axis=-1)
+    stage1_error = np.linalg.norm(stage1_u - truth, axis=-1)
+    reports = [
+        pseudo_labels.kept_label_report(
+            models["a"][m][open_rows[m]],
+            models["b"][m][open_rows[m]],
+            truth[m][open_rows[m]],
+            stage1_u[m][open_rows[m]],
+            s.config.consistency.report_radii_m,
+        )
+        for m in range(s.n)
+    ]
+    return {
+        "round": r,
+        "interpolation_a_error_m": mean_error(labels["a"][open_rows], truth[open_rows]),
+        "interpolation_b_error_m": mean_error(labels["b"][open_rows], truth[open_rows]),
+        "model_a_error_m": mean_error(models["a"][open_rows], truth[open_rows]),
+        "model_b_error_m": mean_error(models["b"][open_rows], truth[open_rows]),
+        "stage1_error_m": float(stage1_error.mean()),
+        "kept_this_round": float(kept.mean()),
+        "pseudo_labelled": float(have.mean()),
+        "kept_label_error_m": float(label_error[have].mean()) if have.any() else float("nan"),
+        "stage1_error_on_kept_m": float(stage1_error[have].mean()) if have.any() else float("nan"),
+        "by_radius": mean_reports(reports),
+    }
 
 
 def mean_error(xy: np.ndarray, truth: np.ndarray) -> float:

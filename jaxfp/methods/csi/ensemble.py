@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxfp.methods.csi.budget import ensemble_group_steps
 from jaxfp.methods.csi.study import Study
 from jaxfp.methods.csi.supervised import supervised_stage
 from jaxfp.train.keys import named_seed
@@ -48,8 +49,8 @@ def consensus(
 
 
 def run_ensemble(s: Study) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, Any]]:
-    """Each group (backbone, learning rate, width) trains all seeds at once, each seed on its own
-    bootstrap sample of its labelled rows; out-of-bag errors (labelled rows outside the sample:
+    """Each group (backbone, learning rate, width) trains all seeds at once for its share of the
+    budget (`budget.ensemble_group_steps`), each seed on its own bootstrap sample of its labelled rows; out-of-bag errors (labelled rows outside the sample:
     a validation part no score sees) weight the members; seed m's ensemble = member m of every
     group. Returns {'test' | 'unlabelled': {'ensemble', 'ensemble_consensus'}} and info."""
     e = s.config.ensemble
@@ -69,7 +70,15 @@ def run_ensemble(s: Study) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, 
         ]
         model = s.model(group.backbone, group.get("width", 0))
         state = supervised_stage(
-            s, stage, model, group.learning_rate, targets, weights, pools, sections=("ensemble",)
+            s,
+            stage,
+            model,
+            group.learning_rate,
+            targets,
+            weights,
+            pools,
+            steps=ensemble_group_steps(s.config),
+            sections=("ensemble",),
         )
         for part, xy in s.scored_positions(model, state).items():
             predictions[part].append(xy)

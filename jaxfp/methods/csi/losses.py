@@ -7,7 +7,9 @@ serving sector's frame (and the sector heads' rotations between boresights vanis
 'ucsi', 'usector'. Choices where the paper is silent, one line each:
 
 - Mean Teacher: consistency = squared distance between the student's and the EMA teacher's
-  positions of two noise draws of the same CSI, weight ramped up by exp(-5 (1 - t/T)^2).
+  positions of the same CSI, weight ramped up by exp(-5 (1 - t/T)^2). The paper's (`mean_teacher`)
+  feeds both the same TA and noise draw, as it had no augmentation that applies to CSI; ours
+  (`mean_teacher_aug`, `independent_views`) gives each its own draw.
 - Strong augmentation (FixMatch): the weak one (TA + AWGN) with a lower SNR and a longer TA.
 - FixMatch: the weak views go through the model without gradient in inference mode (running
   batch statistics), the labelled rows and the strong view through one training pass.
@@ -16,6 +18,9 @@ serving sector's frame (and the sector heads' rotations between boresights vanis
   max-probability >= threshold makes its position and cell the strong view's targets.
 - FixMatch, distance: two weak views whose positions lie within `distance_threshold_m` make
   their mean the strong view's target (the paper's 'coordinate prediction error' threshold).
+- FixMatch, both rules: position terms are squared distances in units of `position_unit_m`
+  (the cell size by default), so a one-cell error costs 1, the order of a cell cross-entropy in
+  nats; the two rules share the unit so they differ only in the rule.
 - Sector heads: a sample of sector s trains head h on its position rotated by
   azimuth_h - azimuth_s (own head weight 1, others `rotated_weight`); for unlabelled samples,
   head h is pulled towards the rotated (stop-gradient) output of the sample's own head.
@@ -137,9 +142,16 @@ def make_supervised_loss(
 
 
 def make_mean_teacher_loss(
-    model: nn.Module, prep: Prep, geometry: SiteFrame, weight: float, rampup_steps: int
+    model: nn.Module,
+    prep: Prep,
+    geometry: SiteFrame,
+    weight: float,
+    rampup_steps: int,
+    independent_views: bool = False,
 ) -> LossFn:
-    """Supervised loss + ramped consistency with the EMA teacher on unlabelled rows."""
+    """Supervised loss + ramped consistency with the EMA teacher on unlabelled rows; with
+    `independent_views` the teacher sees its own TA and noise draw of each row, else the
+    student's."""
     azimuths = geometry.head_azimuths()
 
     def loss_fn(params, state: TeacherState, batch, key):
@@ -150,9 +162,10 @@ def make_mean_teacher_loss(
         xy = out["xy"]
         target = geometry.targets(batch["xy"], batch["sector"])
         sup = labelled_loss(xy[:n_labelled], target, batch["sector"], batch["weight"], azimuths, 0)
+        teacher_x = prep(batch["ucsi"], teacher_key) if independent_views else x[n_labelled:]
         teacher = model.apply(
             {"params": state.teacher_params, "batch_stats": state.teacher_batch_stats},
-            prep(batch["ucsi"], teacher_key),
+            teacher_x,
             train=False,
         )
         teacher_xy = jax.lax.stop_gradient(teacher["xy"][:, 0])
@@ -195,14 +208,20 @@ def make_fixmatch_loss(
     threshold: float = 0.95,
     distance_threshold_m: float = 5.0,
     cells: Cells | None = None,
+    position_unit_m: float | None = None,
 ) -> LossFn:
-    """FixMatch for regression; `rule` 'confidence' (cell probability) or 'distance'."""
+    """FixMatch for regression; `rule` 'confidence' (cell probability) or 'distance'. Position
+    terms are squared distances in `position_unit_m` (None: the geometry's scale, unscaled)."""
     if rule not in ("confidence", "distance"):
         raise ValueError(f"fixmatch rule: expected 'confidence' or 'distance', got {rule!r}")
     if rule == "confidence" and cells is None:
         raise ValueError("fixmatch rule 'confidence' needs the grid cells that act as classes")
+    if position_unit_m is not None and not position_unit_m > 0:
+        raise ValueError(f"fixmatch position_unit_m: expected > 0 metres, got {position_unit_m}")
     azimuths = geometry.head_azimuths()
     weak_views = 1 if rule == "confidence" else 2
+    # Targets are in units of geometry.scale metres; this rescales squared distances to the unit.
+    unit = 1.0 if position_unit_m is None else (geometry.scale / position_unit_m) ** 2
 
     def loss_fn(params, state: TrainState, batch, key):
         keys = jax.random.split(key, weak_views + 3)
@@ -225,7 +244,7 @@ def make_fixmatch_loss(
         )
         metrics = _labelled_metrics(out["xy"][:n_l], batch, geometry, sup)
         strong = out["xy"][n_l:, 0]
-        loss = sup
+        loss = unit * sup
         if rule == "confidence":
             logits = out["logits"]
             cell_loss = optax.softmax_cross_entropy_with_integer_labels(
@@ -236,15 +255,17 @@ def make_fixmatch_loss(
             strong_ce = optax.softmax_cross_entropy_with_integer_labels(
                 logits[n_l:], jnp.argmax(probs, -1)
             )
-            per = jnp.sum((strong - weak[0]) ** 2, -1) + strong_ce
+            per = unit * jnp.sum((strong - weak[0]) ** 2, -1) + strong_ce
             loss = loss + jnp.sum(batch["weight"] * cell_loss) / jnp.sum(batch["weight"])
             metrics["cell_ce"] = jnp.mean(cell_loss)
         else:
             gap_m = jnp.linalg.norm(weak[0] - weak[1], axis=-1) * geometry.scale
             mask = (gap_m < distance_threshold_m).astype(jnp.float32)
-            per = jnp.sum((strong - 0.5 * (weak[0] + weak[1])) ** 2, -1)
+            per = unit * jnp.sum((strong - 0.5 * (weak[0] + weak[1])) ** 2, -1)
         unsupervised = jnp.mean(mask * per)
-        metrics.update(unsupervised=unsupervised, mask_rate=jnp.mean(mask))
+        metrics.update(
+            unsupervised=unsupervised, mask_rate=jnp.mean(mask), supervised_in_unit=unit * sup
+        )
         return loss + weight * unsupervised, (metrics, batch_stats)
 
     return loss_fn

@@ -1,25 +1,30 @@
-"""Pseudo labels for the consistency framework (CSI paper §III-C), one line per choice:
+"""Pseudo labels for the consistency framework (CSI paper §III-A), one line per choice:
 
-- Two independent sources, neither fitted on the rows it labels (cross-fitting):
-  A, `profile_labels`: inverse-distance WkNN over the anchors (labelled rows, later also kept
-  pseudo labels) of the same serving sector, in a TA-invariant CSI signature
-  (`jaxfp.data.csi.ta_invariant_profile`) — the CSI's own similarity, not a model's;
-  B: a structurally different network (another backbone) trained on the anchors only, predicting
-  rows it never saw.
-- A row is kept where A and B agree within a radius r; its label is their mean (the paper's rule,
-  applied to the two sources).
+- Two interpolation methods label the unlabelled rows from the anchors (labelled rows, later also
+  kept pseudo labels), each an inverse-distance WkNN (`profile_labels`) over the anchors of the
+  same serving sector, in two different CSI signatures of the same measurement:
+  A, `jaxfp.data.csi.ta_invariant_profile` (per angle bin, the Fourier magnitude of its delay
+  profile: TA-invariant, the relative timing between angle bins lost);
+  B, `aligned_profile` (the angle-delay amplitude circularly shifted to its strongest delay tap:
+  TA removed by alignment, the relative timing between angle bins kept, the delay spectrum's
+  fine structure beyond `taps` lost). Their diversity is the signature, not the neighbourhood rule.
+- No interpolation labels a row it was given as an anchor (`assert_cross_fitted`).
+- A row is kept where the two fine-tuned models agree within a radius r; its label is their mean
+  (`agreeing_labels`, the paper's rule).
 - The kept-label report (`kept_label_report`) gives, per radius, how many rows are kept, their true
-  error and the stage-1 model's error on the same rows (the data set's truth: a diagnostic; only
-  our oracle-gate variant lets it decide whether stage 3 runs).
+  error and the stage-1 model's error on the same rows: the data set's truth, a diagnostic only.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 from jaxfp.common.neighbours import idw_average
+from jaxfp.data.csi import angle_delay
 
 
 def profile_labels(
@@ -30,9 +35,9 @@ def profile_labels(
     xy_anchor: np.ndarray,
     k: int,
 ) -> np.ndarray:
-    """Source A: per query row, the IDW mean position of its k most similar anchors (unit-norm
-    signatures, so Euclidean distance ranks as correlation) among the anchors of its own sector;
-    a sector without anchors falls back to all anchors."""
+    """An interpolation: per query row, the IDW mean position of its k most similar anchors
+    (unit-norm signatures, so Euclidean distance ranks as correlation) among the anchors of its
+    own sector; a sector without anchors falls back to all anchors."""
     out = np.zeros((len(signature_query), 2))
     for sector in np.unique(sector_query):
         rows = np.flatnonzero(sector_query == sector)
@@ -45,14 +50,33 @@ def profile_labels(
     return out
 
 
+def aligned_profile(csi: jax.Array, taps: int, lead: int) -> jax.Array:
+    """Interpolation B's signature: (B, ue, bs, subcarriers) -> (B, bs * taps) float32, unit norm.
+    The angle-delay amplitude (summed over UE antennas) from `lead` taps before its strongest tap
+    (power summed over angles), `taps` taps long, circular. A timing advance shifts every angle's
+    delay profile alike; the alignment removes it to within the fraction of a tap."""
+    amplitude = jnp.sqrt(jnp.sum(jnp.abs(angle_delay(csi)) ** 2, axis=1))  # (B, bs, delay taps)
+    length = amplitude.shape[-1]
+    if not 0 < taps <= length or not 0 <= lead < taps:
+        raise ValueError(
+            f"aligned_profile: expected 0 <= lead < taps <= {length} delay taps, "
+            f"got taps={taps}, lead={lead}"
+        )
+    peak = jnp.argmax(jnp.sum(amplitude**2, axis=1), axis=-1)  # (B,)
+    window = (peak[:, None] - lead + jnp.arange(taps)[None, :]) % length  # (B, taps)
+    aligned = jnp.take_along_axis(amplitude, window[:, None, :], axis=-1)
+    flat = aligned.reshape(aligned.shape[0], -1)
+    norm = jnp.maximum(jnp.linalg.norm(flat, axis=-1, keepdims=True), 1e-30)
+    return (flat / norm).astype(jnp.float32)
+
+
 def assert_cross_fitted(fitted_rows: np.ndarray, scored_rows: np.ndarray, what: str) -> None:
-    """Cross-fitting's invariant: no source labels a row it was fitted on (anchors of A, training
-    rows of B)."""
+    """Cross-fitting's invariant: no interpolation labels a row it was given as an anchor."""
     both = np.intersect1d(fitted_rows, scored_rows)
     if len(both):
         raise RuntimeError(
             f"{what}: {len(both)} rows are both fitted on and scored (first {both[:5].tolist()}); "
-            "the pseudo-label sources must only label rows they never saw with a label"
+            "an interpolation must only label rows that are not its anchors"
         )
 
 

@@ -4,12 +4,18 @@ model's cost (Table I's parameter and FLOP columns)."""
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 
 from jaxfp.eval import stats
 from jaxfp.eval.results import table
@@ -29,7 +35,9 @@ TABLE1_CLAIMS = (
     ("resnet34", "resnet101"),
 )
 # Table II's ordering (ours iterative < ours < FixMatch-distance < FixMatch < Mean Teacher), ours
-# against each baseline and stage 1, and Fig. 3's ensemble and sector heads against one model.
+# against each baseline and the labelled-only control at the same steps, Mean Teacher with our
+# augmentation against the paper's, and Fig. 3's ensemble and sector heads against one model at
+# the same steps (`budget.row_steps`: every pair here trains equally many steps).
 FEW_LABEL_CLAIMS = (
     ("consistency_iterative", "consistency"),
     ("consistency", "fixmatch_distance"),
@@ -37,10 +45,13 @@ FEW_LABEL_CLAIMS = (
     ("fixmatch", "mean_teacher"),
     ("consistency", "mean_teacher"),
     ("consistency", "fixmatch"),
-    ("consistency", "supervised"),
-    ("ensemble", "supervised"),
+    ("consistency", "supervised_budget"),
+    ("consistency_iterative", "supervised_budget"),
+    ("mean_teacher_aug", "mean_teacher"),
+    ("consistency_iterative", "mean_teacher_aug"),
+    ("ensemble", "supervised_budget"),
     ("ensemble_consensus", "ensemble"),
-    ("sector_heads", "supervised"),
+    ("sector_heads", "supervised_budget"),
 )
 PAIRED_COLUMNS = ["mean_diff_m", "mean_diff_m_ci_low", "mean_diff_m_ci_high", "verdict"]
 PAIRED_TITLE = "paired differences over seeds (A - B of the per-seed mean errors, m)"
@@ -65,12 +76,25 @@ def extra_tables(
         {"transductive: the unlabelled pool": table(transductive, columns)} if transductive else {}
     )
     if rounds:
+        out["stage 2 per round (errors against the truth: diagnostics)"] = table(
+            {f"round {r['round']}": r for r in rounds},
+            [
+                "interpolation_a_error_m",
+                "interpolation_b_error_m",
+                "model_a_error_m",
+                "model_b_error_m",
+                "kept_this_round",
+                "pseudo_labelled",
+                "kept_label_error_m",
+                "stage1_error_on_kept_m",
+            ],
+        )
         report = {
             f"round {r['round']}, r = {row['radius_m']:g} m": row
             for r in rounds
             for row in r["by_radius"]
         }
-        out["kept labels (A vs B, rows not yet kept; errors against the truth)"] = table(
+        out["kept labels (models A vs B, rows not yet kept; errors against the truth)"] = table(
             report, ["kept", "kept_share", "label_error_m", "model_error_m"]
         )
     if fixmatch_selection:
@@ -99,3 +123,47 @@ def model_cost(model, state: TrainState, sample: jax.Array) -> dict[str, float]:
 def per_seed_errors(found: np.ndarray, truth: np.ndarray) -> np.ndarray:
     """(seeds, rows) distances in metres between positions and each seed's truth."""
     return np.linalg.norm(found - truth, axis=-1)
+
+
+def learning_curves(
+    workdir: str, stages_by_row: Mapping[str, Sequence[str]], points: int = 60
+) -> dict[str, dict[str, list[float]]]:
+    """Per row, the training batches' labelled distance (m, `distance_m` of each stage's
+    metrics.jsonl) against the row's cumulative step, its stages in order; at most `points` per
+    stage (evenly thinned). Rows with a stage that has no metrics are left out."""
+    curves: dict[str, dict[str, list[float]]] = {}
+    for row, stages in stages_by_row.items():
+        steps: list[float] = []
+        distance: list[float] = []
+        offset = 0
+        for stage in stages:
+            path = os.path.join(workdir, stage, "metrics.jsonl")
+            if not os.path.exists(path):
+                break
+            with open(path) as f:
+                logged = [json.loads(line) for line in f if line.strip()]
+            logged = [m for m in logged if "distance_m" in m]
+            if not logged:
+                break
+            keep = np.unique(np.linspace(0, len(logged) - 1, min(points, len(logged))).astype(int))
+            steps += [offset + logged[i]["step"] for i in keep]
+            distance += [float(logged[i]["distance_m"]) for i in keep]
+            offset += int(logged[-1]["step"])
+        else:
+            curves[row] = {"step": steps, "distance_m": distance}
+    return curves
+
+
+def learning_curve_plot(curves: Mapping[str, Mapping[str, list[float]]], path: str) -> str:
+    """One line per row: training distance against cumulative steps (log scale)."""
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for row, curve in curves.items():
+        ax.plot(curve["step"], curve["distance_m"], label=row, linewidth=1)
+    ax.set(xlabel="gradient steps (the row's stages in order)", ylabel="training distance (m)")
+    ax.set_yscale("log")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

@@ -24,6 +24,7 @@ from jaxfp.config import ConfigError
 from jaxfp.eval.plots import cdf_plot, percentile_bar_plot
 from jaxfp.eval.results import error_row_over_seeds, table, write_results
 from jaxfp.methods import program
+from jaxfp.methods.csi.budget import one_round_stage3_steps, row_steps
 from jaxfp.methods.csi.consistency import run_consistency
 from jaxfp.methods.csi.ensemble import run_ensemble
 from jaxfp.methods.csi.report import (
@@ -33,18 +34,27 @@ from jaxfp.methods.csi.report import (
     PAPER_PERCENTILES,
     TABLE1_CLAIMS,
     extra_tables,
+    learning_curve_plot,
+    learning_curves,
     model_cost,
     paired_rows,
     per_seed_errors,
 )
-from jaxfp.methods.csi.semi_supervised import run_fixmatch, run_mean_teacher
+from jaxfp.methods.csi.semi_supervised import MEAN_TEACHERS, run_fixmatch, run_mean_teacher
 from jaxfp.methods.csi.study import Study
-from jaxfp.methods.csi.supervised import run_sector_heads, run_signature_wknn, run_supervised
+from jaxfp.methods.csi.supervised import (
+    run_sector_heads,
+    run_signature_wknn,
+    run_supervised,
+    run_supervised_budget,
+)
 
 METHOD_NAMES = (
     "signature_wknn",
     "supervised",
+    "supervised_budget",
     "mean_teacher",
+    "mean_teacher_aug",
     "fixmatch",
     "fixmatch_distance",
     "consistency",
@@ -54,7 +64,9 @@ METHOD_NAMES = (
 REPORTED = (
     "signature_wknn",
     "supervised",
+    "supervised_budget",
     "mean_teacher",
+    "mean_teacher_aug",
     "fixmatch",
     "fixmatch_distance",
     "consistency",
@@ -114,6 +126,7 @@ def run_few_labels(config: ml_collections.ConfigDict, workdir: str) -> dict[str,
             f"config.methods: unknown {sorted(unknown)}; expected some of {METHOD_NAMES}"
         )
     os.makedirs(workdir, exist_ok=True)
+    steps = row_steps(config)  # checks the budget before anything trains
     s = Study(config, workdir)
     seconds: dict[str, float] = {}
     extra: dict[str, Any] = {}
@@ -142,8 +155,11 @@ def run_few_labels(config: ml_collections.ConfigDict, workdir: str) -> dict[str,
     if methods & {"supervised", "consistency"}:
         model, pretrained = timed("supervised", lambda: run_supervised(s))
         add(one("supervised", s.scored_positions(model, pretrained)))
-    if "mean_teacher" in methods:
-        add(one("mean_teacher", timed("mean_teacher", lambda: run_mean_teacher(s))))
+    if "supervised_budget" in methods:
+        add(one("supervised_budget", timed("supervised_budget", lambda: run_supervised_budget(s))))
+    for name in MEAN_TEACHERS:
+        if name in methods:
+            add(one(name, timed(name, lambda name=name: run_mean_teacher(s, name))))
     for name in ("fixmatch", "fixmatch_distance"):
         if name in methods:
             xy, selection = timed(name, lambda name=name: run_fixmatch(s, name))
@@ -165,7 +181,8 @@ def run_few_labels(config: ml_collections.ConfigDict, workdir: str) -> dict[str,
         for part in s.scored:
             if part in found.get(name, {}):
                 errors = per_seed_errors(found[name][part], s.truth(part))
-                tables[part][name] = error_row_over_seeds(errors, s.seeds, PAPER_PERCENTILES)
+                row = error_row_over_seeds(errors, s.seeds, PAPER_PERCENTILES)
+                tables[part][name] = {**row, "steps": steps[name]}
                 if part == "test":
                     pooled[name], per_seed[name] = errors.ravel(), errors.mean(1)
     rows = tables["test"]
@@ -173,6 +190,9 @@ def run_few_labels(config: ml_collections.ConfigDict, workdir: str) -> dict[str,
     percentile_bar_plot(
         pooled, os.path.join(workdir, "percentiles.png"), title="error percentiles (all seeds)"
     )
+    curves = learning_curves(workdir, row_stages(config))
+    extra["learning_curves"] = {name: curves[name] for name in REPORTED if name in curves}
+    learning_curve_plot(extra["learning_curves"], os.path.join(workdir, "learning_curves.png"))
     extra["unlabelled_pool_passes"] = {
         name: passes for name, passes in s.unlabelled_passes().items() if name in methods
     }
@@ -185,9 +205,14 @@ def run_few_labels(config: ml_collections.ConfigDict, workdir: str) -> dict[str,
         f"{config.backbone}; sector frame {s.geometry.sector_frame}, log power "
         f"{s.log_power is not None}, crop {s.crop_taps} taps; held-out test receivers"
     )
-    if "consistency" in methods:
-        title += f"; consistency gate {config.consistency.gate!r}"
-    columns = ["mean", "mean_ci_low", "mean_ci_high", *(f"p{q}" for q in PAPER_PERCENTILES)]
+    title += "; steps: gradient steps of all the row's networks"
+    columns = [
+        "mean",
+        "mean_ci_low",
+        "mean_ci_high",
+        *(f"p{q}" for q in PAPER_PERCENTILES),
+        "steps",
+    ]
     paired = paired_rows(per_seed, FEW_LABEL_CLAIMS)
     more = {PAIRED_TITLE: table(paired, PAIRED_COLUMNS)} if paired else {}
     more.update(
@@ -211,6 +236,25 @@ def run_few_labels(config: ml_collections.ConfigDict, workdir: str) -> dict[str,
         **extra,
     )
     return rows
+
+
+def row_stages(config: ml_collections.ConfigDict) -> dict[str, list[str]]:
+    """Each trained row's stages (workdir names) in training order, for its learning curve."""
+    k = config.consistency
+    one_round = "one_round_stage3" if one_round_stage3_steps(config) != k.stage3_steps else None
+    rounds = [
+        f"consistency/round{r}_{part}"
+        for r in range(1, k.rounds + 1)
+        for part in ("model_a", "model_b", "stage3")
+    ]
+    single = ("supervised", "supervised_budget", *MEAN_TEACHERS, "fixmatch", "fixmatch_distance")
+    return {
+        **{name: [name] for name in single},
+        "consistency": ["supervised", *rounds[:2], f"consistency/{one_round or 'round1_stage3'}"],
+        "consistency_iterative": ["supervised", *rounds],
+        "ensemble": [f"ensemble/{g}" for g in sorted(config.ensemble.groups)],
+        "sector_heads": ["sector_heads"],
+    }
 
 
 PROGRAMS: dict[str, Callable[[ml_collections.ConfigDict, str], dict[str, Any]]] = {

@@ -1,9 +1,12 @@
-"""The semi-supervised baselines of Table II: Mean Teacher and FixMatch (the confidence rule and the
-paper's distance threshold), each trained from scratch on each seed's labelled rows plus batches of
-its unlabelled rows (see `losses` for the losses and the choices behind them).
+"""The semi-supervised baselines of Table II: Mean Teacher (the paper's, without augmentation, and
+ours with independent TA and noise draws) and FixMatch (the confidence rule and the paper's
+distance threshold), each trained from scratch on each seed's labelled rows plus batches of its
+unlabelled rows for the budget's steps (`budget.row_steps`; see `losses` for the losses and the
+choices behind them).
 
-FixMatch's grid cells cover the site (the survey grid's receiver places), so every seed has the same
-classes whichever seeds share the stack.
+FixMatch's grid cells cover the surveyed region of the data set's header (where datagen wrote it;
+else the extent of every receiver place, a property of the survey grid), so every seed has the
+same classes whichever seeds share the stack.
 """
 
 from __future__ import annotations
@@ -14,24 +17,29 @@ import numpy as np
 
 from jaxfp.common.geometry import Cells
 from jaxfp.methods.csi import losses
+from jaxfp.methods.csi.budget import row_steps
 from jaxfp.methods.csi.study import Study
 from jaxfp.train.state import TrainState
 from jaxfp.train.steps import make_train_step
 
 FIXMATCH_RULES = {"fixmatch": "confidence", "fixmatch_distance": "distance"}
+# Mean Teacher rows -> whether student and teacher see independent TA and noise draws.
+MEAN_TEACHERS = {"mean_teacher": False, "mean_teacher_aug": True}
 
 
-def run_mean_teacher(s: Study) -> dict[str, np.ndarray]:
-    """Student + EMA teacher; the teacher is the model Mean Teacher reports."""
+def run_mean_teacher(s: Study, name: str = "mean_teacher") -> dict[str, np.ndarray]:
+    """Student + EMA teacher (`name` in MEAN_TEACHERS); the teacher is the model reported."""
     c = s.config
     model = s.model(c.backbone, c.width)
-    steps = s.ssl_steps("mean_teacher")
+    steps = row_steps(c)[name]
     tx = s.optimizer(c.optimizer.learning_rate, steps)
     rampup = int(c.mean_teacher.rampup_fraction * steps)
-    loss = losses.make_mean_teacher_loss(model, s.prep, s.geometry, c.mean_teacher.weight, rampup)
+    loss = losses.make_mean_teacher_loss(
+        model, s.prep, s.geometry, c.mean_teacher.weight, rampup, MEAN_TEACHERS[name]
+    )
     step = losses.make_mean_teacher_step(loss, c.mean_teacher.ema_decay)
     state = s.train(
-        "mean_teacher",
+        name,
         s.initial(model, tx, teacher=True),
         step,
         steps,
@@ -44,8 +52,12 @@ def run_mean_teacher(s: Study) -> dict[str, np.ndarray]:
 
 
 def fixmatch_cells(s: Study) -> Cells:
-    """FixMatch's classes: `fixmatch.cell_m` cells over the site (every receiver place of the
-    data set, a property of the survey grid), the same whichever seeds share the stack."""
+    """FixMatch's classes: `fixmatch.cell_m` cells over the surveyed region (the header's
+    x_min, x_max, y_min, y_max; without one, the extent of every receiver place)."""
+    if s.region is not None:
+        x_min, x_max, y_min, y_max = (float(v) for v in s.region)
+        corners = np.array([[x_min, y_min], [x_max, y_max]])
+        return Cells.covering(corners, s.config.fixmatch.cell_m)
     return Cells.covering(s.table.xy, s.config.fixmatch.cell_m)
 
 
@@ -56,8 +68,9 @@ def run_fixmatch(s: Study, name: str) -> tuple[dict[str, np.ndarray], dict[str, 
     c, f = s.config, s.config.fixmatch
     cells = fixmatch_cells(s)
     model = s.model(c.backbone, c.width, cells=cells.count if rule == "confidence" else 0)
-    steps = s.ssl_steps("fixmatch")
+    steps = row_steps(c)[name]
     tx = s.optimizer(c.optimizer.learning_rate, steps)
+    unit = f.get("position_unit_m", 0.0) or f.cell_m
     loss = losses.make_fixmatch_loss(
         model,
         s.prep,
@@ -68,6 +81,7 @@ def run_fixmatch(s: Study, name: str) -> tuple[dict[str, np.ndarray], dict[str, 
         f.threshold,
         f.distance_threshold_m,
         cells,
+        unit,
     )
     state = s.train(
         name,

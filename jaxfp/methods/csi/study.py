@@ -26,6 +26,7 @@ from jaxfp.common.chunks import map_chunks
 from jaxfp.config import choice
 from jaxfp.data.csi import LogPower, awgn, ta_invariant_profile, timing_advance
 from jaxfp.data.csi_store import CsiDataset
+from jaxfp.methods.csi.budget import row_steps
 from jaxfp.methods.csi.data import (
     PARTS,
     crop_for,
@@ -39,6 +40,7 @@ from jaxfp.methods.csi.data import (
     usable_rows,
 )
 from jaxfp.methods.csi.nets import PositionHeads
+from jaxfp.methods.csi.pseudo_labels import aligned_profile
 from jaxfp.nets import BACKBONES
 from jaxfp.train.keys import named_int, named_key
 from jaxfp.train.members import SEED_EXECUTION, member_slices, stack_members
@@ -87,19 +89,25 @@ class Study:
         self._prep_members = jax.jit(jax.vmap(prep))  # each seed its own noise key
 
         # Built once: `signatures` is called per seed and per method (one compile per shape).
-        bins = config.consistency.signature_bins if "consistency" in config else 0
+        k = config.get("consistency", ml_collections.ConfigDict())
+        bins = k.get("signature_bins", 0)
+        aligned = (k.get("aligned_taps", 0), k.get("aligned_lead", 0))
 
-        @jax.jit
-        def signature(block: jax.Array, key: jax.Array) -> jax.Array:
+        def measured(block: jax.Array, key: jax.Array) -> jax.Array:
             ta_key, noise_key = jax.random.split(key)
             if p.max_ta_s > 0:
                 block = timing_advance(block, ta_key, p.max_ta_s, spacing)
             if p.snr_db is not None:
                 block = awgn(block, noise_key, p.snr_db)
-            return ta_invariant_profile(block, bins)
+            return block
 
-        self._signature = signature
-        self._signatures: dict[int, np.ndarray] = {}
+        # Two signatures of the same measurement (one TA and noise draw per row and seed).
+        self._signature_fns = {
+            "profile": jax.jit(lambda b, key: ta_invariant_profile(measured(b, key), bins)),
+            "aligned": jax.jit(lambda b, key: aligned_profile(measured(b, key), *aligned)),
+        }
+        self._signatures: dict[tuple[int, str], np.ndarray] = {}
+        self.region = dataset.config.get("region")  # the surveyed area, where datagen wrote it
         # One vmapped program for all seeds, or a jitted step per seed in turn (for the tiny
         # ResNet on XLA:CPU the loop is up to 1.65x faster; docs/performance.md).
         self.execution = choice(config, "seed_execution", SEED_EXECUTION, "vmap")
@@ -203,25 +211,17 @@ class Study:
         """A copy of stacked `states` with a fresh optimizer `tx`: the start of a fine-tune."""
         return with_fresh_optimizer(states, tx)
 
-    def ssl_steps(self, section: str) -> int:
-        """A semi-supervised method's own budget: `<section>.num_steps`."""
-        return int(self.config[section].num_steps)
-
     def unlabelled_passes(self) -> dict[str, float]:
         """How many times each method that draws unlabelled batches sees a seed's unlabelled part."""
         pool = self.sizes["unlabelled"] if "unlabelled" in self.parts else 0
         batch = self.config.train.get("unlabelled_batch_size", 0)
         if not pool or not batch:
             return {}
-        fixmatch = self.ssl_steps("fixmatch") * batch / pool
-        passes = {
-            "mean_teacher": self.ssl_steps("mean_teacher") * batch / pool,
-            "fixmatch": fixmatch,
-            "fixmatch_distance": fixmatch,
-        }
+        steps = row_steps(self.config)
+        drawing = ["mean_teacher", "mean_teacher_aug", "fixmatch", "fixmatch_distance"]
         if self.config.sector.consistency_weight > 0:
-            passes["sector_heads"] = self.config.train.num_steps * batch / pool
-        return passes
+            drawing.append("sector_heads")
+        return {name: steps[name] * batch / pool for name in drawing}
 
     def split_summary(self) -> dict[str, Any]:
         """The split's sizes (per seed), how many receivers without a traced path were dropped,
@@ -319,17 +319,23 @@ class Study:
     def scored(self) -> tuple[str, ...]:
         return ("test", "unlabelled") if "unlabelled" in self.parts else ("test",)
 
-    def signatures(self, m: int) -> np.ndarray:
-        """(table rows, D) TA-invariant CSI signatures (`ta_invariant_profile`) as seed m measures
-        them: each row with a random timing advance and noise (a key named by the seed), cached."""
-        if m not in self._signatures:
+    def signatures(self, m: int, kind: str = "profile") -> np.ndarray:
+        """(table rows, D) CSI signatures as seed m measures them, cached: each row with a random
+        timing advance and noise (a key named by the seed, the same draw for every kind);
+        'profile' is `ta_invariant_profile` (interpolation A), 'aligned' `aligned_profile` (B)."""
+        if kind not in self._signature_fns:
+            raise ValueError(
+                f"signature kind: expected one of {tuple(self._signature_fns)}, got {kind!r}"
+            )
+        if (m, kind) not in self._signatures:
             key = named_key(self.seeds[m], "signature")
+            fn = self._signature_fns[kind]
 
             def chunk(block: np.ndarray, start: int) -> jax.Array:
-                return self._signature(jnp.asarray(block), jax.random.fold_in(key, start))
+                return fn(jnp.asarray(block), jax.random.fold_in(key, start))
 
-            self._signatures[m] = map_chunks(chunk, self.table.csi, self.config.eval_batch)
-        return self._signatures[m]
+            self._signatures[m, kind] = map_chunks(chunk, self.table.csi, self.config.eval_batch)
+        return self._signatures[m, kind]
 
 
 def draw(rng: np.random.Generator, pool: np.ndarray, size: int) -> np.ndarray:

@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
+import pytest
 
 from jaxfp.common.geometry import Cells, SiteFrame
 from jaxfp.methods.csi import losses, pseudo_labels
@@ -334,3 +335,119 @@ def test_fixmatch_terms_equal_their_hand_computed_values():
         value, (metrics, _) = loss(state.params, state, batch, jax.random.key(0))
         np.testing.assert_allclose(float(metrics["unsupervised"]), expected, rtol=1e-5)
         np.testing.assert_allclose(float(value), sup + 2.0 * expected, rtol=1e-5)
+
+
+def _identity_heads_state(kernel_scale: float, teacher_scale: float):
+    """Positions = kernel_scale * input (student) and teacher_scale * input (EMA teacher)."""
+    model = PositionHeads(_Identity())
+    variables = model.init(jax.random.key(0), jnp.zeros((1, 2)))
+
+    def heads(scale):
+        return {"xy_heads": {"kernel": scale * jnp.eye(2), "bias": jnp.zeros(2)}}
+
+    state = TeacherState.create(
+        apply_fn=model.apply,
+        params=heads(kernel_scale),
+        tx=optax.sgd(0.1),
+        batch_stats=variables["batch_stats"],
+        teacher_params=heads(teacher_scale),
+        teacher_batch_stats=variables["batch_stats"],
+    )
+    return model, state
+
+
+def test_mean_teacher_consistency_equals_its_hand_computed_value_in_both_readings():
+    """Student 2x, teacher 1x the input; the prep adds a shift drawn from its key. The paper's
+    reading gives the teacher the student's view (consistency = |view|^2); ours its own view."""
+    model, state = _identity_heads_state(2.0, 1.0)
+
+    def shifted(csi, key):
+        return csi + jax.random.uniform(key, ())
+
+    x_l = np.array([[1.0, 0.0]])
+    u = np.array([[1.0, 2.0], [0.0, -1.0]])
+    batch = {
+        "csi": jnp.asarray(x_l, jnp.float32),
+        "xy": jnp.asarray([[2.0, 1.0]], jnp.float32),
+        "weight": jnp.ones(1),
+        "sector": jnp.zeros(1, jnp.int32),
+        "ucsi": jnp.asarray(u, jnp.float32),
+    }
+    geometry = SiteFrame((0.0, 0.0), 1.0, (0.0,))
+    key = jax.random.key(3)
+    label_key, student_key, teacher_key, _ = jax.random.split(key, 4)
+    d_l, d_s, d_t = (
+        float(jax.random.uniform(k, ())) for k in (label_key, student_key, teacher_key)
+    )
+    # Supervised: |2 (x_l + d_l) - (2, 1)|^2.
+    sup = np.sum((2 * (x_l[0] + d_l) - [2.0, 1.0]) ** 2)
+    ramp = math.exp(-5.0)  # step 0 of a 10-step ramp
+    for independent, teacher_view in ((False, u + d_s), (True, u + d_t)):
+        expected = np.mean(np.sum((2 * (u + d_s) - teacher_view) ** 2, -1))
+        loss = losses.make_mean_teacher_loss(model, shifted, geometry, 3.0, 10, independent)
+        value, (metrics, _) = loss(state.params, state, batch, key)
+        np.testing.assert_allclose(float(metrics["consistency"]), expected, rtol=1e-5)
+        np.testing.assert_allclose(float(value), sup + 3.0 * ramp * expected, rtol=1e-5)
+    # The two readings differ here (the draws differ), so a swapped flag fails the test above.
+    assert abs(d_s - d_t) > 1e-3
+
+
+def test_fixmatch_position_terms_are_in_the_stated_unit():
+    """Distance rule, weak view = input, strong = input + 0.5 (every row kept): in a 0.5 m unit
+    each squared metre costs 4, the supervised and unsupervised terms alike."""
+    model, state = _identity_heads_state(1.0, 1.0)
+    x_l = np.array([[0.2, 0.3], [1.0, 0.0]])
+    batch = {
+        "csi": jnp.asarray(x_l, jnp.float32),
+        "xy": jnp.asarray([[0.2, 0.3], [1.5, 0.5]], jnp.float32),
+        "weight": jnp.asarray([1.0, 3.0]),
+        "sector": jnp.zeros(2, jnp.int32),
+        "ucsi": jnp.asarray([[3.0, 0.0], [0.1, 0.0]], jnp.float32),
+    }
+    geometry = SiteFrame((0.0, 0.0), 1.0, (0.0,))
+    sup = (1 * 0.0 + 3 * 0.5) / 4  # squared metres, as in the hand-computed FixMatch test
+    for unit_m, factor in ((None, 1.0), (1.0, 1.0), (0.5, 4.0), (2.0, 0.25)):
+        loss = losses.make_fixmatch_loss(
+            model,
+            lambda csi, key: csi,
+            lambda csi, key: csi + 0.5,
+            geometry,
+            "distance",
+            2.0,
+            distance_threshold_m=1.0,
+            position_unit_m=unit_m,
+        )
+        value, (metrics, _) = loss(state.params, state, batch, jax.random.key(0))
+        np.testing.assert_allclose(float(metrics["unsupervised"]), factor * 0.5, rtol=1e-5)
+        np.testing.assert_allclose(float(value), factor * (sup + 2.0 * 0.5), rtol=1e-5)
+
+
+def _plane_waves(paths, subcarriers=16):
+    """(1, 2, 32, subcarriers) CSI of paths (amplitude, angle bin, delay tap): each a delta in the
+    angle-delay map (`jaxfp.data.csi.angle_delay`)."""
+    f, a = np.arange(subcarriers), np.arange(32)
+    csi = np.zeros((32, subcarriers), complex)
+    for amplitude, angle, delay in paths:
+        csi += amplitude * np.exp(
+            2j * np.pi * angle * a[:, None] / 32 - 2j * np.pi * delay * f[None, :] / subcarriers
+        )
+    return jnp.asarray(np.broadcast_to(csi, (1, 2, 32, subcarriers)), jnp.complex64)
+
+
+def test_aligned_profile_keeps_relative_timing_from_the_strongest_tap():
+    # Paths of amplitude 2 (angle bin 3, tap 5) and 1 (angle bin 7, tap 7): aligned to tap 5 with
+    # one lead tap, bin 3 is at window position 1, bin 7 at 3; unit norm 2 / sqrt 5, 1 / sqrt 5.
+    signature = np.asarray(
+        pseudo_labels.aligned_profile(_plane_waves([(2, 3, 5), (1, 7, 7)]), 4, 1)
+    )
+    expected = np.zeros((32, 4))
+    expected[3, 1], expected[7, 3] = 2 / math.sqrt(5), 1 / math.sqrt(5)
+    np.testing.assert_allclose(signature[0], expected.ravel(), atol=1e-5)
+    # A timing advance of 4 taps shifts both paths: the same signature.
+    advanced = pseudo_labels.aligned_profile(_plane_waves([(2, 3, 9), (1, 7, 11)]), 4, 1)
+    np.testing.assert_allclose(advanced, signature, atol=1e-5)
+    # The relative timing counts: the weaker path 2 taps earlier instead of later differs.
+    earlier = pseudo_labels.aligned_profile(_plane_waves([(2, 3, 5), (1, 7, 3)]), 4, 1)
+    assert np.abs(np.asarray(earlier) - signature).max() > 0.1
+    with pytest.raises(ValueError, match="lead < taps"):
+        pseudo_labels.aligned_profile(_plane_waves([(1, 0, 0)]), 4, 4)

@@ -48,8 +48,45 @@ def test_every_method_runs_logs_and_resumes_to_the_same_table(tmp_path, capsys):
         a, b = (rows[x]["per_seed_mean"] for x in name.split(" - "))
         np.testing.assert_allclose(row["mean_diff_m"], np.mean([a[s] - b[s] for s in a]))
         assert row["n_seeds"] == 2 and row["verdict"] == "no verdict (n < 5)"
-    # 3 steps x 4 unlabelled rows over a seed's pool of 48.
-    assert results["unlabelled_pool_passes"]["mean_teacher"] == 3 * 4 / 48
+    # The budget's 16 steps x 4 unlabelled rows over a seed's pool of 48.
+    assert results["unlabelled_pool_passes"]["mean_teacher"] == 16 * 4 / 48
+
+    # Every row's stated steps are the steps its stages took (the last step each logged).
+    def took(*stages):
+        return sum(
+            json.loads((run_dir / st / "metrics.jsonl").read_text().splitlines()[-1])["step"]
+            for st in stages
+        )
+
+    rounds = [f"consistency/round{r}_{x}" for r in (1, 2) for x in ("model_a", "model_b", "stage3")]
+    one_round = ["consistency/round1_model_a", "consistency/round1_model_b"]
+    trained = {
+        "supervised": took("supervised"),
+        "consistency": took("supervised", *one_round, "consistency/one_round_stage3"),
+        "consistency_iterative": took("supervised", *rounds),
+        "ensemble": took("ensemble/tiny", "ensemble/tiny_wide"),
+        "ensemble_consensus": took("ensemble/tiny", "ensemble/tiny_wide"),
+        **{
+            name: took(name)
+            for name in (
+                "supervised_budget",
+                "mean_teacher",
+                "mean_teacher_aug",
+                "fixmatch",
+                "fixmatch_distance",
+                "sector_heads",
+            )
+        },
+    }
+    for name, steps in trained.items():
+        assert rows[name]["steps"] == steps, name
+    assert {trained[name] for claim in report.FEW_LABEL_CLAIMS for name in claim} == {16}
+    assert trained["supervised"] == 4
+    curves = results["learning_curves"]
+    assert set(curves) == set(trained) - {"ensemble_consensus"}
+    for name, curve in curves.items():  # one point per logged step, the row's stages chained
+        assert curve["step"] == list(range(1, trained[name] + 1)), name
+    assert (run_dir / "learning_curves.png").exists()
     assert len(results["ensemble"]["out_of_bag_error_m"]) == 2  # seeds x groups
     selection = results["fixmatch_selection"]
     assert set(selection) == {"fixmatch", "fixmatch_distance"}
@@ -68,7 +105,8 @@ def test_every_method_runs_logs_and_resumes_to_the_same_table(tmp_path, capsys):
     assert (run_dir / "cdf.png").exists() and (run_dir / "percentiles.png").exists()
 
     # A run killed before its last stages resumes: finished stages restore, the rest retrain;
-    # a changed Mean Teacher setting recomputes that stage only.
+    # a changed Mean Teacher setting recomputes the two stages that read it (the paper's Mean
+    # Teacher and its augmented variant share the section) and nothing else.
     resumed = tmp_path / "resumed"
     shutil.copytree(run_dir, resumed)
     for lost in ("sector_heads", "consistency/round2_stage3", "results.json"):
@@ -77,13 +115,18 @@ def test_every_method_runs_logs_and_resumes_to_the_same_table(tmp_path, capsys):
     capsys.readouterr()
     run_experiment(SPEC, resumed, f"--config.data.path={store}", "--config.mean_teacher.weight=0.5")
     again = json.loads((resumed / "results.json").read_text())
+    changed = ("mean_teacher", "mean_teacher_aug")
     for name, row in rows.items():
-        if name != "mean_teacher":
-            np.testing.assert_allclose(again["results"][name]["mean"], row["mean"], rtol=1e-5)
-    assert again["results"]["mean_teacher"]["mean"] != rows["mean_teacher"]["mean"]
+        if name not in changed:
+            np.testing.assert_allclose(
+                again["results"][name]["mean"], row["mean"], rtol=1e-5, err_msg=name
+            )
+    for name in changed:
+        assert again["results"][name]["mean"] != rows[name]["mean"], name
     out = capsys.readouterr().out
-    assert "made with another config (mean_teacher.weight: 1.0 -> 0.5); recomputing" in out
-    assert out.count("recomputing") == 1
+    for name in changed:
+        assert f"{name}: made with another config (mean_teacher.weight: 1.0 -> 0.5)" in out
+    assert out.count("recomputing") == 2
 
 
 def test_each_seed_draws_its_own_split_and_trains_on_its_own_rows(tmp_path, monkeypatch):
@@ -150,8 +193,8 @@ def test_ensemble_members_sharded_over_four_devices(tmp_path):
 
 @pytest.mark.slow
 def test_cross_fitting_never_scores_a_fitted_row(tmp_path, monkeypatch):
-    """Round 1 keeps every other unlabelled row; in round 2 source A's anchors and network B's
-    training rows are the seed's labelled + kept rows, and only the other rows are labelled."""
+    """Round 1 keeps every other unlabelled row; in round 2 both interpolations' anchors are the
+    seed's labelled + kept rows, and only the other rows are labelled."""
     config = load_config(SPEC)
     config.data.path = write_synthetic_csi_store(str(tmp_path / "csi"))
     config.consistency.rounds = 2
@@ -171,7 +214,7 @@ def test_cross_fitting_never_scores_a_fitted_row(tmp_path, monkeypatch):
     monkeypatch.setattr(pseudo_labels, "agreeing_labels", every_other)
     model, state = supervised.run_supervised(study)
     _, stats = consistency.run_consistency(study, model, state)
-    assert len(calls) == 2 * 2 * study.n  # rounds x seeds x sources
+    assert len(calls) == 2 * 2 * study.n  # rounds x seeds x interpolations
     for what, fitted, scored in calls:
         m = study.seeds.index(int(what.split("seed ")[1].split(",")[0]))
         even, odd = unlabelled[m][0::2], unlabelled[m][1::2]
