@@ -1,6 +1,7 @@
 """The `jaxfp` command: thin parsing around data loading and `methods.X.train_and_evaluate`.
 
 jaxfp data info PATH [--format F] [--json]
+jaxfp data convert SRC DST --to comford [--format F] [--layout L] [--not-detected V]
 jaxfp run CONFIG[:ARG] --workdir DIR [--config.key=value ...]
 jaxfp report WORKDIR|RESULTS_FILE ... [--markdown]    or    jaxfp report --docs docs
 jaxfp demo [--workdir DIR]
@@ -71,6 +72,24 @@ def _data_info(args: argparse.Namespace) -> int:
     total = sum(s["samples"] for s in summaries.values())
     print(f"total samples: {total}")
     _print_floor_outliers(outliers)
+    return 0
+
+
+def _data_convert(args: argparse.Namespace) -> int:
+    from jaxfp.data.comford_write import write_comford
+    from jaxfp.data.registry import detect_format, load
+
+    if os.path.lexists(args.dst):
+        raise ConfigError(
+            f"{args.dst}: exists; expected a new folder or .zip (nothing is overwritten)"
+        )
+    check_output_folder(os.path.dirname(os.path.abspath(args.dst)), "DST's folder")
+    fmt = detect_format(args.src) if args.format == "auto" else args.format
+    parts = load(args.src, fmt)
+    layouts = ("intermediate", "ml") if args.layout == "both" else (args.layout,)
+    write_comford(parts, args.dst, layouts, args.not_detected)
+    counts = ", ".join(f"{name} {fs.n}" for name, fs in parts.items())
+    print(f"{args.src} ({fmt}: {counts}) -> {args.dst} (comford, {' + '.join(layouts)})")
     return 0
 
 
@@ -190,13 +209,30 @@ def _demo_datagen(out: str) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="jaxfp", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    data = sub.add_parser("data", help="inspect data sets").add_subparsers(
+    data = sub.add_parser("data", help="inspect and convert data sets").add_subparsers(
         dest="data_command", required=True
     )
     info = data.add_parser("info", help="load, validate and summarise a data set")
     info.add_argument("path")
     info.add_argument("--format", default="auto")
     info.add_argument("--json", action="store_true", help="print the summary as JSON")
+    convert = data.add_parser("convert", help="write a data set in another format, atomically")
+    convert.add_argument("src")
+    convert.add_argument("dst", help="a new folder, or a path ending in .zip")
+    convert.add_argument("--to", required=True, choices=["comford"])
+    convert.add_argument("--format", default="auto", help="the source's format")
+    convert.add_argument(
+        "--layout",
+        choices=["both", "intermediate", "ml"],
+        default="both",
+        help="COMFORD's intermediate files (every field), its ML-ready files, or both",
+    )
+    convert.add_argument(
+        "--not-detected",
+        type=float,
+        default=-120.0,
+        help="the ML-ready files' value for an AP not heard (default -120, COMFORD's)",
+    )
     run = sub.add_parser("run", help="run an experiment config; --config.key=value overrides")
     run.add_argument("config", help="path to a config file, optionally CONFIG:ARG")
     run.add_argument("--workdir", required=True)
@@ -220,7 +256,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args([a for a in argv if not a.startswith("--config.")])
     try:
         if args.command == "data":
-            return _data_info(args)
+            return _data_convert(args) if args.data_command == "convert" else _data_info(args)
         if args.command == "run":
             return _run(args.config, args.workdir, overrides)
         if args.command == "report":

@@ -2,6 +2,7 @@
 
     ROOT/dataset.json                 format, version, generator config and its hash, receiver count,
                                       chunk size, CSI shape; or {"parts": [...]} naming part roots
+                                      (the config's site keys are listed in SITE_KEYS)
     ROOT/chunks/chunk_000042/         one chunk: receivers [42 * chunk_size, 43 * chunk_size)
         csi.npy  complex64 (n, ue_ant, bs_ant, subcarriers)
         xy.npy float64 (n, 2)   los.npy bool (n,)   sector.npy int8 (n,)
@@ -25,10 +26,12 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from jaxfp.common.atomic_files import write_json
-from jaxfp.data.types import DataFormatError
+from jaxfp.data.types import DataFormatError, locate
 
 FORMAT = "jaxfp-csi"
 VERSION = 1
+# Keys every (non-combined) dataset.json holds.
+HEADER_KEYS = ("config", "config_hash", "num_receivers", "chunk_size", "num_chunks", "csi_shape")
 FIELDS = {
     "csi": np.complex64,
     "xy": np.float64,
@@ -37,6 +40,73 @@ FIELDS = {
     "num_paths": np.int32,
     "rx_index": np.int64,
 }
+
+
+# Keys of the header's `config` that describe the site, which the CSI experiments read; datagen writes
+# them all. Each is checked where present when a store opens; one that is read but absent is named.
+SITE_KEYS = {
+    "bs_position": "the base station's (x, y, z), metres",
+    "sector_azimuths_deg": "the sectors' boresight azimuths, degrees",
+    "subcarrier_spacing_hz": "the subcarrier spacing, Hz",
+    "srs_comb": "the SRS comb: every how many subcarriers the CSI keeps",
+    "ue_height": "the receivers' height, metres",
+}
+SITE_EXPECTED = {
+    "bs_position": "three numbers (x, y, z)",
+    "sector_azimuths_deg": "a non-empty list of numbers",
+    "srs_comb": "a positive integer",
+    "subcarrier_spacing_hz": "a positive number",
+    "ue_height": "a positive number",
+}
+# What the CSI experiments cannot run without (ue_height only feeds the LoS-safe crop).
+REQUIRED_SITE_KEYS = ("bs_position", "sector_azimuths_deg", "subcarrier_spacing_hz", "srs_comb")
+
+
+def _is_number(value: object) -> bool:
+    return (
+        isinstance(value, int | float) and not isinstance(value, bool) and bool(np.isfinite(value))
+    )
+
+
+def _site_value_ok(key: str, value: object) -> bool:
+    if key == "bs_position":
+        return isinstance(value, list | tuple) and len(value) == 3 and all(map(_is_number, value))
+    if key == "sector_azimuths_deg":
+        return isinstance(value, list | tuple) and len(value) > 0 and all(map(_is_number, value))
+    if key == "srs_comb":
+        return isinstance(value, int) and not isinstance(value, bool) and value > 0
+    return _is_number(value) and value > 0  # type: ignore[operator]
+
+
+class StoreConfig(dict):
+    """A store header's `config`: reading a key it lacks raises DataFormatError naming the key and
+    the file (not KeyError); `get` and `in` behave as for any dict."""
+
+    def __init__(self, values: Mapping, path: str) -> None:
+        super().__init__(values)
+        self.path = path
+        for key, value in self.items():
+            if key in SITE_KEYS and not _site_value_ok(key, value):
+                raise DataFormatError(
+                    f"{locate(path, field=f'config.{key}')}: expected {SITE_EXPECTED[key]} "
+                    f"({SITE_KEYS[key]}), found {value!r}"
+                )
+
+    def __missing__(self, key: str) -> object:
+        what = f" ({SITE_KEYS[key]})" if key in SITE_KEYS else ""
+        raise DataFormatError(
+            f"{locate(self.path, field=f'config.{key}')}: expected the site key {key!r}{what} in "
+            "the header's config, as datagen writes it; the store lacks it"
+        )
+
+    def require(self, keys: Sequence[str] = REQUIRED_SITE_KEYS) -> None:
+        """Raise DataFormatError naming every key of `keys` the config lacks."""
+        missing = [k for k in keys if k not in self]
+        if missing:
+            raise DataFormatError(
+                f"{locate(self.path, field='config')}: expected the site keys {missing} "
+                f"({'; '.join(SITE_KEYS.get(k, k) for k in missing)}), as datagen writes them"
+            )
 
 
 def config_hash(config: Mapping) -> str:
@@ -101,6 +171,12 @@ def read_header(root: str) -> dict:
         raise DataFormatError(
             f"{path}: expected format {FORMAT!r} version {VERSION}, found "
             f"{header.get('format')!r} version {header.get('version')!r}"
+        )
+    missing = [k for k in HEADER_KEYS if k not in header] if "parts" not in header else []
+    if missing:
+        raise DataFormatError(
+            f"{path}: expected the header keys {missing} beside {sorted(header)}, as "
+            "create_dataset writes them"
         )
     return header
 
@@ -206,7 +282,7 @@ class CsiDataset:
                     f"expected {first.get('config_hash')} as in {roots[0]})"
                 )
         self.header = first
-        self.config = first["config"]
+        self.config = StoreConfig(first["config"], os.path.join(roots[0], "dataset.json"))
         owner: dict[int, str] = {}
         for r in roots:
             for chunk_id in sorted(finished_chunks(r)):

@@ -6,9 +6,11 @@ import os
 import pathlib
 from collections.abc import Callable
 
+from jaxfp.data.comford import is_comford, load_comford
 from jaxfp.data.files import FileTree
 from jaxfp.data.longterm import LONGTERM_MEMBER, load_longterm
 from jaxfp.data.mat import load_mat
+from jaxfp.data.rss_csv import label_columns, load_rss_csv
 from jaxfp.data.tabular import SOD_LABELS, UJI_LABELS, load_sodindoorloc, load_ujiindoorloc
 from jaxfp.data.types import DataFormatError, FingerprintSet, concat
 
@@ -17,6 +19,8 @@ LOADERS: dict[str, Callable[..., dict[str, FingerprintSet]]] = {
     "ujiindoorloc": load_ujiindoorloc,
     "sodindoorloc": load_sodindoorloc,
     "longterm": load_longterm,
+    "comford": load_comford,
+    "csv": load_rss_csv,
 }
 
 
@@ -29,6 +33,9 @@ def detect_format(path: str | os.PathLike) -> str:
     names = tree.names()
     if any(LONGTERM_MEMBER.search(n) for n in names):
         return "longterm"
+    # Before UJIIndoorLoc: the comford package keeps the raw CSVs beside its own.
+    if is_comford(names):
+        return "comford"
     if any(pathlib.PurePosixPath(n).name == "trainingData.csv" for n in names):
         return "ujiindoorloc"
     csvs = [n for n in names if n.lower().endswith(".csv")]
@@ -39,9 +46,12 @@ def detect_format(path: str | os.PathLike) -> str:
             return "ujiindoorloc"
         if tuple(columns[-len(SOD_LABELS) :]) == SOD_LABELS:
             return "sodindoorloc"
+        if label_columns(columns):
+            return "csv"
     raise DataFormatError(
         f"{path}: could not recognise the format; expected a .mat of the Torres-Sospedra "
-        "collection, UJIIndoorLoc or SODIndoorLoc CSV, or the long-term db/MM/ layout"
+        "collection, UJIIndoorLoc or SODIndoorLoc CSV, the long-term db/MM/ layout, a COMFORD "
+        "set, or a CSV with AP columns and x, y columns"
     )
 
 

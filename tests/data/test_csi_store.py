@@ -171,3 +171,52 @@ def test_headers_and_writers_refuse_what_is_not_theirs(tmp_path):
     short["xy"] = short["xy"][:9]
     with pytest.raises(ValueError, match="field xy has 9 rows, expected 10"):
         write_chunk(str(store), 0, short, header)
+
+
+SITE = {
+    "bs_position": [100.0, -100.0, 30.0],
+    "sector_azimuths_deg": [30.0, 150.0, 270.0],
+    "subcarrier_spacing_hz": 30e3,
+    "srs_comb": 8,
+    "ue_height": 1.5,
+}
+
+
+@pytest.mark.parametrize("key", ["subcarrier_spacing_hz", "srs_comb", "bs_position"])
+def test_a_site_key_the_store_lacks_is_named_with_its_file(key, tmp_path):
+    write_store(tmp_path, config={k: v for k, v in SITE.items() if k != key})
+    store = CsiDataset(str(tmp_path))  # opening needs no site key
+    header = str(tmp_path / "dataset.json")
+    with pytest.raises(
+        DataFormatError, match=rf"dataset.json, field 'config.{key}': expected"
+    ) as e:
+        store.config[key]
+    assert header in str(e.value) and not isinstance(e.value, KeyError)
+    with pytest.raises(DataFormatError, match=rf"expected the site keys \['{key}'\]"):
+        store.config.require()
+    assert store.config.get(key) is None and key not in store.config
+    assert store.config["ue_height"] == 1.5
+
+
+def test_a_full_site_reads_and_a_wrong_site_value_is_refused_on_open(tmp_path):
+    write_store(tmp_path / "ok", config=SITE)
+    config = CsiDataset(str(tmp_path / "ok")).config
+    config.require()
+    assert config["subcarrier_spacing_hz"] * config["srs_comb"] == 240e3
+    for key, bad in (("srs_comb", 8.5), ("bs_position", [1.0, 2.0]), ("ue_height", "tall")):
+        root = tmp_path / key
+        write_store(root, config={**SITE, key: bad})
+        with pytest.raises(DataFormatError, match=rf"dataset.json, field 'config.{key}': expected"):
+            CsiDataset(str(root))
+
+
+def test_a_header_key_the_store_lacks_is_named(tmp_path):
+    write_store(tmp_path)
+    path = tmp_path / "dataset.json"
+    header = json.loads(path.read_text())
+    del header["num_chunks"]
+    path.write_text(json.dumps(header))
+    with pytest.raises(
+        DataFormatError, match=r"dataset.json: expected the header keys \['num_chunks'\]"
+    ):
+        CsiDataset(str(tmp_path))
