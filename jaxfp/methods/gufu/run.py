@@ -24,20 +24,26 @@ unfinished one restarts from the initial database. Inner fits log to
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import ml_collections
+import numpy as np
 
 from jaxfp.common.atomic_files import write_json
 from jaxfp.config import ConfigError, variant_settings
+from jaxfp.data.types import FingerprintSet
 from jaxfp.methods import program
-from jaxfp.methods.gufu.data import data_varies_with_seed, load_periods
+from jaxfp.methods.gufu.data import Period, data_varies_with_seed, load_periods
+from jaxfp.methods.gufu.scoring import places
 from jaxfp.methods.gufu.study import Gufu
 from jaxfp.methods.gufu.tables import write_tables
 from jaxfp.methods.gufu.variants import BASELINES, SEEDLESS, run_variant
+from jaxfp.train.keys import named_key
 from jaxfp.train.logging import MetricWriter
 from jaxfp.train.optimise import StepLog
 from jaxfp.train.workdir import config_as_json, config_differences, prepare_workdir
@@ -115,6 +121,28 @@ def run_periods(config: ml_collections.ConfigDict, workdir: str) -> dict[str, An
             label = f"{unit}s {[p.number for p in periods]}"
             runs[variant][seed] = _run_one(config, workdir, variant, seed, db, periods, label)
     return write_tables(config, workdir, data, runs, unit)
+
+
+def updated_databases(
+    config: ml_collections.ConfigDict, variant: str, seed: int, log: StepLog | None = None
+) -> Iterator[tuple[Period, FingerprintSet]]:
+    """GUFU `variant` of seed `seed` through the periods of `load_periods`: after each period's
+    update, that period and the database it leaves (the initial database's records, locations and
+    labels with the updated RSS and APs), for scoring the database with another locator."""
+    settings = variant_settings(config, "gufu", variant)
+    Gufu.check(settings)
+    db, periods = load_periods(config, seed)
+    floors = np.unique(db.floor) if db.floor is not None else np.zeros(1, np.int64)
+    xy = places(db, config.data.floor_height_m, floors)
+    # The key `variants.run_variant` names: the same draws as the protocol's run of this seed
+    key = named_key(seed, "gufu")
+    model = Gufu(settings, db.ap_ids, db.rss.copy(), xy, key, log=log or StepLog())
+    model.offline()
+    for period in periods:
+        model.update(period.batch.rss, period.batch.ap_ids)
+        rss, ap_ids = np.array(model.rss, np.float32), np.asarray(model.ap_ids, str)
+        database = dataclasses.replace(db, rss=rss, detected=~np.isnan(rss), ap_ids=ap_ids)
+        yield period, database
 
 
 PROGRAMS = {"periods": run_periods}
