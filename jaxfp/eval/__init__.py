@@ -1,5 +1,14 @@
-"""Metrics, summaries over seeds, results files and tables, plots."""
+"""Metrics (with ISO/IEC 18305 and IPIN conventions), summaries over seeds, results files and
+tables, plots."""
 
+from jaxfp.eval.iso18305 import (
+    StandardConstants,
+    errors_3d,
+    majority_label,
+    penalised_errors,
+    standard_report,
+    standard_table,
+)
 from jaxfp.eval.metrics import (
     PERCENTILES,
     bootstrap_ci,
@@ -25,15 +34,19 @@ from jaxfp.eval.stats import over_seeds, paired_difference, t_interval, verdict
 
 __all__ = [
     "PERCENTILES",
+    "StandardConstants",
     "bootstrap_ci",
     "cdf_plot",
     "error_row_over_seeds",
     "error_summary",
+    "errors_3d",
     "format_table",
     "hit_rate",
+    "majority_label",
     "markdown_table",
     "over_seeds",
     "paired_difference",
+    "penalised_errors",
     "percentile_bar_plot",
     "position_errors",
     "positioning_report",
@@ -44,6 +57,8 @@ __all__ = [
     "rss_mae",
     "rss_nrmse",
     "rss_rmse",
+    "standard_report",
+    "standard_table",
     "t_interval",
     "verdict",
     "write_results",

@@ -1,13 +1,16 @@
 """The demo (`baselines.demo`): kNN/WkNN variants and the MLP regressor's seeds (one vmapped program)
-on one split, each in its own folder, and one table of both."""
+on one split, each in its own folder, and one table of both (with the ISO/IEC 18305 and IPIN metrics
+in a second table where the set has floors)."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from typing import Any
 
 import ml_collections
 
+from jaxfp.eval.iso18305 import StandardConstants, standard_table
 from jaxfp.eval.results import write_results
 from jaxfp.methods.baselines import knn_protocols, mlp
 
@@ -23,5 +26,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         f"{config.knn.data.path}: kNN/WkNN and the MLP regressor (seeds {list(config.mlp.seeds)}, "
         "one vmapped program; mean over seeds with its CI across seeds)"
     )
-    write_results(workdir, title, config, rows, COLUMNS)
+    constants = StandardConstants.from_config(config.knn.get("eval"))
+    write_results(
+        workdir,
+        title,
+        config,
+        rows,
+        COLUMNS,
+        standard_table(rows, constants),
+        standard_metrics=dataclasses.asdict(constants),
+    )
     return rows

@@ -1,11 +1,14 @@
 """kNN/WkNN experiments: a train/test split, or month by month on the UJI long-term set.
 
 Config (see experiments/knn_*.py): `data` (path, format, train/test parts or long-term months),
-`variants` (name -> k, weighted, metric, representation), `eval.success_radius_m`, `query_chunk`.
+`variants` (name -> k, weighted, metric, representation), `eval.success_radius_m`, `query_chunk`;
+`eval` may also set the ISO/IEC 18305 and IPIN constants (`eval.iso18305.StandardConstants`).
+Where the queries have floors, each row also carries those metrics, shown in a table of their own.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 
@@ -16,9 +19,10 @@ from jaxfp.config import ConfigError
 from jaxfp.data.longterm import load_longterm
 from jaxfp.data.registry import load_parts
 from jaxfp.data.types import FingerprintSet, concat
+from jaxfp.eval.iso18305 import StandardConstants, standard_report, standard_table
 from jaxfp.eval.metrics import position_errors, positioning_report
 from jaxfp.eval.plots import cdf_plot, radio_map_plot
-from jaxfp.eval.results import write_results
+from jaxfp.eval.results import table, write_results
 from jaxfp.methods.baselines.knn import build_index, predict
 
 TABLE_COLUMNS = (
@@ -34,6 +38,10 @@ TABLE_COLUMNS = (
     "building_hit_rate",
     "queries_per_s",
 )
+
+
+# The standard metrics shown month by month (every field is in `details`).
+LONGTERM_STANDARD = ("3d_mean", "ipin_mean", "ipin_p75")
 
 
 def variant_config(
@@ -69,6 +77,18 @@ def run_variant(
         seed=config.seed,
     )
     report["queries_per_s"] = queries.n / seconds
+    if queries.floor is not None:
+        report.update(
+            standard_report(
+                out["xy"],
+                queries.xy,
+                out["floor"],
+                queries.floor,
+                out["building"] if queries.building is not None else None,
+                queries.building,
+                StandardConstants.from_config(config.eval),
+            )
+        )
     return report, position_errors(out["xy"], queries.xy)
 
 
@@ -79,6 +99,7 @@ def _split_protocol(config, workdir: str) -> dict[str, dict[str, float]]:
     rows, errors = {}, {}
     for name, variant in config.variants.items():
         rows[name], errors[name] = run_variant(reference, queries, variant, config)
+    constants = StandardConstants.from_config(config.eval)
     cdf_plot(errors, os.path.join(workdir, "cdf.png"), title=os.path.basename(data.path))
     strongest = int(np.argmax(reference.detected.sum(0)))
     radio_map_plot(
@@ -93,8 +114,10 @@ def _split_protocol(config, workdir: str) -> dict[str, dict[str, float]]:
         config,
         rows,
         [c for c in TABLE_COLUMNS if any(c in r for r in rows.values())],
+        standard_table(rows, constants),
         reference=reference.summary(),
         queries=queries.summary(),
+        standard_metrics=dataclasses.asdict(constants),
     )
     return rows
 
@@ -109,6 +132,7 @@ def _longterm_protocol(config, workdir: str) -> dict[str, dict[str, float]]:
 
     first = month_set(data.reference_month, "trn")
     rows: dict[str, dict[str, float]] = {}
+    standard: dict[str, dict[str, float]] = {}
     details: dict[str, dict[str, dict[str, float]]] = {}
     for month in months:
         queries = month_set(month, "tst")
@@ -120,9 +144,28 @@ def _longterm_protocol(config, workdir: str) -> dict[str, dict[str, float]]:
                 details.setdefault(f"{month:02d}", {})[f"{name}/{ref_name}"] = report
                 rows[f"{month:02d}"][f"{name}/{ref_name} mean"] = report["mean"]
                 rows[f"{month:02d}"][f"{name}/{ref_name} floor"] = report["floor_hit_rate"]
+                for key in LONGTERM_STANDARD:
+                    if key in report:
+                        standard.setdefault(f"{month:02d}", {})[f"{name}/{ref_name} {key}"] = (
+                            report[key]
+                        )
     columns = list(dict.fromkeys(k for r in rows.values() for k in r))
     title = f"{data.path}: months {months}, reference month {data.reference_month:02d}"
-    write_results(workdir, title, config, rows, columns, details=details)
+    constants = StandardConstants.from_config(config.eval)
+    tables = {}
+    if standard:
+        standard_columns = list(dict.fromkeys(k for r in standard.values() for k in r))
+        tables[constants.caption()] = table(standard, standard_columns)
+    write_results(
+        workdir,
+        title,
+        config,
+        rows,
+        columns,
+        tables,
+        details=details,
+        standard_metrics=dataclasses.asdict(constants),
+    )
     return rows
 
 
