@@ -3,6 +3,11 @@
 import os
 
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=4")
+# The parsed-data cache in a folder of this test session, not the user's ~/.cache.
+if "JAXFP_CACHE_DIR" not in os.environ:
+    import tempfile
+
+    os.environ["JAXFP_CACHE_DIR"] = tempfile.mkdtemp(prefix="jaxfp-test-cache-")
 
 import pathlib  # noqa: E402
 

@@ -2,23 +2,28 @@
 
 Layout (folder or zip): `.../db/MM/{trn,tst}NN{rss,crd,tms,ids}.csv`; row i of the four files is one
 fingerprint: RSS per AP (100 = not detected), x, y, floor, time YYYYMMDDhhmmssfff, sample id. Any
-month present in that layout loads (the full release has 25); nothing lists months by hand.
+month present in that layout loads (the full release has 25); nothing lists months by hand. A parsed
+set is kept in jaxfp's data cache (`jaxfp.data.cache`), keyed by its four files' content.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 import numpy as np
 
+from jaxfp.data.cache import cache_dir, cached, key_of, member_digests
 from jaxfp.data.csv_io import read_numeric_csv, require_finite, require_integral
 from jaxfp.data.files import FileTree
 from jaxfp.data.types import DataFormatError, FingerprintSet, concat, from_raw, locate
 
 NOT_DETECTED = 100.0
 KINDS = ("trn", "tst")
+PARTS = ("rss", "crd", "tms", "ids")
+# Part of every cache key: raise it whenever what a set parses to changes, so older entries miss.
+PARSER_VERSION = "1"
 LONGTERM_MEMBER = re.compile(r"(?:^|/)db/(\d{2})/(trn|tst)(\d{2})(rss|crd|tms|ids)\.csv$")
 
 # The db Readme: most samples were taken with a Samsung Galaxy S3; training set 2 and test sets 6-10
@@ -47,7 +52,7 @@ def index_longterm(tree: FileTree) -> dict[tuple[int, str, int], dict[str, str]]
             "found no such files"
         )
     for key, files in index.items():
-        missing = sorted({"rss", "crd", "tms", "ids"} - set(files))
+        missing = sorted(set(PARTS) - set(files))
         if missing:
             month, kind, number = key
             raise DataFormatError(
@@ -63,34 +68,46 @@ def parse_timestamps(text: str, source: str) -> np.ndarray:
     if not stamps:
         raise DataFormatError(f"{source}: expected one timestamp per row, found none")
     for row, stamp in enumerate(stamps, start=1):
-        if len(stamp) != 17 or not stamp.isdigit():
+        if len(stamp) != 17 or not (stamp.isascii() and stamp.isdigit()):
             raise DataFormatError(
                 f"{locate(source, row)}: expected a timestamp YYYYMMDDhhmmssfff, found {stamp!r}"
             )
-    digits = np.array([[int(c) for c in s] for s in stamps], np.int64)
+    digits = np.frombuffer("".join(stamps).encode("ascii"), np.uint8).reshape(-1, 17) - ord("0")
 
     def number(a: int, b: int) -> np.ndarray:
-        return digits[:, a:b] @ (10 ** np.arange(b - a - 1, -1, -1))
+        return digits[:, a:b].astype(np.int64) @ (10 ** np.arange(b - a - 1, -1, -1))
 
     hour, minute, second, milli = number(8, 10), number(10, 12), number(12, 14), number(14, 17)
     # The recordings contain second == 60 (e.g. month 02, tst03), so the clock part is added as a
     # number of seconds rather than parsed as a calendar time.
     bad_clock = (hour > 23) | (minute > 59) | (second > 60)
-    days = []
-    for row, stamp in enumerate(stamps, start=1):
+    dates = [f"{s[:4]}-{s[4:6]}-{s[6:8]}" for s in stamps]
+    try:
+        if bad_clock.any():
+            raise ValueError
+        days = np.array(dates, "datetime64[D]")
+    except ValueError:
+        _raise_first_bad_date(stamps, dates, bad_clock, source)
+        raise  # unreachable: one row is always found
+    day_seconds = days.astype(np.int64).astype(np.float64) * 86400.0
+    return day_seconds + hour * 3600.0 + minute * 60.0 + second + milli / 1000.0
+
+
+def _raise_first_bad_date(
+    stamps: list[str], dates: list[str], bad_clock: np.ndarray, source: str
+) -> None:
+    for row, (stamp, date) in enumerate(zip(stamps, dates, strict=True), start=1):
         try:
             if bad_clock[row - 1]:
                 raise ValueError
-            days.append(np.datetime64(f"{stamp[:4]}-{stamp[4:6]}-{stamp[6:8]}", "D"))
+            np.datetime64(date, "D")
         except ValueError:
             raise DataFormatError(
                 f"{locate(source, row)}: expected a valid date and time, found {stamp!r}"
             ) from None
-    day_seconds = np.array(days).astype(np.int64).astype(np.float64) * 86400.0
-    return day_seconds + hour * 3600.0 + minute * 60.0 + second + milli / 1000.0
 
 
-def _load_one(tree: FileTree, key: tuple[int, str, int], files: dict[str, str]) -> FingerprintSet:
+def _parse_one(tree: FileTree, key: tuple[int, str, int], files: dict[str, str]) -> FingerprintSet:
     month, kind, number = key
     src = {what: tree.describe(name) for what, name in files.items()}
     _, raw = read_numeric_csv(tree.read_text(files["rss"]), src["rss"], header=False)
@@ -107,18 +124,86 @@ def _load_one(tree: FileTree, key: tuple[int, str, int], files: dict[str, str]) 
     return from_raw(
         raw,
         NOT_DETECTED,
-        [f"AP{i + 1:03d}" for i in range(raw.shape[1])],
+        _ap_ids(raw.shape[1]),
         xy=require_finite(crd[:, :2], src["crd"], "x, y", 1),
         source=src["rss"],
         floor=require_integral(crd[:, 2], src["crd"], "floor", 1),
         timestamp=tms,
         device=np.full(n, device_of(month, kind, number)),
-        domain={
-            "month": np.full(n, month, np.int64),
-            "set_kind": np.full(n, KINDS.index(kind), np.int64),
-            "set_number": np.full(n, number, np.int64),
-            "sample_id": require_integral(ids[:, 0], src["ids"], "id", 1),
-        },
+        domain=_domain(key, require_integral(ids[:, 0], src["ids"], "id", 1)),
+    )
+
+
+def _ap_ids(count: int) -> list[str]:
+    return [f"AP{i + 1:03d}" for i in range(count)]
+
+
+def _domain(key: tuple[int, str, int], sample_id: np.ndarray) -> dict[str, np.ndarray]:
+    month, kind, number = key
+    n = len(sample_id)
+    return {
+        "month": np.full(n, month, np.int64),
+        "set_kind": np.full(n, KINDS.index(kind), np.int64),
+        "set_number": np.full(n, number, np.int64),
+        "sample_id": sample_id,
+    }
+
+
+def _stored(fs: FingerprintSet) -> dict[str, np.ndarray]:
+    """What a cache entry keeps of a parsed set (the rest follows from the set's name)."""
+    return {
+        "rss": fs.rss,
+        "xy": fs.xy,
+        "rp_id": fs.rp_id,
+        "floor": fs.floor,
+        "timestamp": fs.timestamp,
+        "sample_id": fs.domain["sample_id"],
+    }
+
+
+def _restored(
+    arrays: Mapping[str, np.ndarray], key: tuple[int, str, int], source: str
+) -> FingerprintSet:
+    """A set from its cache entry; the set's own validation catches a damaged entry."""
+    rss = arrays["rss"]
+    return FingerprintSet(
+        rss=rss,
+        detected=~np.isnan(rss),  # NaN exactly where not detected, as validation requires
+        ap_ids=np.asarray(_ap_ids(rss.shape[1]), dtype=str),
+        xy=arrays["xy"],
+        rp_id=arrays["rp_id"],
+        floor=arrays["floor"],
+        timestamp=arrays["timestamp"],
+        device=np.full(len(rss), device_of(*key)),
+        domain=_domain(key, arrays["sample_id"]),
+        source=source,
+    )
+
+
+def _load_one(
+    tree: FileTree,
+    key: tuple[int, str, int],
+    files: dict[str, str],
+    digests: dict[str, str] | None,
+) -> FingerprintSet:
+    """One set, from the cache when its four files' content was parsed before (`digests` None:
+    no cache)."""
+    if digests is None:
+        return _parse_one(tree, key, files)
+    month, kind, number = key
+    entry = key_of(
+        "longterm",
+        PARSER_VERSION,
+        f"{month:02d}/{kind}{number:02d}",
+        *(digests[files[what]] for what in PARTS),
+    )
+
+    def build() -> tuple[FingerprintSet, dict[str, np.ndarray]]:
+        fs = _parse_one(tree, key, files)
+        return fs, _stored(fs)
+
+    return cached(
+        "longterm", entry, build, lambda a: _restored(a, key, tree.describe(files["rss"]))
     )
 
 
@@ -127,8 +212,12 @@ def load_longterm(
     months: Iterable[int] | None = None,
     kinds: Iterable[str] = KINDS,
     numbers: Iterable[int] | None = None,
+    cache: bool = True,
 ) -> dict[str, FingerprintSet]:
-    """Sets keyed 'MM/trnNN' / 'MM/tstNN', filtered by month, kind and set number (None = all)."""
+    """Sets keyed 'MM/trnNN' / 'MM/tstNN', filtered by month, kind and set number (None = all).
+
+    Parsed sets are kept in jaxfp's data cache (`jaxfp.data.cache`), keyed by their files' content
+    and `PARSER_VERSION`; `cache=False` (or `JAXFP_CACHE=0`) parses every file."""
     tree = FileTree(path)
     index = index_longterm(tree)
     kinds = tuple(kinds)
@@ -153,8 +242,14 @@ def load_longterm(
     }
     if not selected:
         raise DataFormatError(f"{path}: no long-term sets match months={months} kinds={kinds}")
+    digests = None
+    if cache and cache_dir() is not None:
+        digests = member_digests(
+            tree.path, [name for f in selected.values() for name in f.values()]
+        )
     sets = {
-        f"{m:02d}/{k}{n:02d}": _load_one(tree, (m, k, n), f) for (m, k, n), f in selected.items()
+        f"{m:02d}/{k}{n:02d}": _load_one(tree, (m, k, n), f, digests)
+        for (m, k, n), f in selected.items()
     }
     widths = {fs.n_aps for fs in sets.values()}
     if len(widths) > 1:

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import os
 import pathlib
+import re
 from collections.abc import Callable
 
 from jaxfp.data.comford import is_comford, load_comford
 from jaxfp.data.files import FileTree
-from jaxfp.data.longterm import LONGTERM_MEMBER, load_longterm
+from jaxfp.data.longterm import LONGTERM_MEMBER, index_longterm, load_longterm
 from jaxfp.data.mat import load_mat
 from jaxfp.data.rss_csv import label_columns, load_rss_csv
 from jaxfp.data.tabular import SOD_LABELS, UJI_LABELS, load_sodindoorloc, load_ujiindoorloc
 from jaxfp.data.types import DataFormatError, FingerprintSet, concat
+
+LONGTERM_PART = re.compile(r"(\d\d)/")  # a long-term part's month, 'MM/trnNN'
 
 LOADERS: dict[str, Callable[..., dict[str, FingerprintSet]]] = {
     "mat": load_mat,
@@ -69,8 +72,16 @@ def load_parts(
     path: str | os.PathLike, parts: str | list[str], format: str = "auto", **options: object
 ) -> FingerprintSet:
     """The named parts of a set, stacked; `parts` may use a trailing '*' (e.g. '01/trn*')."""
-    sets = load(path, format, **options)
     wanted = [parts] if isinstance(parts, str) else list(parts)
+    fmt = detect_format(path) if format == "auto" else format
+    months = [LONGTERM_PART.match(p) for p in wanted]
+    if fmt == "longterm" and "months" not in options and all(months):
+        # Parse only the months asked for (a protocol asks for one month's parts at a time); a
+        # month the set lacks is left to the part check below, which lists the parts there are.
+        held = {m for m, _, _ in index_longterm(FileTree(path))}
+        asked = {int(m.group(1)) for m in months if m}
+        options = {**options, "months": sorted(asked & held or held)}
+    sets = load(path, fmt, **options)
     chosen = []
     for pattern in wanted:
         names = [

@@ -1,4 +1,6 @@
-"""Convolution for `nn.Conv` that avoids XLA:CPU's slow paths (jaxlib 0.10).
+"""Convolution for `nn.Conv` that avoids XLA:CPU's slow paths (jaxlib 0.10), taken only where
+`jaxfp.nets.backend.cpu_paths()` says so (JAX on a CPU, or `JAXFP_PATHS=cpu`); on a GPU or TPU
+every convolution is XLA's own.
 
 Measured per layer shape with `experiments/bench/conv_paths.py` (docs/performance.md):
 - Where the output image has no more pixels than the kernel (a 3×3 kernel giving the 2×4 and 1×2
@@ -24,6 +26,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 from jax import lax
+
+from jaxfp.nets.backend import cpu_paths
 
 _NHWC = lax.ConvDimensionNumbers(
     lhs_spec=(0, 3, 1, 2), rhs_spec=(3, 2, 0, 1), out_spec=(0, 3, 1, 2)
@@ -110,7 +114,8 @@ def conv_general_dilated(
     precision: Any = None,
     **kwargs: Any,
 ) -> jax.Array:
-    """`lax.conv_general_dilated`, by the paths above where XLA:CPU's convolution is slow."""
+    """`lax.conv_general_dilated`, by the paths above where XLA:CPU's convolution is slow and JAX
+    runs on a CPU."""
     undilated = all(d == 1 for d in (lhs_dilation or ())) and all(
         d == 1 for d in (rhs_dilation or ())
     )
@@ -125,6 +130,8 @@ def conv_general_dilated(
         precision=precision,
         **kwargs,
     )
+    if not cpu_paths():
+        return plain(lhs, rhs)
     out = jax.eval_shape(plain, lhs, rhs).shape
     path = conv_path(lhs.shape, rhs.shape, out[1:3], dimension_numbers, feature_group_count)
     if undilated and not kwargs and path != "lax":
