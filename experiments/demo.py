@@ -3,11 +3,13 @@ regressor trained for four seeds as one vmapped program (TensorBoard and metrics
 
     jaxfp demo --workdir runs/demo
     jaxfp run experiments/demo.py --workdir runs/demo --config.knn.variants.wknn3_positive.k=5
+    jaxfp run experiments/demo.py --workdir runs/demo --config.eval.floor_penalty_m=4
 """
 
 import ml_collections
 
 from jaxfp.config import repo_path, sibling
+from jaxfp.eval.iso18305 import BUILDING_PENALTY_M, FLOOR_HEIGHT_M, FLOOR_PENALTY_M
 
 SIZES = ("", "test")  # checked by jaxfp.config.load_config: an unknown size is an error
 
@@ -15,6 +17,15 @@ SIZES = ("", "test")  # checked by jaxfp.config.load_config: an unknown size is 
 def get_config(arg: str = "") -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
     c.method = "baselines.demo"
+    # The ISO/IEC 18305 and IPIN constants of the standard fields; knn.eval and mlp.eval refer to
+    # them, so one override sets both parts.
+    c.eval = ml_collections.ConfigDict(
+        dict(
+            floor_height_m=FLOOR_HEIGHT_M,
+            floor_penalty_m=FLOOR_PENALTY_M,
+            building_penalty_m=BUILDING_PENALTY_M,
+        )
+    )
     knn = sibling(__file__, "baselines/knn_uji1.py").get_config()
     knn.data.path = repo_path(__file__, "data", "DSI1.mat")
     knn.variants = ml_collections.ConfigDict(
@@ -39,4 +50,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     c.mlp = sibling(__file__, "baselines/mlp_dsi1.py").get_config()
     if arg == "test":
         c.mlp = sibling(__file__, "baselines/mlp_dsi1.py").get_config("test")
+    for part in (c.knn, c.mlp):
+        for key in c.eval:
+            part.eval[key] = c.eval.get_ref(key)
     return c

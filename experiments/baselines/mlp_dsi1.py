@@ -9,6 +9,7 @@ Test size: experiments/baselines/mlp_dsi1.py:test
 import ml_collections
 
 from jaxfp.config import repo_path, split_data
+from jaxfp.eval.iso18305 import BUILDING_PENALTY_M, FLOOR_HEIGHT_M, FLOOR_PENALTY_M
 
 SIZES = ("", "test")  # checked by jaxfp.config.load_config: an unknown size is an error
 
@@ -29,6 +30,15 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
             learning_rate=1e-3,
             weight_decay=1e-4,
             max_to_keep=2,
+        )
+    )
+    # The ISO/IEC 18305 and IPIN constants of the standard fields (scoring only: the training's
+    # checkpoints do not depend on `eval`)
+    c.eval = ml_collections.ConfigDict(
+        dict(
+            floor_height_m=FLOOR_HEIGHT_M,
+            floor_penalty_m=FLOOR_PENALTY_M,
+            building_penalty_m=BUILDING_PENALTY_M,
         )
     )
     if arg == "test":

@@ -87,7 +87,13 @@ def fit_predict(
 
     rngs = jax.vmap(jax.random.key)(jnp.asarray(config.seeds, jnp.uint32))
     options = EpochOptions.from_config(config.train, seed=config.seed)
-    states, _ = fit_members(options, workdir, run, rngs, eval_fn, "mlp seeds", shaping=config)
+    # `eval` (the standard metrics' constants) only scores the outputs: not part of the shaping,
+    # nor is the command line's record of setting it.
+    shaping = {k: v for k, v in config.to_dict().items() if k != "eval"}
+    given = tuple(k for k in shaping.pop("command_line", ()) if not k.startswith("eval."))
+    if given:
+        shaping["command_line"] = given
+    states, _ = fit_members(options, workdir, run, rngs, eval_fn, "mlp seeds", shaping=shaping)
     outputs = np.asarray(jax.device_get(jax.vmap(predict)(states.params)), np.float64)
     return outputs * scale + mean
 

@@ -14,7 +14,8 @@ One line per choice:
 - real sets: optionally one building's or floor's scans (`data.building`, `data.floor`); the
   `n_rus` APs detected in the most RP-mean fingerprints (ties: most detections); a reading the AP
   missed becomes `missing_dbm`; an RP is a position (and a floor height where the set has several
-  floors, `floor_height_m` apart), so the RP coordinates have 2 or 3 entries.
+  floors, `floor_height_m` apart), so the RP coordinates have 2 or 3 entries; the scans' floor and
+  building labels are kept for scoring (the synthetic room has none).
 - the split draws whole RPs in the ratio 15 / 15 / 10 (rounded, at least one each).
 - standardisation: per RU with the RSS-training samples' mean and spread; RP coordinates with the
   training RPs' mean and one spread for all axes (distances keep their shape).
@@ -42,13 +43,16 @@ PARTS = ("rss_train", "rss_test", "loc_test")
 
 
 class RuSet(NamedTuple):
-    """Samples (n, L) in dBm at RPs; `rp` indexes `rp_xy` (R, D)."""
+    """Samples (n, L) in dBm at RPs; `rp` indexes `rp_xy` (R, D); a real set's samples' floor and
+    building labels (n,) where it has them."""
 
     rss: np.ndarray
     rp: np.ndarray
     rp_xy: np.ndarray
     ru_ids: np.ndarray
     source: str
+    floor: np.ndarray | None = None
+    building: np.ndarray | None = None
 
     def rows(self, rps: np.ndarray) -> np.ndarray:
         return np.flatnonzero(np.isin(self.rp, rps))
@@ -162,7 +166,8 @@ def real_set(fs: FingerprintSet, n_rus: int, missing_dbm: float, floor_height_m:
     counts = np.bincount(rp, minlength=len(rp_values))[:, None]
     consistent = (heard >= 0.5 * counts).sum(0)  # RPs where the AP is heard in most scans
     order = np.lexsort((-fs.detected.sum(0), -consistent))
-    return _ru_set(fs, np.sort(order[:n_rus]), missing_dbm, floor_height_m, fs.source)
+    ru = _ru_set(fs, np.sort(order[:n_rus]), missing_dbm, floor_height_m, fs.source)
+    return ru._replace(floor=fs.floor, building=fs.building)
 
 
 def _ru_set(

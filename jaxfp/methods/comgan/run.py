@@ -17,7 +17,9 @@ its own measured RUs per test sample and initialisation.
    seed's run (resampling its entries).
 5. The CNN localizer, trained on the RSS-testing RPs' samples — incomplete (unmeasured entries at the
    training mean), fully measured, or hybrid (completed by each method) — and tested on the
-   localization-testing RPs' fully measured samples; mean and RMS error (m).
+   localization-testing RPs' fully measured samples; mean and RMS error (m) over the RP
+   coordinates, and on a real set with floor labels the ISO/IEC 18305 and IPIN fields
+   (`localizer_standard`; constants from `config.eval`) in a table of their own.
 6. Paired differences over seeds (ComGAN minus each other row a claim compares it with).
 7. Learning curves of every GAN variant and the U-Net (the logged metrics, each the mean over
    seeds, averaged over `config.curve_windows` equal windows of steps), and the cross-RU
@@ -29,6 +31,7 @@ marginal likelihood of the training RPs' means, and every other setting is confi
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from collections.abc import Sequence
@@ -38,12 +41,13 @@ import ml_collections
 import numpy as np
 
 from jaxfp.config import ConfigError, check_seeds, variant_settings
+from jaxfp.eval.iso18305 import StandardConstants, standard_report, standard_table
 from jaxfp.eval.metrics import bootstrap_ci
 from jaxfp.eval.results import over_seeds, table, write_results
 from jaxfp.eval.stats import paired_rows
 from jaxfp.methods import program
 from jaxfp.methods.comgan import completion
-from jaxfp.methods.comgan.data import PARTS, cross_ru_predictability
+from jaxfp.methods.comgan.data import PARTS, Draw, cross_ru_predictability
 from jaxfp.methods.comgan.losses import ADVERSARIAL
 from jaxfp.methods.comgan.study import Study
 from jaxfp.methods.comgan.training import GENERATOR_INPUTS
@@ -163,6 +167,64 @@ def element_errors(
     return row
 
 
+def localizer_standard(
+    d: Draw, estimate: np.ndarray, floor_height_m: float, constants: StandardConstants
+) -> dict[str, float]:
+    """One seed's ISO/IEC 18305 and IPIN fields of the localizer's estimates (m) of its
+    localization-testing samples; {} on a set without floor labels (the synthetic room).
+
+    The localizer regresses RP coordinates rather than naming an RP: its floor is the set's floor
+    nearest the estimated height (`floor_height_m` apart; a one-floor set: that floor), its
+    building that of the nearest (x, y) sample it trained on (the RSS-testing part)."""
+    ru, rows = d.ru, d.rows["loc_test"]
+    if ru.floor is None:
+        return {}
+    truth = d.scale.xy_out(d.p[rows])[:, :2]
+    floors = np.unique(ru.floor)
+    if estimate.shape[1] == 3:
+        floor = floors[np.abs(estimate[:, 2:3] - floor_height_m * floors[None]).argmin(1)]
+    elif len(floors) == 1:
+        floor = np.full(len(estimate), floors[0])
+    else:  # several floors pooled into 2-D RPs: no floor estimate to score
+        return standard_report(estimate[:, :2], truth, constants=constants)
+    building = true_building = None
+    if ru.building is not None:
+        trained = d.rows["rss_test"]
+        trained_xy = d.scale.xy_out(d.p[trained])[:, :2]
+        nearest = np.linalg.norm(estimate[:, None, :2] - trained_xy[None], axis=-1).argmin(1)
+        building, true_building = ru.building[trained][nearest], ru.building[rows]
+    return standard_report(
+        estimate[:, :2], truth, floor, ru.floor[rows], building, true_building, constants
+    )
+
+
+def localization_row(
+    draws: Sequence[Draw],
+    estimates: Sequence[np.ndarray],
+    floor_height_m: float,
+    constants: StandardConstants,
+) -> dict[str, Any]:
+    """A localization row from each seed's estimates: the mean and RMS error over the RP
+    coordinates (t-intervals over seeds, each seed's values), and each standard field's mean over
+    seeds where the set has floor labels."""
+    errors = [
+        np.linalg.norm(e - d.scale.xy_out(d.p[d.rows["loc_test"]]), axis=-1)
+        for d, e in zip(draws, estimates, strict=True)
+    ]
+    rmse = [float(np.sqrt(np.mean(e**2))) for e in errors]
+    row = over_seeds([float(e.mean()) for e in errors], "mean_m")
+    row.update(over_seeds(rmse, "rmse_m"))
+    row["per_seed_mean_m"] = [float(e.mean()) for e in errors]
+    row["per_seed_rmse_m"] = rmse
+    standard = [
+        localizer_standard(d, e, floor_height_m, constants)
+        for d, e in zip(draws, estimates, strict=True)
+    ]
+    for field in standard[0]:
+        row[field] = float(np.mean([seed[field] for seed in standard]))
+    return row
+
+
 def run_completion(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     check_config(config)
     os.makedirs(workdir, exist_ok=True)
@@ -222,14 +284,12 @@ def run_completion(config: ml_collections.ConfigDict, workdir: str) -> dict[str,
             versions[f"hybrid {name}"] = completed
     localization: dict[str, dict[str, Any]] = {}
     loc_rmse: dict[str, list[float]] = {}
+    constants = StandardConstants.from_config(config.eval)
     for version, inputs in versions.items():
         print(f"[comgan] localizer on {version}", flush=True)
-        errors = s.train_localizer(version.replace(" ", "_").replace("=", ""), inputs)
-        loc_rmse[version] = [float(np.sqrt(np.mean(e**2))) for e in errors]
-        row = over_seeds([float(e.mean()) for e in errors], "mean_m")
-        row.update(over_seeds(loc_rmse[version], "rmse_m"))
-        row["per_seed_mean_m"] = [float(e.mean()) for e in errors]
-        row["per_seed_rmse_m"] = loc_rmse[version]
+        estimates = s.train_localizer(version.replace(" ", "_").replace("=", ""), inputs)
+        row = localization_row(s.draws, estimates, float(config.data.floor_height_m), constants)
+        loc_rmse[version] = row["per_seed_rmse_m"]
         localization[version] = row
 
     others = [v for v in learned if v != PAPER] + list(INTERPOLATIONS)
@@ -288,6 +348,8 @@ def run_completion(config: ml_collections.ConfigDict, workdir: str) -> dict[str,
             curves, [c for c in CURVE_COLUMNS if any(c in r for r in curves.values())]
         ),
     }
+    for caption, standard in standard_table(localization, constants).items():
+        tables[f"localization, {caption} (mean over seeds)"] = standard
     write_results(
         workdir,
         title,
@@ -302,6 +364,7 @@ def run_completion(config: ml_collections.ConfigDict, workdir: str) -> dict[str,
             for seed, d in zip(s.seeds, s.draws, strict=True)
         },
         rus=draw.ru.ru_ids.tolist(),
+        standard_metrics=dataclasses.asdict(constants),
     )
     return {
         "completion": rows,

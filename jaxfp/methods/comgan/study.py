@@ -214,7 +214,8 @@ class Study:
     # --- the localizer -----------------------------------------------------------------------------
     def train_localizer(self, version: str, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Train on each seed's (n_test, L) `inputs` at its RSS-testing RPs; returns each seed's
-        localization errors (m) on its localization-testing samples."""
+        estimates (m; the RP coordinates: x, y and, on several floors, the floor's height) of its
+        localization-testing samples."""
         loc, model = self.config.localizer, self.localizer
         targets = [d.p[r] for d, r in zip(self.draws, self.rows("rss_test"), strict=True)]
         tx = optimizer_from_config(loc.optimizer.to_dict())
@@ -234,11 +235,10 @@ class Study:
         rows = self.rows("loc_test")
         test = _stack_padded([d.x[r] for d, r in zip(self.draws, rows, strict=True)])
         xy = np.asarray(_locate(model, states.params, jnp.asarray(test)))
-        errors = []
-        for m, (d, r) in enumerate(zip(self.draws, rows, strict=True)):
-            truth = d.scale.xy_out(d.p[r])
-            errors.append(np.linalg.norm(d.scale.xy_out(xy[m, : len(r)]) - truth, axis=-1))
-        return errors
+        return [
+            d.scale.xy_out(xy[m, : len(r)])
+            for m, (d, r) in enumerate(zip(self.draws, rows, strict=True))
+        ]
 
 
 def _stack_padded(arrays: Sequence[np.ndarray]) -> np.ndarray:

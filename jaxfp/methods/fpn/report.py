@@ -1,16 +1,19 @@
 """FPN's tables: one row per network or baseline (mean over seeds with its Student-t interval),
 paired differences over seeds for the comparisons the paper's claims rest on, and per-point
-errors for the figures (Figs. 5–6)."""
+errors for the figures (Figs. 5–6). Each row also carries the ISO/IEC 18305 and IPIN fields
+(`jaxfp.eval.iso18305`) of every step of every test walk: each seed's, then the mean over seeds;
+the estimate's floor is that of the reference point (or baseline position) it names."""
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
+from jaxfp.eval.iso18305 import StandardConstants, standard_report, standard_table
 from jaxfp.eval.plots import per_point_error_plot, plt
 from jaxfp.eval.results import over_seeds
 from jaxfp.eval.stats import paired_rows
@@ -30,7 +33,47 @@ def row_of(scores: dict[str, Any], seeds: Sequence[int], seconds: float | None =
     row["per_seed_mean_m"] = {
         str(s): float(v) for s, v in zip(seeds, scores["mean_m"], strict=True)
     }
+    for field, per_seed in scores.get("standard", {}).items():
+        row[field] = float(np.mean(per_seed))
     return row
+
+
+def split_floor_code(code: np.ndarray, buildings: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    """(floor, building) of floor codes (`jaxfp.data.places.floor_code_of`: building · 100 + floor
+    where a set has buildings, unambiguous for floors -50 to 49); (code, None) without buildings."""
+    code = np.asarray(code, np.int64)
+    if not buildings:
+        return code, None
+    building = np.floor_divide(code + 50, 100)
+    return code - 100 * building, building
+
+
+def standard_scores(
+    xy: np.ndarray,
+    true_xy: np.ndarray,
+    floor: np.ndarray,
+    true_floor: np.ndarray,
+    constants: StandardConstants,
+    buildings: bool = False,
+) -> dict[str, np.ndarray]:
+    """Each seed's ISO/IEC 18305 and IPIN fields {field: (S,)} of positions (S, ..., 2) and floor
+    codes (S, ...) against the truth, every step of every walk a sample."""
+    per_seed = []
+    for s in range(len(xy)):
+        predicted_floor, predicted_building = split_floor_code(floor[s].ravel(), buildings)
+        floor_s, building_s = split_floor_code(true_floor[s].ravel(), buildings)
+        per_seed.append(
+            standard_report(
+                np.reshape(xy[s], (-1, 2)),
+                np.reshape(true_xy[s], (-1, 2)),
+                predicted_floor,
+                floor_s,
+                predicted_building,
+                building_s,
+                constants,
+            )
+        )
+    return {k: np.array([r[k] for r in per_seed]) for k in per_seed[0]}
 
 
 def per_point(scores: dict[str, Any], n_points: int) -> np.ndarray:
@@ -40,6 +83,35 @@ def per_point(scores: dict[str, Any], n_points: int) -> np.ndarray:
     sums = np.bincount(place[inside], errors[inside], minlength=n_points)
     counts = np.bincount(place[inside], minlength=n_points)
     return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+
+
+def pooled(
+    per_month: Sequence[dict[str, Any]],
+    standard_of: Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]] | None = None,
+) -> dict[str, Any]:
+    """Scores of several months' walks pooled per seed (every month has as many walk steps); with
+    `standard_of` (`Study.standard_of`), the standard fields of the pooled steps too."""
+    errors = np.concatenate([sc["errors"] for sc in per_month], 1)  # (S, months × W, T)
+    out = {
+        "mean_m": errors.mean((1, 2)),
+        "p95_m": np.percentile(errors.reshape(len(errors), -1), 95, axis=1),
+        "floor_hit": np.mean([sc["floor_hit"] for sc in per_month], 0),
+        "errors": errors,
+    }
+    if standard_of is not None and all("estimates" in sc for sc in per_month):
+        estimates = {
+            k: np.concatenate([sc["estimates"][k] for sc in per_month], 1)
+            for k in per_month[0]["estimates"]
+        }
+        out.update(estimates=estimates, standard=standard_of(estimates))
+    return out
+
+
+def standard_tables(
+    rows: dict[str, dict[str, Any]], constants: StandardConstants
+) -> dict[str, dict[str, Any]]:
+    """The rows' ISO/IEC 18305 and IPIN table, its caption saying each value is a seed mean."""
+    return {f"{k} (mean over seeds)": v for k, v in standard_table(rows, constants).items()}
 
 
 class Evaluation:

@@ -19,11 +19,14 @@ Networks: `config.run_variants` of `config.variants`; baselines: `config.baselin
 over every step of every test walk (`study.Study`), a mean and Student-t interval over seeds per
 row, and a second table of paired differences over seeds for the comparisons the claims rest on.
 Early stopping uses validation walks drawn from the training scans; the synthetic Kalman stds are
-chosen on walks over the training scans; test walks are only scored.
+chosen on walks over the training scans; test walks are only scored. Every row also carries the
+ISO/IEC 18305 and IPIN fields (`report.standard_scores`; constants from `config.eval`), shown in a
+table of their own and recorded under `standard_metrics` in results.json.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -33,6 +36,7 @@ import numpy as np
 
 from jaxfp.config import ConfigError
 from jaxfp.data.places import ReferencePoints
+from jaxfp.eval.iso18305 import StandardConstants
 from jaxfp.eval.results import table, write_results
 from jaxfp.methods import program
 from jaxfp.methods.fpn.data import PERIODS, ScanNoise, common_points, load_month, synthetic_draw
@@ -45,6 +49,8 @@ from jaxfp.methods.fpn.report import (
     learning_curve_figure,
     per_point,
     plots,
+    pooled,
+    standard_tables,
 )
 from jaxfp.methods.fpn.study import Study, check_config
 
@@ -103,7 +109,8 @@ def run_synthetic(config: ml_collections.ConfigDict, workdir: str) -> dict[str, 
         points = common_points([d["before"]["map"] for d in draws])
         shared = {"synthetic": s.to_dict(), "radio_map": config.radio_map.to_dict()}
         shared.update(seeds=list(seeds), regime=noise._asdict())
-        study = Study(config, os.path.join(workdir, regime), points, shared)
+        buildings = draws[0]["before"]["map"].building is not None
+        study = Study(config, os.path.join(workdir, regime), points, shared, buildings)
         maps = {p: [study.map_of(d[p]["map"]) for d in draws] for p in PERIODS}
         train = {p: [study.scans(d[p]["train"]) for d in draws] for p in PERIODS}
         tests = {p: [study.scans(d[p]["test"]) for d in draws] for p in PERIODS}
@@ -172,13 +179,15 @@ def run_synthetic(config: ml_collections.ConfigDict, workdir: str) -> dict[str, 
         f"regimes {regimes}; seeds {list(seeds)}, each its own world, surveys, noise, walks and "
         "initialisation"
     )
+    constants = StandardConstants.from_config(config.get("eval"))
     write_results(
         workdir,
         title,
         config,
         out.rows,
         METRIC_COLUMNS,
-        tables={PAIRED_TABLE: table(paired, PAIR_COLUMNS)},
+        tables={PAIRED_TABLE: table(paired, PAIR_COLUMNS), **standard_tables(out.rows, constants)},
+        standard_metrics=dataclasses.asdict(constants),
         kalman_chosen=kalman,
         learning_curves=learning,
         per_point_error_m={k: {m: v.tolist() for m, v in d.items()} for k, d in curves.items()},
@@ -238,17 +247,6 @@ def drift_pairs(first: int, reported: Sequence[int]) -> list[tuple[str, str, str
     return pairs
 
 
-def pooled(per_month: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """Scores of several months' walks pooled per seed (every month has as many walk steps)."""
-    errors = np.concatenate([sc["errors"] for sc in per_month], 1)  # (S, months × W, T)
-    return {
-        "mean_m": errors.mean((1, 2)),
-        "p95_m": np.percentile(errors.reshape(len(errors), -1), 95, axis=1),
-        "floor_hit": np.mean([sc["floor_hit"] for sc in per_month], 0),
-        "errors": errors,
-    }
-
-
 def run_drift(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     check_config(config)
     d, walk, seeds = config.data, config.walk, tuple(config.seeds)
@@ -263,7 +261,7 @@ def run_drift(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]
     points = ReferencePoints.of(first)
     data = {k: v for k, v in d.to_dict().items() if k != "months"}
     shared = {"data": data, "radio_map": config.radio_map.to_dict(), "seeds": list(seeds)}
-    study = Study(config, workdir, points, shared)
+    study = Study(config, workdir, points, shared, buildings=first.building is not None)
     months = [d.first_month, *d.months]
     maps, databases, tests, walks, previous = {}, {}, {}, {}, None
     for m in months:  # one real set: every seed reads the same scans and maps
@@ -326,11 +324,16 @@ def run_drift(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]
         pick = val_error.argmin(0)
         chosen_policy[name] = [policies[i] for i in pick]
         per_policy = [
-            pooled([scores[f"month {m:02d} {name}, {q}"] for m in reported]) for q in policies
+            pooled([scores[f"month {m:02d} {name}, {q}"] for m in reported], study.standard_of)
+            for q in policies
         ]
         chosen = {
             key: np.stack([per_policy[i][key][s] for s, i in enumerate(pick)])
             for key in ("mean_m", "p95_m", "floor_hit")
+        }
+        chosen["standard"] = {
+            field: np.stack([per_policy[i]["standard"][field][s] for s, i in enumerate(pick)])
+            for field in per_policy[0]["standard"]
         }
         add(f"{span(reported)} {name}, chosen policy", chosen)
     # The Kalman stds are chosen per seed on the validation months' walks.
@@ -351,7 +354,7 @@ def run_drift(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]
         for family in sorted(families):
             rows = [f"month {m:02d} {family}" for m in group]
             if all(r in scores for r in rows):
-                add(f"{span(group)} {family}", pooled([scores[r] for r in rows]))
+                add(f"{span(group)} {family}", pooled([scores[r] for r in rows], study.standard_of))
     paired = out.paired(drift_pairs(d.first_month, reported))
     title = (
         f"{first.source}: {len(points)} reference points of month {d.first_month}, "
@@ -361,12 +364,15 @@ def run_drift(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]
         "validation split, walks and initialisation (the scans are fixed)"
     )
     rows = dict(sorted(out.rows.items()))
-    tables = {PAIRED_TABLE: table(paired, PAIR_COLUMNS)}
+    tables = {PAIRED_TABLE: table(paired, PAIR_COLUMNS), **standard_tables(rows, study.constants)}
     extra = {"kalman_chosen": [list(k) for k in kalman], "policy_chosen": chosen_policy}
     extra["learning_curves"] = {
         name: learning_curve(os.path.join(workdir, "train", name)) for name in config.run_variants
     }
-    write_results(workdir, title, config, rows, METRIC_COLUMNS, tables=tables, **extra)
+    constants = dataclasses.asdict(study.constants)
+    write_results(
+        workdir, title, config, rows, METRIC_COLUMNS, tables, standard_metrics=constants, **extra
+    )
     return {"rows": rows, "paired": paired, **extra}
 
 

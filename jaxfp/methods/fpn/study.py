@@ -6,7 +6,8 @@
   point's training scans, split by (seed, the data's name), so every variant of a seed sees the
   same split — keeping its best validation parameters.
 - Scores over every step of every test walk, per seed: mean 2-D error, 95th percentile, floor hit
-  rate. The baselines (`config.baselines.run`) are scored per seed on the same walks; the Kalman
+  rate, and the ISO/IEC 18305 and IPIN fields (`report.standard_scores`, the constants from
+  `config.eval`). The baselines (`config.baselines.run`) are scored per seed on the same walks; the Kalman
   fingerprint's two stds are chosen per seed from `config.baselines.kalman_grid` on walks that
   reported numbers never see (`Study.choose_kalman`).
 """
@@ -28,6 +29,7 @@ from jaxfp.common.atomic_files import write_json
 from jaxfp.config import ConfigError, check_seeds, variant_settings
 from jaxfp.data.places import ReferencePoints, floor_code_of
 from jaxfp.data.types import FingerprintSet
+from jaxfp.eval.iso18305 import StandardConstants
 from jaxfp.methods.baselines.knn import build_index
 from jaxfp.methods.baselines.knn import predict as knn_predict
 from jaxfp.methods.fpn.baselines import kalman_cv_track, nearest_point, walk_filter
@@ -43,6 +45,7 @@ from jaxfp.methods.fpn.data import (
 from jaxfp.methods.fpn.losses import LossSettings, make_loss
 from jaxfp.methods.fpn.nets import Positioner
 from jaxfp.methods.fpn.predict import predict_points, stacked_cross_entropy
+from jaxfp.methods.fpn.report import standard_scores
 from jaxfp.methods.fpn.walks import Walker, neighbour_lists
 from jaxfp.train.early_stopping import best_state, patience_exhausted, record, track, tracking_step
 from jaxfp.train.keys import named_int, named_seed
@@ -80,7 +83,8 @@ def check_config(config: ml_collections.ConfigDict) -> None:
 
 
 class Study:
-    """The reference points, the radio-map rule, and the stacked-seed stages of one run."""
+    """The reference points, the radio-map rule, and the stacked-seed stages of one run;
+    `buildings`: the floor codes fold a building in (the set has building labels)."""
 
     def __init__(
         self,
@@ -88,8 +92,10 @@ class Study:
         workdir: str,
         points: ReferencePoints,
         shared: dict[str, Any],
+        buildings: bool = False,
     ) -> None:
-        self.config, self.points = config, points
+        self.config, self.points, self.buildings = config, points, buildings
+        self.constants = StandardConstants.from_config(config.get("eval"))
         self.seeds = tuple(config.seeds)
         self.rule = RadioMapRule.from_config(config.radio_map)
         self.stages = SeedStages(workdir, self.seeds, shared)
@@ -256,17 +262,32 @@ class Study:
     def position_scores(
         self, xy: np.ndarray, floor: np.ndarray, walks: Sequence[Walks]
     ) -> dict[str, Any]:
-        """Per-seed scores of positions (S, W, T, 2) and floors (S, W, T) on seed m's walks."""
+        """Per-seed scores of positions (S, W, T, 2) and floors (S, W, T) on seed m's walks; the
+        estimates and the truth are kept for pooling months (`standard_of`)."""
         true_xy = np.stack([w.scans.xy[w.rows] for w in walks])
         true_floor = np.stack([w.scans.floor[w.rows] for w in walks])
         errors = np.linalg.norm(xy - true_xy, axis=-1)  # (S, W, T)
+        estimates = {"xy": xy, "true_xy": true_xy, "floor": floor, "true_floor": true_floor}
         return {
             "mean_m": errors.mean((1, 2)),
             "p95_m": np.percentile(errors.reshape(len(errors), -1), 95, axis=1),
             "floor_hit": (floor == true_floor).mean((1, 2)),
             "errors": errors,
             "place": np.stack([w.scans.point[w.rows] for w in walks]),
+            "estimates": estimates,
+            "standard": self.standard_of(estimates),
         }
+
+    def standard_of(self, estimates: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Each seed's ISO/IEC 18305 and IPIN fields of `position_scores`' estimates."""
+        return standard_scores(
+            estimates["xy"],
+            estimates["true_xy"],
+            estimates["floor"],
+            estimates["true_floor"],
+            self.constants,
+            self.buildings,
+        )
 
     def kalman_errors(
         self, walks: Sequence[Walks], maps: Sequence[np.ndarray]

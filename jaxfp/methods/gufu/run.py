@@ -18,7 +18,9 @@ with its configured settings and every period is reported.
 
 Resume: each finished (variant, seed) writes its periods with the settings that shaped them; a
 rerun reuses it when those settings are unchanged and recomputes it (saying so) otherwise; an
-unfinished one restarts from the initial database. Inner fits log to
+unfinished one restarts from the initial database. The ISO/IEC 18305 and IPIN constants in
+`config.eval` shape the rows only when they differ from `StandardConstants`' defaults, so runs
+made before the rows carried those fields are reused (without them). Inner fits log to
 `variant/seedN/metrics.jsonl`; a line per period says where the run is.
 """
 
@@ -37,6 +39,7 @@ import numpy as np
 from jaxfp.common.atomic_files import write_json
 from jaxfp.config import ConfigError, variant_settings
 from jaxfp.data.types import FingerprintSet
+from jaxfp.eval.iso18305 import StandardConstants
 from jaxfp.methods import program
 from jaxfp.methods.gufu.data import Period, data_varies_with_seed, load_periods
 from jaxfp.methods.gufu.scoring import places
@@ -51,7 +54,12 @@ from jaxfp.train.workdir import config_as_json, config_differences, prepare_work
 
 def shaping(config: ml_collections.ConfigDict, variant: str, seed: int) -> dict[str, Any]:
     """The settings one (variant, seed) result depends on."""
-    out: dict[str, Any] = {"data": config.data.to_dict(), "eval": config.eval.to_dict()}
+    standard = {f.name for f in dataclasses.fields(StandardConstants)}
+    scoring = {k: v for k, v in config.eval.to_dict().items() if k not in standard}
+    out: dict[str, Any] = {"data": config.data.to_dict(), "eval": scoring}
+    constants = StandardConstants.from_config(config.eval)
+    if constants != StandardConstants():  # the defaults leave earlier runs valid
+        out["standard_metrics"] = dataclasses.asdict(constants)
     if config.data.source == "synthetic":
         out["synthetic"] = config.synthetic.to_dict()
     if variant not in BASELINES:

@@ -15,6 +15,9 @@
   to the predicted height.
 - drift capture: the records' change against the drift measured at the shared points (cosine),
   on the (point, AP) pairs both databases and the measurement hold.
+- the ISO/IEC 18305 and IPIN fields of a batch's places (`located_standard`): the estimate's floor
+  is the one `nearest_floor` gives (a one-floor database: its floor); no building term (every
+  site here is one building).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from __future__ import annotations
 import numpy as np
 
 from jaxfp.data.types import FingerprintSet
+from jaxfp.eval.iso18305 import StandardConstants, standard_report
 from jaxfp.eval.metrics import rss_mae
 
 
@@ -181,3 +185,25 @@ def places(fingerprints: FingerprintSet, floor_height_m: float, floors: np.ndarr
 def nearest_floor(located: np.ndarray, floor_height_m: float, floors: np.ndarray) -> np.ndarray:
     """The database floor whose height is nearest each predicted place's height."""
     return floors[np.abs(located[:, 2:3] - floor_height_m * floors[None]).argmin(1)]
+
+
+def located_standard(
+    located: np.ndarray,
+    batch: FingerprintSet,
+    floor_height_m: float,
+    floors: np.ndarray | None,
+    constants: StandardConstants,
+) -> dict[str, float]:
+    """The ISO/IEC 18305 and IPIN fields of a batch's located places (N, 2 or 3) against its
+    truth; `floors`: the database's floors (None: it has no floor labels). The 2-D fields alone
+    where there is no floor to score: no labels, or several floors pooled into 2-D places."""
+    xy = located[:, :2]
+    if floors is None or batch.floor is None:
+        return standard_report(xy, batch.xy, constants=constants)
+    if located.shape[1] == 3:
+        floor = nearest_floor(located, floor_height_m, floors)
+    elif len(floors) == 1:
+        floor = np.full(len(located), floors[0])
+    else:
+        return standard_report(xy, batch.xy, constants=constants)
+    return standard_report(xy, batch.xy, floor, batch.floor, constants=constants)

@@ -3,7 +3,9 @@ one of the databases GUFU is compared with: never updated (`static`), location-t
 (`wknn_average`), and §7.1's neighbour averaging of records located by WkNN
 (`wknn_neighbour_average`) or by iToLoc (`itoloc_average`, `config.itoloc`: trained on the
 database, with `config.itoloc_first_batch` also co-trained on the first batch as the paper
-says). The paper's other baselines (Fidora, MTDAN, WiDAGCN) are not built."""
+says). The paper's other baselines (Fidora, MTDAN, WiDAGCN) are not built. Each period's row
+also carries the ISO/IEC 18305 and IPIN fields of the batch's locations (`scoring.located_standard`,
+the constants from `config.eval`)."""
 
 from __future__ import annotations
 
@@ -17,11 +19,13 @@ import numpy as np
 
 from jaxfp.config import variant_settings
 from jaxfp.data.types import FingerprintSet
+from jaxfp.eval.iso18305 import StandardConstants
 from jaxfp.methods.gufu.data import Period
 from jaxfp.methods.gufu.scoring import (
     detection_errors,
     drift_capture,
     forgetting_check,
+    located_standard,
     nearest_floor,
     places,
     rss_error,
@@ -56,6 +60,7 @@ def run_variant(
     MLP1's move from its initial guess and that guess's error), seconds; period 0 = offline."""
     floors = np.unique(db.floor) if db.floor is not None else np.zeros(1, np.int64)
     height = config.data.floor_height_m
+    constants = StandardConstants.from_config(config.eval)
     ap_ids, rss, xy = db.ap_ids, db.rss.copy(), places(db, height, floors)
     out: list[dict[str, Any]] = []
     model, locator = None, None
@@ -134,6 +139,8 @@ def run_variant(
             row["floor_accuracy"] = float(
                 np.mean(nearest_floor(located, height, floors) == batch.floor)
             )
+        labelled = floors if db.floor is not None else None
+        row.update(located_standard(located, batch, height, labelled, constants))
         row["rss_error_db"] = rss_error(
             rss, ap_ids, db.xy, period.measured, config.eval.missing_dbm, db.floor
         )

@@ -197,6 +197,10 @@ def test_the_study_end_to_end_and_a_resume_reproduces_it(tmp_path, capsys):
     )
     saved = json.loads((run / "results.json").read_text())
     assert saved["rus"] and saved["split"]["0"]["rss_train"] != saved["split"]["1"]["rss_train"]
+    # The synthetic room has no floor labels: no standard fields, the constants recorded.
+    assert not any("ipin_mean" in row or "2d_mean" in row for row in loc.values())
+    assert not any("per floor of difference" in name for name in saved["tables"])
+    assert saved["standard_metrics"]["floor_penalty_m"] == 15.0
     assert len(saved["split"]["0"]["rss_train"]) == 15
     paired = [t for name, t in saved["tables"].items() if name.startswith("paired")]
     assert len(paired) == 2

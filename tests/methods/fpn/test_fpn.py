@@ -18,6 +18,7 @@ from jaxfp.config import ConfigError, load_config
 from jaxfp.data.places import ReferencePoints
 from jaxfp.data.synthetic import WorldParams, make_world, relocate_aps, survey
 from jaxfp.data.types import FingerprintSet
+from jaxfp.eval.iso18305 import StandardConstants
 from jaxfp.methods.fpn import baselines, walks
 from jaxfp.methods.fpn.data import ScanNoise, common_points, synthetic_draw, with_noise
 from jaxfp.methods.fpn.losses import LossSettings, cross_entropy, make_loss
@@ -464,11 +465,25 @@ def _without_seconds(rows):
 
 
 def _check_over_seeds(row, n):
-    """The row's mean and t-interval recomputed from its per-seed values."""
+    """The row's mean and t-interval recomputed from its per-seed values; its standard fields
+    beside them (the 2-D ones the same errors)."""
     values = np.array(list(row["per_seed_mean_m"].values()))
     assert row["n_seeds"] == len(values) == n and row["mean_m"] == pytest.approx(values.mean())
     half = scipy.stats.t.ppf(0.975, n - 1) * values.std(ddof=1) / math.sqrt(n)
     assert row["mean_m_ci_high"] == pytest.approx(values.mean() + half)
+    assert row["2d_mean"] == pytest.approx(row["mean_m"]) and row["2d_p95"] == pytest.approx(
+        row["p95_m"]
+    )
+    assert row["ipin_mean"] >= row["2d_mean"]
+    assert row["floor_hit_rate"] == pytest.approx(row["floor_hit"])
+
+
+def _check_standard_table(results, rows):
+    constants = StandardConstants()
+    assert results["standard_metrics"]["floor_penalty_m"] == constants.floor_penalty_m
+    standard = results["tables"][f"{constants.caption()} (mean over seeds)"]["rows"]
+    assert set(standard) == set(rows)
+    assert all(standard[k]["ipin_p75"] == rows[k]["ipin_p75"] for k in rows)
 
 
 @pytest.mark.slow
@@ -522,8 +537,10 @@ def test_synthetic_protocol_end_to_end_and_resume_after_a_kill(tmp_path):
         assert paired[name]["verdict"] == "no verdict (n < 5)"
     results = json.loads((run / "results.json").read_text())
     assert set(results["tables"]) == {
-        "paired differences of the mean error over seeds (A - B, m; lower is better)"
+        "paired differences of the mean error over seeds (A - B, m; lower is better)",
+        f"{StandardConstants().caption()} (mean over seeds)",
     }
+    _check_standard_table(results, rows)
     assert (run / "plots" / "per_point_error_hard_fpn.png").stat().st_size > 0
     assert (run / "plots" / "learning_curves.png").stat().st_size > 0
     curve = out["learning_curves"]["hard: fpn"]
@@ -580,6 +597,7 @@ def test_drift_protocol_with_every_baseline_end_to_end(tmp_path):
     assert {"month 01: fpn - Kalman", "months 03-03: fpn fine-tuned - fpn untrained"} <= set(
         out["paired"]
     )
+    _check_standard_table(json.loads((tmp_path / "run" / "results.json").read_text()), rows)
     assert not any(name.startswith("months 02-02") for name in out["paired"])
 
 

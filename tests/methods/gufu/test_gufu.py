@@ -182,6 +182,37 @@ def test_gufus_places_are_scored_floor_by_floor(monkeypatch):
     rows = variants.run_variant(config, "gufu", 0, db, [gufu_data.Period(2, batch, batch)])
     assert rows[-1]["floor_accuracy"] == pytest.approx(8 / 12)
     assert rows[-1]["location_error_m"] == pytest.approx(5.0, rel=1e-6)
+    # The standard fields: every row 5 m off; the last 4 on floor 3, two floors from the truth's 5
+    row = rows[-1]
+    assert row["2d_mean"] == pytest.approx(row["location_error_m"], rel=1e-12)
+    assert row["floor_hit_rate"] == row["floor_accuracy"]
+    assert row["ipin_mean"] == pytest.approx((8 * 5.0 + 4 * (5.0 + 2 * 15.0)) / 12, rel=1e-6)
+    assert row["3d_mean"] == pytest.approx((8 * 5.0 + 4 * np.hypot(5.0, 2 * 3.7)) / 12, rel=1e-6)
+    assert "building_hit_rate" not in row
+    config = apply_overrides(load_config(SPEC), ["--config.eval.floor_penalty_m=4"])
+    four = variants.run_variant(config, "gufu", 0, db, [gufu_data.Period(2, batch, batch)])
+    assert four[-1]["ipin_mean"] == pytest.approx((8 * 5.0 + 4 * 13.0) / 12, rel=1e-6)
+
+
+def test_standard_fields_shape_the_runs_only_when_changed_and_sum_over_periods():
+    from jaxfp.methods.gufu import run, tables
+
+    config = load_config(SPEC)
+    bare = load_config(SPEC)
+    with bare.eval.unlocked():  # a config from before the constants were stated
+        for key in ("floor_height_m", "floor_penalty_m", "building_penalty_m"):
+            del bare.eval[key]
+    assert run.shaping(config, "gufu", 0) == run.shaping(bare, "gufu", 0)
+    changed = apply_overrides(load_config(SPEC), ["--config.eval.floor_penalty_m=4"])
+    assert run.shaping(changed, "gufu", 0)["standard_metrics"]["floor_penalty_m"] == 4.0
+    # Seed 0: months at 10 and 20 m, seed 1: 30 and 40 m -> mean over seeds of each seed's mean.
+    by_seed = {
+        0: [{"period": 0}, {"period": 2, "ipin_mean": 10.0}, {"period": 3, "ipin_mean": 20.0}],
+        1: [{"period": 0}, {"period": 2, "ipin_mean": 30.0}, {"period": 3, "ipin_mean": 40.0}],
+    }
+    assert tables.standard_summary(by_seed) == {"ipin_mean": 25.0}
+    del by_seed[1][2]["ipin_mean"]  # a run made before the fields were scored
+    assert tables.standard_summary(by_seed) == {}
 
 
 def test_neighbour_average_rewrites_the_located_record_from_its_neighbours_and_the_sample():
@@ -225,6 +256,11 @@ def test_longterm_protocol_end_to_end_and_resume(tmp_path, capsys):
     for variant, row in results["results"].items():
         assert np.isfinite(row["rss_error_db"]) and np.isfinite(row["location_error_m"]), variant
         assert row["n_seeds"] == 2 and row["interval"] == "t95"
+        # The cut has one floor: the standard fields are the 2-D ones, every floor hit.
+        assert row["2d_mean"] == pytest.approx(row["location_error_m"]), variant
+        assert row["ipin_mean"] == pytest.approx(row["2d_mean"]) and row["floor_hit_rate"] == 1.0
+    standard = [name for name in results["tables"] if "per floor of difference" in name]
+    assert standard and results["standard_metrics"]["floor_penalty_m"] == 15.0
     # The paired differences are the seeds' differences of each run's mean over the months.
     paired = results["tables"][
         "paired differences over seeds, rss_error_db (A - B, lower is better)"
