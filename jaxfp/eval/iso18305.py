@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from jaxfp.eval.metrics import position_errors
+from jaxfp.eval.metrics import error_summary, position_errors
 from jaxfp.eval.results import table
 
 FLOOR_HEIGHT_M = 3.7
@@ -77,17 +77,8 @@ class StandardConstants:
 
 def summary(errors: np.ndarray, percentile_method: str = "linear") -> dict[str, float]:
     """Mean, median, RMSE and the 75th and 95th percentiles of per-sample errors (metres)."""
-    errors = np.asarray(errors, np.float64)
-    if errors.size == 0:
-        raise ValueError("summary: no errors to summarise")
-    out = {
-        "mean": float(errors.mean()),
-        "median": float(np.median(errors)),
-        "rmse": float(np.sqrt(np.mean(errors**2))),
-    }
-    for q in PERCENTILES:
-        out[f"p{q}"] = float(np.percentile(errors, q, method=percentile_method))
-    return out
+    full = error_summary(errors, PERCENTILES, percentile_method)
+    return {k: full[k] for k in ("mean", "median", "rmse", *(f"p{q}" for q in PERCENTILES))}
 
 
 def _labels(predicted: np.ndarray, true: np.ndarray, name: str, n: int) -> np.ndarray:

@@ -20,8 +20,10 @@ def position_errors(predicted_xy: np.ndarray, true_xy: np.ndarray) -> np.ndarray
     return np.linalg.norm(predicted_xy - true_xy, axis=-1)
 
 
-def error_summary(errors: np.ndarray, percentiles: Sequence[int] = PERCENTILES) -> dict[str, float]:
-    """Mean, median, RMSE, max and percentiles of positioning errors."""
+def error_summary(
+    errors: np.ndarray, percentiles: Sequence[int] = PERCENTILES, method: str = "linear"
+) -> dict[str, float]:
+    """Mean, median, RMSE, max and percentiles (numpy's `method`) of positioning errors."""
     errors = np.asarray(errors, np.float64)
     if errors.size == 0:
         raise ValueError("error_summary: no errors to summarise")
@@ -31,7 +33,7 @@ def error_summary(errors: np.ndarray, percentiles: Sequence[int] = PERCENTILES) 
         "rmse": float(np.sqrt(np.mean(errors**2))),
         "max": float(errors.max()),
     }
-    out.update({f"p{q}": float(np.percentile(errors, q)) for q in percentiles})
+    out.update({f"p{q}": float(np.percentile(errors, q, method=method)) for q in percentiles})
     return out
 
 
