@@ -246,6 +246,14 @@ def _hold_out(
     if train.device is None:
         raise ConfigError(f"{train.source}: has no device labels; the device protocol needs them")
     held_out = [str(v) for v in config.data.held_out]
+    excluded = [str(v) for v in config.data.get("excluded", ())]
+    if set(held_out) & set(excluded):
+        raise ConfigError(
+            f"config.data.held_out and config.data.excluded share {sorted(set(held_out) & set(excluded))}"
+        )
+    if excluded:  # a validation protocol: the reported devices are in no part of it
+        train = train.subset(~np.isin(train.device, excluded), source=train.source)
+        test = test.subset(~np.isin(test.device, excluded), source=test.source)
     missing = sorted(set(held_out) - set(np.unique(test.device).tolist()))
     if missing or not held_out:
         raise ConfigError(

@@ -477,6 +477,21 @@ def test_configs_and_bad_held_out_devices(tmp_path):
     assert ablations.run_variants[0] == "itoloc"
 
 
+def test_the_validation_protocol_never_sees_the_reported_devices():
+    config = load_config(DEVICES + ":test")
+    config.data.held_out, config.data.excluded = ("device3",), ("device2",)
+    train, test = device_sets(config, 0)
+    assert set(np.unique(train.device)) == {"device0", "device1"}
+    assert set(np.unique(test.device)) == {"device3"}
+    config.data.excluded = ("device3",)
+    with pytest.raises(ConfigError, match="share"):
+        device_sets(config, 0)
+    phones = load_config(DEVICES + ":phones_validation")
+    reported = load_config(DEVICES + ":phones")
+    assert set(phones.data.excluded) == set(reported.data.held_out)
+    assert not set(phones.data.held_out) & set(reported.data.held_out)
+
+
 def test_the_held_out_devices_are_split_into_unlabelled_target_and_scored_scans():
     config = load_config(DEVICES + ":test")
     _, test = device_sets(config, 0)
@@ -623,3 +638,32 @@ def test_the_optimiser_from_config_is_the_papers_sgd_with_plateau_decay():
     np.testing.assert_allclose(out[0][0]["w"], out[1][0]["w"], rtol=1e-6)
     states = [o[1] for o in out]
     assert float(states[1][2].scale) == pytest.approx(0.1)  # the plateau decay did happen
+
+
+def test_the_smearing_std_is_chosen_by_the_validation_phones_updated_error():
+    from jaxfp.config import config_module
+
+    chooser = config_module(str(REPO / "experiments" / "itoloc" / "choose_smear_std.py"))
+
+    def results(updated: dict[str, list[float]], before: dict[str, list[float]]) -> dict:
+        rows = {}
+        for prefix, phones in (("itoloc, updated @ ", updated), ("itoloc @ ", before)):
+            for phone, values in phones.items():
+                rows[prefix + phone] = {
+                    "per_seed_mean_m": {str(s): v for s, v in enumerate(values)}
+                }
+        return {"results": rows}
+
+    before = {"a": [10.0, 12.0, 14.0, 10.0, 12.0], "b": [12.0, 12.0, 12.0, 12.0, 12.0]}
+    runs = {
+        "smear_std=0.1": results({"a": [30.0] * 5, "b": [40.0] * 5}, before),
+        "smear_std=0.01": results({"a": [11.0, 13.0, 15.0, 11.0, 13.0], "b": [13.0] * 5}, before),
+    }
+    out = chooser.choose(runs, {})
+    assert out["chosen"] == "smear_std=0.01"
+    np.testing.assert_allclose(out["rows"]["smear_std=0.1"]["mean_m"], 35.0)
+    np.testing.assert_allclose(out["rows"]["no update"]["mean_m"], (11.6 + 12.0) / 2)
+    # Each seed's mean over the two phones, paired with no update's: +1 m on every seed.
+    paired = out["paired"]["smear_std=0.01 - no update"]
+    np.testing.assert_allclose(paired["diff_m"], 1.0)
+    assert paired["verdict"] == "B better" and paired["n_seeds"] == 5
