@@ -1,6 +1,9 @@
 """PyTorch twins of jaxfp's networks and train steps, for `versus_pytorch.py` only (the package
 never imports torch). Each twin has the same layers, shapes, loss and optimiser as the jaxfp step
 it is timed against; `CASES[name](threads)` returns (one train step, samples per step).
+
+Over ~400 lines: one PyTorch twin per benchmarked network, side by side so that each can be checked
+against its JAX network.
 """
 
 from __future__ import annotations

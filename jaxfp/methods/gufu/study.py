@@ -41,6 +41,9 @@ modules hold theirs: `autoencoder`, `site_graph`, `update_module`, `ap_changes`)
 - `feature_extractor=False` (§7.3's ablation): a code is the normalised RSS itself.
 - the offline stage stops the run when the autoencoder fails its bounds (`ae_gate`,
   `autoencoder.FeatureExtractor.check`).
+
+Over ~400 lines: one stateful object whose offline stage and updates share its graph caches and
+keys; the pieces it calls (`autoencoder`, `site_graph`, `update_module`, `ap_changes`) are modules.
 """
 
 from __future__ import annotations

@@ -6,6 +6,9 @@ scans and test scans; seed m's batches come from its own scans and it is scored 
 scans. The seeds share the reference locations (the C classes and eq. 10's distances), which the
 synthetic worlds' grid and a real set's fixed training file guarantee; a study refuses seeds whose
 locations differ.
+
+Over ~400 lines: the offline stage, prediction, scores and the co-training stage share the stacked
+states, the site and the domains; the co-training rules themselves are in `cotraining.py`.
 """
 
 from __future__ import annotations
