@@ -53,6 +53,9 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
             floor=-1,  # keep only this floor's scans (-1: all)
             split=(15, 15, 10),  # RSS training / RSS testing / localization testing RPs
             per_seed_draw=True,  # False: every seed on the data draw of config.seed
+            # Coordinates over the std of their centred values; "values": over the std of the
+            # values as they come (the docs' results files on the room, UJI month 1 and DSI1)
+            xy_scale="centred",
         )
     )
     c.synthetic = ml_collections.ConfigDict(

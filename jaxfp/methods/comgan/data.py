@@ -58,6 +58,9 @@ class RuSet(NamedTuple):
         return np.flatnonzero(np.isin(self.rp, rps))
 
 
+XY_SCALES = ("centred", "values")
+
+
 class Scale(NamedTuple):
     """Standardisation of RSS (per RU) and RP coordinates, fitted on the RSS-training part."""
 
@@ -67,10 +70,15 @@ class Scale(NamedTuple):
     xy_std: float
 
     @classmethod
-    def fit(cls, rss: np.ndarray, xy: np.ndarray) -> Scale:
-        return cls(
-            rss.mean(0), np.maximum(rss.std(0), 1e-6), xy.mean(0), max(float(xy.std()), 1e-6)
-        )
+    def fit(cls, rss: np.ndarray, xy: np.ndarray, xy_scale: str = "centred") -> Scale:
+        """`xy_scale`: "centred" divides the centred coordinates by their standard deviation;
+        "values" by that of the coordinate values as they come, which mixes in the spread of the
+        axes' means (on UTM coordinates, x ~ -7,300 m and y ~ 4.86e6 m, it is 2.4e6 m and every RP
+        lands on one point)."""
+        if xy_scale not in XY_SCALES:
+            raise ConfigError(f"data.xy_scale: expected one of {XY_SCALES}, got {xy_scale!r}")
+        spread = (xy - xy.mean(0)).std() if xy_scale == "centred" else xy.std()
+        return cls(rss.mean(0), np.maximum(rss.std(0), 1e-6), xy.mean(0), max(float(spread), 1e-6))
 
     def rss_in(self, rss_dbm: np.ndarray) -> np.ndarray:
         return ((rss_dbm - self.rss_mean) / self.rss_std).astype(np.float32)
@@ -239,11 +247,11 @@ def data_seed(config: ml_collections.ConfigDict, seed: int) -> int:
     return int(seed) if config.data.per_seed_draw else int(config.seed)
 
 
-def make_draw(ru: RuSet, ratios: tuple[float, ...], seed: int) -> Draw:
+def make_draw(ru: RuSet, ratios: tuple[float, ...], seed: int, xy_scale: str = "centred") -> Draw:
     """Seed `seed`'s RP split of `ru` and the arrays standardised on its RSS-training part."""
     rps = split_rps(len(ru.rp_xy), ratios, named_seed(seed, "split"))
     rows = {p: ru.rows(rps[p]) for p in PARTS}
-    scale = Scale.fit(ru.rss[rows["rss_train"]], ru.rp_xy[rps["rss_train"]])
+    scale = Scale.fit(ru.rss[rows["rss_train"]], ru.rp_xy[rps["rss_train"]], xy_scale)
     return Draw(ru, rps, rows, scale, scale.rss_in(ru.rss), scale.xy_in(ru.rp_xy)[ru.rp])
 
 
@@ -256,5 +264,5 @@ def draws_for(config: ml_collections.ConfigDict, seeds: tuple[int, ...]) -> list
         ds = data_seed(config, seed)
         if ds not in made:
             ru = real if real is not None else load_ru_set(config, ds)
-            made[ds] = make_draw(ru, ratios, ds)
+            made[ds] = make_draw(ru, ratios, ds, config.data.get("xy_scale", "centred"))
     return [made[data_seed(config, seed)] for seed in seeds]

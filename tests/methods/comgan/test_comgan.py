@@ -10,6 +10,7 @@ import numpy as np
 import optax
 import pytest
 
+from jaxfp.config import ConfigError
 from jaxfp.data.types import FingerprintSet
 from jaxfp.methods.comgan import completion, data, losses, training
 from jaxfp.methods.comgan.nets import Critic, Generator, RpEstimator, UNet1D
@@ -442,3 +443,18 @@ def test_one_building_and_floor_of_a_real_set():
     assert (one.floor == floors[0]).all() and 0 < one.n <= fs.n
     with pytest.raises(ConfigError, match="config.data.floor"):
         data.place_subset(fs, -1, 99)
+
+
+def test_coordinates_far_from_the_origin_keep_their_spread_after_scaling():
+    # UTM-like RPs: x near -7,300 m, y near 4.86e6 m, 10 m apart.
+    xy = np.array([[-7300.0, 4.86e6], [-7290.0, 4.86e6], [-7300.0, 4.86e6 + 10.0]])
+    rss = np.zeros((3, 2))
+    centred = data.Scale.fit(rss, xy)
+    np.testing.assert_allclose(centred.xy_std, (xy - xy.mean(0)).std())
+    scaled = centred.xy_in(xy)
+    assert np.linalg.norm(scaled[0] - scaled[1]) > 0.5  # 10 m stays about one unit apart
+    np.testing.assert_allclose(centred.xy_out(scaled), xy, rtol=0, atol=1e-3)
+    values = data.Scale.fit(rss, xy, "values")
+    assert np.linalg.norm(values.xy_in(xy)[0] - values.xy_in(xy)[1]) < 1e-4  # collapsed
+    with pytest.raises(ConfigError, match="xy_scale"):
+        data.Scale.fit(rss, xy, "raw")
