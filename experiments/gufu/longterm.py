@@ -95,6 +95,9 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
             settle_m=0.5,  # ... stopping when the batch's locations move less (mean, metres)
             location_input="none",  # a record's own location in what MLP1 reads: see study.py
             initial_location="random",
+            # locations over the spread of the centred ones; "values": of the values as they
+            # come (docs/results/gufu_synthetic.json)
+            location_scale="centred",
             rewrite="replace",
             rewrite_from="codes",  # or "embeddings" (§6.2: the GNN's output embeddings)
             autoencoder_retrain="reconstruct",  # eq. 10; or "align" (updated RSS <-> codes)

@@ -30,8 +30,12 @@ class LocationScale(NamedTuple):
     spread: float
 
     @classmethod
-    def of(cls, xy: np.ndarray) -> LocationScale:
-        return cls(xy.mean(0), max(float(xy.std()), 1e-6))
+    def of(cls, xy: np.ndarray, spread: str = "centred") -> LocationScale:
+        """`spread`: "centred", the standard deviation of the centred locations; "values", that of
+        the values as they come, which adds the spread of the axes' means (on UTM coordinates
+        millions of metres, putting every record on one point)."""
+        values = xy - xy.mean(0) if spread == "centred" else xy
+        return cls(xy.mean(0), max(float(values.std()), 1e-6))
 
     def scaled(self, xy: np.ndarray) -> np.ndarray:
         return ((xy - self.centre) / self.spread).astype(np.float32)

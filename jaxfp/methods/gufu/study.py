@@ -120,6 +120,7 @@ class Gufu:
         "autoencoder_retrain": ("reconstruct", "align"),
         "below_floor": ("ends", "keeps"),
         "location_input": ("none", "batch_like", "own"),
+        "location_scale": ("centred", "values"),
         "ae_dropout_at": ("input", "hidden"),
     }
 
@@ -223,7 +224,7 @@ class Gufu:
     @functools.cached_property
     def scale(self) -> LocationScale:
         """The records' location centre and spread (records keep their places)."""
-        return LocationScale.of(self.xy)
+        return LocationScale.of(self.xy, self.g.get("location_scale", "centred"))
 
     @functools.cached_property
     def points(self) -> np.ndarray:

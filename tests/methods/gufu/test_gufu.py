@@ -417,3 +417,16 @@ def test_autoencoder_padding_changes_no_loss_and_an_ap_swap_reuses_the_compiled_
     assert model.decode(model.encode(model.rss)).shape == (12, 3)
     with pytest.raises(ValueError, match="RSS over 2 APs"):
         model.encode(model.rss[:, :2])
+
+
+def test_locations_far_from_the_origin_keep_their_spread_after_scaling():
+    from jaxfp.methods.gufu.site_graph import LocationScale
+
+    xy = np.array([[-7300.0, 4.86e6], [-7290.0, 4.86e6], [-7300.0, 4.86e6 + 10.0]])
+    scale = LocationScale.of(xy)
+    np.testing.assert_allclose(scale.spread, (xy - xy.mean(0)).std())
+    scaled = scale.scaled(xy)
+    assert np.linalg.norm(scaled[0] - scaled[1]) > 0.5  # 10 m stays about one unit apart
+    np.testing.assert_allclose(scale.places(scaled), xy, rtol=0, atol=1e-3)
+    values = LocationScale.of(xy, "values")
+    assert np.linalg.norm(values.scaled(xy)[0] - values.scaled(xy)[1]) < 1e-4  # collapsed
