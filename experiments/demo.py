@@ -9,7 +9,7 @@ regressor trained for four seeds as one vmapped program (TensorBoard and metrics
 import ml_collections
 
 from jaxfp.config import repo_path, sibling
-from jaxfp.eval.iso18305 import BUILDING_PENALTY_M, FLOOR_HEIGHT_M, FLOOR_PENALTY_M
+from jaxfp.eval.iso18305 import eval_section
 
 SIZES = ("", "test")  # checked by jaxfp.config.load_config: an unknown size is an error
 
@@ -19,13 +19,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     c.method = "baselines.demo"
     # The ISO/IEC 18305 and IPIN constants of the standard fields; knn.eval and mlp.eval refer to
     # them, so one override sets both parts.
-    c.eval = ml_collections.ConfigDict(
-        dict(
-            floor_height_m=FLOOR_HEIGHT_M,
-            floor_penalty_m=FLOOR_PENALTY_M,
-            building_penalty_m=BUILDING_PENALTY_M,
-        )
-    )
+    c.eval = eval_section()
     knn = sibling(__file__, "baselines/knn_uji1.py").get_config()
     knn.data.path = repo_path(__file__, "data", "DSI1.mat")
     knn.variants = ml_collections.ConfigDict(

@@ -9,7 +9,7 @@ Test size (the shipped 300/60-row cut): experiments/baselines/knn_uji1.py:test
 import ml_collections
 
 from jaxfp.config import repo_path, split_data
-from jaxfp.eval.iso18305 import BUILDING_PENALTY_M, FLOOR_HEIGHT_M, FLOOR_PENALTY_M
+from jaxfp.eval.iso18305 import eval_section
 from jaxfp.methods.baselines.knn_protocols import variant_config as variant
 
 SIZES = ("", "test")  # checked by jaxfp.config.load_config: an unknown size is an error
@@ -29,15 +29,8 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
             "wknn3_exponential": variant(3, True, "exponential"),
         }
     )
-    c.eval = ml_collections.ConfigDict(
-        dict(
-            success_radius_m=10.0,
-            # The ISO/IEC 18305 and IPIN constants of the standard fields (jaxfp.eval.iso18305)
-            floor_height_m=FLOOR_HEIGHT_M,
-            floor_penalty_m=FLOOR_PENALTY_M,
-            building_penalty_m=BUILDING_PENALTY_M,
-        )
-    )
+    # The ISO/IEC 18305 and IPIN constants of the standard fields (jaxfp.eval.iso18305)
+    c.eval = eval_section(success_radius_m=10.0)
     if arg == "test":
         c.data.path = repo_path(__file__, "tests", "fixtures", "ujiindoorloc_mini")
         c.query_chunk = 16

@@ -9,7 +9,7 @@ Test size: experiments/baselines/mlp_dsi1.py:test
 import ml_collections
 
 from jaxfp.config import repo_path, split_data
-from jaxfp.eval.iso18305 import BUILDING_PENALTY_M, FLOOR_HEIGHT_M, FLOOR_PENALTY_M
+from jaxfp.eval.iso18305 import eval_section
 
 SIZES = ("", "test")  # checked by jaxfp.config.load_config: an unknown size is an error
 
@@ -34,13 +34,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     )
     # The ISO/IEC 18305 and IPIN constants of the standard fields (scoring only: the training's
     # checkpoints do not depend on `eval`)
-    c.eval = ml_collections.ConfigDict(
-        dict(
-            floor_height_m=FLOOR_HEIGHT_M,
-            floor_penalty_m=FLOOR_PENALTY_M,
-            building_penalty_m=BUILDING_PENALTY_M,
-        )
-    )
+    c.eval = eval_section()
     if arg == "test":
         c.seeds = (0, 1)
         c.model.hidden = (32,)

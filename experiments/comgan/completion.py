@@ -22,7 +22,7 @@ with its own measured RUs and initialisation.
 import ml_collections
 
 from jaxfp.config import repo_path
-from jaxfp.eval.iso18305 import BUILDING_PENALTY_M, FLOOR_HEIGHT_M, FLOOR_PENALTY_M
+from jaxfp.eval.iso18305 import eval_section
 
 SIZES = (
     "",
@@ -143,16 +143,9 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
             max_to_keep=2,
         )
     )
-    c.eval = ml_collections.ConfigDict(
-        dict(
-            bootstrap_resamples=1000,
-            # The ISO/IEC 18305 and IPIN constants of the localizer's standard fields on a real set
-            # with floors (the 3-D error's floor height, not data.floor_height_m's RP heights)
-            floor_height_m=FLOOR_HEIGHT_M,
-            floor_penalty_m=FLOOR_PENALTY_M,
-            building_penalty_m=BUILDING_PENALTY_M,
-        )
-    )
+    # The ISO/IEC 18305 and IPIN constants of the localizer's standard fields on a real set
+    # with floors (the 3-D error's floor height, not data.floor_height_m's RP heights)
+    c.eval = eval_section(bootstrap_resamples=1000)
     if arg in ("uji", "uji_test"):
         c.data.source = "real"
         c.data.path = repo_path(__file__, "data", "uji-lib-longterm-months01-15.zip")

@@ -13,7 +13,7 @@ Test size: experiments/fpn/synthetic.py:test
 
 import ml_collections
 
-from jaxfp.eval.iso18305 import BUILDING_PENALTY_M, FLOOR_HEIGHT_M, FLOOR_PENALTY_M
+from jaxfp.eval.iso18305 import eval_section
 
 SIZES = ("", "test")  # checked by jaxfp.config.load_config: an unknown size is an error
 # At most; early stopping ends a stage once validation stops improving. A cap that fits the
@@ -96,13 +96,7 @@ def base_config(method: str) -> ml_collections.ConfigDict:
     c.eval_batch = 512
     # The ISO/IEC 18305 and IPIN constants of the standard fields in every row (scoring only:
     # no stage depends on them).
-    c.eval = ml_collections.ConfigDict(
-        dict(
-            floor_height_m=FLOOR_HEIGHT_M,
-            floor_penalty_m=FLOOR_PENALTY_M,
-            building_penalty_m=BUILDING_PENALTY_M,
-        )
-    )
+    c.eval = eval_section()
     return c
 
 

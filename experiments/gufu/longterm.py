@@ -21,7 +21,7 @@ the UJI months (fixed by the data set) its own records-per-point subsample where
 import ml_collections
 
 from jaxfp.config import repo_path, sibling
-from jaxfp.eval.iso18305 import BUILDING_PENALTY_M, FLOOR_HEIGHT_M, FLOOR_PENALTY_M
+from jaxfp.eval.iso18305 import eval_section
 from jaxfp.methods.gufu.variants import BASELINES
 
 TINY_TRAINING = dict(
@@ -149,19 +149,10 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     if not tiny:
         c.itoloc.train.num_steps = 1000  # drift.py trains 3,000; 1,000 keeps five seeds affordable
     c.itoloc_first_batch = True
-    c.eval = ml_collections.ConfigDict(
-        dict(
-            missing_dbm=-100.0,
-            average_radius_m=2.0,
-            average_blend=0.5,
-            # The ISO/IEC 18305 and IPIN constants of the standard fields (the 3-D error's floor
-            # height, not data.floor_height_m's places); they shape the (variant, seed) runs
-            # only where they differ from these defaults (gufu.run.shaping)
-            floor_height_m=FLOOR_HEIGHT_M,
-            floor_penalty_m=FLOOR_PENALTY_M,
-            building_penalty_m=BUILDING_PENALTY_M,
-        )
-    )
+    # The ISO/IEC 18305 and IPIN constants of the standard fields (the 3-D error's floor
+    # height, not data.floor_height_m's places); they shape the (variant, seed) runs
+    # only where they differ from these defaults (gufu.run.shaping)
+    c.eval = eval_section(missing_dbm=-100.0, average_radius_m=2.0, average_blend=0.5)
     if arg == "validation":
         c.data.months = VALIDATION_MONTHS
     if arg == "small":  # validation months

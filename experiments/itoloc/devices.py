@@ -15,6 +15,7 @@ Test sizes: :test (synthetic), :phones_test and :uji_test (the shipped fixture).
 import ml_collections
 
 from jaxfp.config import repo_path
+from jaxfp.eval.iso18305 import eval_section
 
 SIZES = ("", "phones", "phones_validation", "uji", "test", "phones_test", "uji_test")
 # Held out in the real-phone protocol, fixed before any result: the three phones with the most
@@ -128,6 +129,8 @@ def base_config(method: str) -> ml_collections.ConfigDict:
     c.wknn_ap_counts = (16, 32, 64)
     c.region_cell_m = 4.0
     c.eval_batch = 512
+    # The ISO/IEC 18305 and IPIN constants of the standard fields (scoring only: no stage reads them)
+    c.eval = eval_section()
     return c
 
 

@@ -15,6 +15,16 @@ def floor_code_of(floor: np.ndarray, building: np.ndarray | None) -> np.ndarray:
     return floor if building is None else np.asarray(building, np.int64) * 100 + floor
 
 
+def split_floor_code(code: np.ndarray, buildings: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    """(floor, building) of floor codes (`floor_code_of`; unambiguous for floors -50 to 49);
+    (code, None) without buildings."""
+    code = np.asarray(code, np.int64)
+    if not buildings:
+        return code, None
+    building = np.floor_divide(code + 50, 100)
+    return code - 100 * building, building
+
+
 def floor_code(fs: FingerprintSet) -> np.ndarray:
     floor = np.zeros(fs.n, np.int64) if fs.floor is None else fs.floor
     return floor_code_of(floor, fs.building)

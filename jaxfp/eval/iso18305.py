@@ -23,6 +23,7 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
+import ml_collections
 import numpy as np
 
 from jaxfp.eval.metrics import error_summary, position_errors
@@ -73,6 +74,19 @@ class StandardConstants:
             f"error + {self.floor_penalty_m:g} m per floor of difference + "
             f"{self.building_penalty_m:g} m per wrong building"
         )
+
+
+def eval_section(**fields: Any) -> ml_collections.ConfigDict:
+    """A config's `eval` section: the standard constants at their defaults (floor height and the
+    floor and building penalties, metres) and a protocol's own `fields`, which may override them."""
+    defaults = StandardConstants()
+    section = dict(
+        floor_height_m=defaults.floor_height_m,
+        floor_penalty_m=defaults.floor_penalty_m,
+        building_penalty_m=defaults.building_penalty_m,
+    )
+    section.update(fields)
+    return ml_collections.ConfigDict(section)
 
 
 def summary(errors: np.ndarray, percentile_method: str = "linear") -> dict[str, float]:

@@ -117,3 +117,15 @@ def test_standard_table_and_majority_label():
     assert ev.standard_table({"b": {"mean": 1.0}}, constants) == {}
     assert ev.majority_label(np.array([3, 1, 3, 2]), 2).tolist() == [3, 3]
     assert ev.majority_label(None, 2) is None
+
+
+def test_eval_section_holds_the_constants_and_a_protocols_own_fields():
+    section = iso18305.eval_section(success_radius_m=3.0, floor_penalty_m=4.0)
+    assert section.to_dict() == {
+        "floor_height_m": 3.7,
+        "floor_penalty_m": 4.0,
+        "building_penalty_m": 50.0,
+        "success_radius_m": 3.0,
+    }
+    constants = iso18305.StandardConstants.from_config(section)
+    assert constants == iso18305.StandardConstants(floor_penalty_m=4.0)

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from jaxfp.data.places import split_floor_code
 from jaxfp.eval.iso18305 import StandardConstants, standard_report, standard_table
 from jaxfp.eval.plots import per_point_error_plot, plt
 from jaxfp.eval.results import over_seeds
@@ -36,16 +37,6 @@ def row_of(scores: dict[str, Any], seeds: Sequence[int], seconds: float | None =
     for field, per_seed in scores.get("standard", {}).items():
         row[field] = float(np.mean(per_seed))
     return row
-
-
-def split_floor_code(code: np.ndarray, buildings: bool) -> tuple[np.ndarray, np.ndarray | None]:
-    """(floor, building) of floor codes (`jaxfp.data.places.floor_code_of`: building · 100 + floor
-    where a set has buildings, unambiguous for floors -50 to 49); (code, None) without buildings."""
-    code = np.asarray(code, np.int64)
-    if not buildings:
-        return code, None
-    building = np.floor_divide(code + 50, 100)
-    return code - 100 * building, building
 
 
 def standard_scores(

@@ -18,8 +18,10 @@ Variants: `config.variants` (run: `config.run_variants`, the first is the refere
 table compares the others with); WkNN on all APs is the fingerprinting baseline. No choice is made
 inside a protocol (settings are config), so no validation part is needed; the scored scans'
 locations feed only the scores and the co-training log. Metrics per seed: mean 2-D error, 95th
-percentile, region success (right floor and `region_cell_m` grid cell); the table gives the mean
-over seeds with its t-interval, and a second table the paired differences that the claims rest on.
+percentile, region success (right floor and `region_cell_m` grid cell) and the ISO/IEC 18305 and
+IPIN fields (`jaxfp.eval.iso18305`, constants from `eval`); the table gives the mean over seeds with
+its t-interval, a second table the paired differences that the claims rest on, a third the
+standard fields (mean over seeds).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from typing import Any
 import ml_collections
 
 from jaxfp.data.registry import load_parts
+from jaxfp.eval.iso18305 import StandardConstants, standard_table
 from jaxfp.eval.results import table, write_results
 from jaxfp.eval.stats import paired_rows
 from jaxfp.methods import program
@@ -68,6 +71,7 @@ def _write(
     if update_log:
         columns = ["pool", "sigma", "kept", "error_m"]
         tables[COTRAINING_TABLE] = table(cotraining.pseudo_label_summary(update_log), columns)
+    tables.update(standard_table(rows, StandardConstants.from_config(config.get("eval"))))
     aps = {str(s): a.tolist() for s, a in zip(study.seeds, study.aps, strict=True)}
     write_results(
         workdir, title, config, rows, METRIC_COLUMNS, tables, aps=aps, update_log=update_log

@@ -25,8 +25,9 @@ import optax
 
 from jaxfp.common.chunks import map_chunks
 from jaxfp.config import ConfigError, choice, variant_settings
-from jaxfp.data.places import floor_code, floor_code_of
+from jaxfp.data.places import floor_code, floor_code_of, split_floor_code
 from jaxfp.data.types import FingerprintSet
+from jaxfp.eval.iso18305 import StandardConstants, standard_report
 from jaxfp.eval.results import over_seeds
 from jaxfp.methods.baselines.knn import build_index
 from jaxfp.methods.baselines.knn import predict as knn_predict
@@ -303,16 +304,16 @@ class Study:
         floor: Sequence[np.ndarray],
         truth: Sequence[tuple[np.ndarray, np.ndarray]],
     ) -> Scores:
-        """Seed m's (n, 2) positions and (n,) floors against its (xy, floor) truth."""
-        cell = self.config.region_cell_m
-        out: dict[str, list[float]] = {"mean_m": [], "p95_m": [], "region_success": []}
-        for x, f, (true_xy, true_floor) in zip(xy, floor, truth, strict=True):
-            errors = np.linalg.norm(x - true_xy, axis=-1)
-            hit = (regions(x, f, cell) == regions(true_xy, true_floor, cell)).all(-1)
-            out["mean_m"].append(float(errors.mean()))
-            out["p95_m"].append(float(np.percentile(errors, 95)))
-            out["region_success"].append(float(hit.mean()))
-        return {k: np.asarray(v) for k, v in out.items()}
+        """Seed m's (n, 2) positions and (n,) floor codes against its (xy, floor code) truth."""
+        return score_estimates(
+            xy,
+            floor,
+            truth,
+            self.config.region_cell_m,
+            StandardConstants.from_config(self.config.get("eval")),
+            floors=self.train_sets[0].floor is not None,
+            buildings=self.train_sets[0].building is not None,
+        )
 
     def evaluate(self, states: Any, variant: Variant, sets: Sequence[FingerprintSet]) -> Scores:
         """`variant` on seed m's scans `sets[m]`, per seed."""
@@ -390,12 +391,45 @@ def offline_steps(train: ml_collections.ConfigDict, rows: int) -> int:
     return max(1, int(np.ceil(epochs * rows / int(train.batch_size))))
 
 
+def score_estimates(
+    xy: Sequence[np.ndarray],
+    floor: Sequence[np.ndarray],
+    truth: Sequence[tuple[np.ndarray, np.ndarray]],
+    region_cell_m: float,
+    constants: StandardConstants,
+    floors: bool,
+    buildings: bool,
+) -> Scores:
+    """Per seed: the mean 2-D error, its 95th percentile, region success (right floor code and
+    `region_cell_m` cell) and the ISO/IEC 18305 and IPIN fields (floor codes split into floor and
+    building where the set has buildings; 2-D fields only for a set without floors), of seed m's
+    (n, 2) positions and (n,) floor codes."""
+    out: dict[str, list[float]] = {"mean_m": [], "p95_m": [], "region_success": []}
+    for x, f, (true_xy, true_floor) in zip(xy, floor, truth, strict=True):
+        errors = np.linalg.norm(x - true_xy, axis=-1)
+        hit = (regions(x, f, region_cell_m) == regions(true_xy, true_floor, region_cell_m)).all(-1)
+        out["mean_m"].append(float(errors.mean()))
+        out["p95_m"].append(float(np.percentile(errors, 95)))
+        out["region_success"].append(float(hit.mean()))
+        predicted_floor, predicted_building = split_floor_code(f, buildings)
+        true_floor_s, true_building = split_floor_code(true_floor, buildings)
+        if not floors:
+            predicted_floor = true_floor_s = None
+        standard = standard_report(
+            x, true_xy, predicted_floor, true_floor_s, predicted_building, true_building, constants
+        )
+        for k, v in standard.items():
+            out.setdefault(k, []).append(v)
+    return {k: np.asarray(v) for k, v in out.items()}
+
+
 def metric_row(values: Scores, seeds: Sequence[int]) -> dict[str, Any]:
-    """A table row: the mean error over seeds with its t-interval, the mean p95 and region
-    success, and each seed's mean error."""
+    """A table row: the mean error over seeds with its t-interval, each seed's mean error, and the
+    mean over seeds of the p95, region success and the standard fields."""
     row = over_seeds(values["mean_m"], "mean_m")
-    row["p95_m"] = float(np.mean(values["p95_m"]))
-    row["region_success"] = float(np.mean(values["region_success"]))
+    for k, v in values.items():
+        if k != "mean_m":
+            row[k] = float(np.mean(v))
     row["per_seed_mean_m"] = {
         str(s): float(v) for s, v in zip(seeds, values["mean_m"], strict=True)
     }

@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 
 from jaxfp.config import apply_overrides, load_config
-from jaxfp.data.places import ReferencePoints, floor_code_of
+from jaxfp.data.places import ReferencePoints, floor_code_of, split_floor_code
 from jaxfp.eval.iso18305 import StandardConstants
 from jaxfp.methods.fpn.data import Scans, Walks
-from jaxfp.methods.fpn.report import pooled, row_of, split_floor_code, standard_scores
+from jaxfp.methods.fpn.report import pooled, row_of, standard_scores
 from jaxfp.methods.fpn.study import Study
 
 from ...conftest import REPO

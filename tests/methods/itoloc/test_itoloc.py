@@ -14,11 +14,12 @@ import pytest
 
 from jaxfp.config import ConfigError, load_config
 from jaxfp.data.types import FingerprintSet
+from jaxfp.eval.iso18305 import StandardConstants
 from jaxfp.methods.itoloc import cotraining, image
 from jaxfp.methods.itoloc.data import Domains, Site, device_draws, device_sets, split_target
 from jaxfp.methods.itoloc.losses import LossSettings, make_loss
 from jaxfp.methods.itoloc.nets import ItoLocNet
-from jaxfp.methods.itoloc.study import Study, spatial_weights
+from jaxfp.methods.itoloc.study import Study, score_estimates, spatial_weights
 from jaxfp.nets.gradient_reversal import reverse_gradient, warmup_scale
 from jaxfp.train.state import TrainState
 from jaxfp.train.steps import make_train_step
@@ -429,6 +430,39 @@ def test_real_phone_protocol_scores_each_held_out_phone(tmp_path):
     # and the rows' errors (finite, metres) are built on.
     assert all(np.isfinite(r["mean_m"]) for r in out["rows"].values())
     assert {line["stage"] for line in out["update_log"]} == {"update/itoloc"}
+    # The standard fields ride in every row and their table: one building, so no building misses.
+    row = out["rows"]["wknn @ phone1"]
+    assert row["3d_mean"] >= row["2d_mean"] and row["building_hit_rate"] == 1.0
+    assert row["ipin_mean"] >= row["2d_mean"]
+
+
+def test_scores_carry_the_standard_fields_on_a_hand_case():
+    """Two scans in building 1: one exact, one 3 m east on the wrong floor; then the second also
+    in building 2. Floor codes fold the building in (building · 100 + floor)."""
+    truth_xy = np.array([[0.0, 0.0], [10.0, 0.0]])
+    truth_code = np.array([101, 101])
+    xy = np.array([[0.0, 0.0], [13.0, 0.0]])
+    constants = StandardConstants(floor_height_m=4.0, floor_penalty_m=15.0, building_penalty_m=50.0)
+
+    def scores(code):
+        return score_estimates([xy], [code], [(truth_xy, truth_code)], 4.0, constants, True, True)
+
+    s = scores(np.array([101, 102]))
+    np.testing.assert_allclose(s["mean_m"], [1.5])
+    np.testing.assert_allclose(s["2d_mean"], [1.5])
+    np.testing.assert_allclose(s["3d_mean"], [2.5])  # (0 + sqrt(3² + 4²)) / 2
+    np.testing.assert_allclose(s["ipin_mean"], [9.0])  # (0 + 3 + 15) / 2
+    np.testing.assert_allclose(s["floor_hit_rate"], [0.5])
+    np.testing.assert_allclose(s["building_hit_rate"], [1.0])
+    np.testing.assert_allclose(s["region_success"], [0.5])
+    s = scores(np.array([101, 202]))  # building 2, floor 2: one floor off and a building miss
+    np.testing.assert_allclose(s["ipin_mean"], [34.0])  # (0 + 3 + 15 + 50) / 2
+    np.testing.assert_allclose(s["building_hit_rate"], [0.5])
+    # A set without floors: the 2-D fields only.
+    flat = score_estimates(
+        [xy], [np.zeros(2)], [(truth_xy, np.zeros(2))], 4.0, constants, False, False
+    )
+    assert "2d_mean" in flat and "ipin_mean" not in flat
 
 
 @pytest.mark.slow
