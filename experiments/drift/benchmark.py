@@ -5,8 +5,9 @@ taken from the method's own drift protocol (docs/drift.md says what each row is)
 `gufu + wknn` (that WkNN on the database `gufu.run.updated_databases` keeps), `itoloc updated`
 (`itoloc.drift`) and `fpn fine-tuned` (`fpn.drift`, scored over walks through the test scans).
 
-Each method runs through the months its own drift config runs (default: GUFU months 9-15, iToLoc
-and FPN months 2-15, FPN's choices on months 2-8); months 9-15 are reported. The mean over the
+Each method runs through the months its own drift config runs (default: GUFU and iToLoc months
+9-15, their settings chosen on earlier months; FPN months 2-15, its choices on months 2-8); months
+9-15 are reported. The mean over the
 reported months is each seed's mean of its monthly means; paired differences are against
 `wknn static` over the same seeds.
 

@@ -701,3 +701,32 @@ def test_the_smearing_std_is_chosen_by_the_validation_phones_updated_error():
     paired = out["paired"]["smear_std=0.01 - no update"]
     np.testing.assert_allclose(paired["diff_m"], 1.0)
     assert paired["verdict"] == "B better" and paired["n_seeds"] == 5
+
+
+def test_the_smearing_std_is_chosen_on_validation_months_alike():
+    from jaxfp.config import config_module
+
+    chooser = config_module(str(REPO / "experiments" / "itoloc" / "choose_smear_std.py"))
+
+    def results(updated: dict[int, float], before: dict[int, float]) -> dict:
+        rows = {}
+        for template, months in (
+            ("month {:02d} itoloc, updated", updated),
+            ("month {:02d} itoloc, no update", before),
+        ):
+            for month, value in months.items():
+                rows[template.format(month)] = {"per_seed_mean_m": {"0": value, "1": value + 2.0}}
+        rows["month 02 wknn"] = {"per_seed_mean_m": {"0": 0.0, "1": 0.0}}  # not a candidate's row
+        return {"results": rows}
+
+    before = {2: 4.0, 3: 6.0}
+    runs = {
+        "smear_std=0.1": results({2: 9.0, 3: 11.0}, before),
+        "smear_std=0.0001": results({2: 4.0, 3: 5.0}, before),
+    }
+    out = chooser.choose(runs, {})
+    assert out["chosen"] == "smear_std=0.0001"
+    np.testing.assert_allclose(out["rows"]["smear_std=0.1"]["mean_m"], 11.0)  # (10 + 12) / 2
+    np.testing.assert_allclose(out["rows"]["no update"]["mean_m"], 6.0)
+    np.testing.assert_allclose(out["paired"]["smear_std=0.0001 - no update"]["diff_m"], -0.5)
+    assert sorted(chooser.parts(runs["smear_std=0.1"], chooser.UPDATED)) == ["month 02", "month 03"]
