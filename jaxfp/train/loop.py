@@ -5,6 +5,9 @@ max_to_keep and the seed of the run key. A run restarted in the same workdir wit
 config restores the last checkpoint (state, run key, step) and continues; batches come from
 `batch_at(step)` and per-step keys from folding the step into the run key, so a resumed run repeats
 an unbroken one. A different `shaping` config clears the workdir's checkpoints and logs first.
+
+With no workdir, `fit` runs in memory (no checkpoints, no resume, no progress bar; metrics go only
+to `record`): a method's inner fits (GUFU's) go through this same loop.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ class NonFiniteError(FloatingPointError):
 
 def fit(
     options: LoopOptions,
-    workdir: str,
+    workdir: str | None,
     state: Any,
     train_step: Step,
     batch_at: Callable[[int], Any],
@@ -42,27 +45,52 @@ def fit(
     shaping: Any = None,
     after_eval: Callable[[Any, Metrics], Any] | None = None,
     stop_when: Callable[[Any], bool] | None = None,
+    record: Callable[[int, Metrics], Any] | None = None,
 ) -> tuple[Any, list[dict[str, float]]]:
     """Train `state` to options.num_steps; returns (state, evaluation history).
 
     `shaping`: the config (or part of it) this run's result depends on (default: the options).
     `eval_fn(state)` may return per-member arrays (their mean is logged); `after_eval(state,
     scores)` returns the state to go on with (e.g. keeping the best parameters); `stop_when(state)`
-    ends the run early after an evaluation, checkpointed, so a resumed run stops there too."""
+    ends the run early after an evaluation, checkpointed, so a resumed run stops there too.
+    `record(step, metrics)` also gets every logged step's metrics as the step returned them (on the
+    host) and the evaluation scores; `workdir` None: in memory, where `record` is the only log."""
     t = options
-    prepare_workdir(workdir, dataclasses.asdict(t) if shaping is None else shaping)
-    checkpoints = Checkpointer(os.path.join(workdir, "checkpoints"), t.max_to_keep)
-    writer = MetricWriter(workdir)
     rng = jax.random.key(t.seed)
     start = 0
-    restored = checkpoints.restore_latest(state)
-    if restored is not None:
-        state, rng, start = restored
-    writer.truncate_after(start)
+    checkpoints, writer = None, None
+    if workdir is not None:
+        prepare_workdir(workdir, dataclasses.asdict(t) if shaping is None else shaping)
+        checkpoints = Checkpointer(os.path.join(workdir, "checkpoints"), t.max_to_keep)
+        writer = MetricWriter(workdir)
+        restored = checkpoints.restore_latest(state)
+        if restored is not None:
+            state, rng, start = restored
+        writer.truncate_after(start)
     evaluations: list[dict[str, float]] = []
     pending: list[tuple[int, Metrics]] = []
-    bar = tqdm(total=t.num_steps, initial=start, desc=desc, unit="step", dynamic_ncols=True)
+    bar = tqdm(
+        total=t.num_steps,
+        initial=start,
+        desc=desc,
+        unit="step",
+        dynamic_ncols=True,
+        disable=workdir is None,
+    )
     clock, clock_steps = time.perf_counter(), 0
+
+    def log(step: int, means: Metrics, metrics: Metrics) -> None:
+        if writer is not None:
+            writer.write_scalars(step, means)
+        if record is not None:
+            record(step, metrics)
+
+    def last_good() -> str:
+        if checkpoints is None:
+            return f"{desc} ran in memory: no checkpoint"
+        last = checkpoints.latest_step()
+        where = f"step {last}" if last is not None else "none"
+        return f"last good checkpoint: {where} in {checkpoints.directory}"
 
     def flush() -> None:
         nonlocal clock, clock_steps
@@ -79,18 +107,16 @@ def fit(
                     if (np.ndim(per_member["finite"]) > 0)
                     else ""
                 )
-                writer.write_scalars(step, metrics)
-                writer.flush()
+                log(step, metrics, per_member)
                 bar.close()
-                last = checkpoints.latest_step()
                 raise NonFiniteError(
                     f"{which}step {step}: non-finite training signal (loss={metrics.get('loss')}, "
                     f"grad_norm={metrics.get('grad_norm')}); training stopped, the state was not "
-                    f"updated; last good checkpoint: "
-                    f"{'step ' + str(last) if last is not None else 'none'} in {checkpoints.directory}"
+                    f"updated; {last_good()}"
                 )
-            writer.write_scalars(step, metrics)
-        writer.flush()
+            log(step, metrics, per_member)
+        if writer is not None:
+            writer.flush()
         elapsed = time.perf_counter() - clock
         rate = clock_steps * t.batch_size / elapsed if elapsed > 0 else float("nan")
         bar.set_postfix(loss=f"{float(host[-1]['loss']):.4g}", samples_per_s=f"{rate:.0f}")
@@ -117,11 +143,12 @@ def fit(
                 if after_eval is not None:
                     state = after_eval(state, raw)
                 scores = {k: float(np.mean(np.asarray(v))) for k, v in raw.items()}
-                writer.write_scalars(done, {f"eval/{k}": v for k, v in scores.items()})
+                named = {f"eval/{k}": v for k, v in scores.items()}
+                log(done, named, named)
                 evaluations.append({"step": done, **scores})
                 stopped = stop_when is not None and stop_when(state)
                 save = save or stopped
-            if save:
+            if save and checkpoints is not None:
                 checkpoints.save(done, state, rng)
             if stopped:
                 flush()
@@ -129,6 +156,8 @@ def fit(
         flush()
     finally:
         bar.close()
-        writer.close()
-        checkpoints.close()
+        if writer is not None:
+            writer.close()
+        if checkpoints is not None:
+            checkpoints.close()
     return state, evaluations

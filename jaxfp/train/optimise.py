@@ -2,7 +2,8 @@
 
 `optimise(loss_fn, static, params, data, key, ...)` runs an optimiser by name (`train/optimisers`;
 Adam by default) on `loss_fn(static, params, data, key)`
-in jitted chunks of `CHUNK` steps (a scan). `loss_fn` is a module-level function and `static` a
+in jitted chunks of `CHUNK` steps (a scan), each chunk one step of an in-memory `train.loop.fit`
+(the one training loop; no checkpoints). `loss_fn` is a module-level function and `static` a
 hashable value holding everything else it needs (Flax modules are hashable), so JAX's own
 compilation cache decides when a chunk can be reused: a later call with equal `static` and equal
 shapes reuses it, anything else compiles anew — no hand-built cache keys. `data` is an argument, not a constant baked into the
@@ -23,8 +24,9 @@ import numpy as np
 import optax
 
 from jaxfp.train.logging import MetricWriter
-from jaxfp.train.loop import NonFiniteError
+from jaxfp.train.loop import NonFiniteError, fit
 from jaxfp.train.optimisers import optimizer_from_config
+from jaxfp.train.options import LoopOptions
 
 LossFn = Callable[[Hashable, Any, Any, jax.Array], jax.Array]
 # (name, learning_rate, ((field, value), ...)): an optimiser section in a hashable form, so that
@@ -122,7 +124,10 @@ def optimise(
     log: StepLog | None = None,
 ) -> tuple[Any, float]:
     """`steps` optimiser steps from `params`; returns (params, final loss). `optimizer` is a
-    learning rate (Adam) or an optimiser section (`train/optimisers`). Every step's loss is checked."""
+    learning rate (Adam) or an optimiser section (`train/optimisers`). Every step's loss is checked.
+
+    An in-memory `fit` whose step is one compiled chunk of `CHUNK` optimiser steps on the state
+    (params, optimiser state); it logs once, at its end, so the chunks run without a host sync."""
     if steps <= 0:
         return params, float("nan")
     spec = optimizer_spec(optimizer)
@@ -130,20 +135,37 @@ def optimise(
     keys = jax.random.split(key, steps)
     spare = -steps % CHUNK  # the last chunk's unused steps get copies of the last key
     keys = jnp.concatenate([keys, jnp.repeat(keys[-1:], spare, axis=0)])
-    losses = []
-    for start in range(0, steps, CHUNK):
-        params, opt_state, chunk = _steps(
+    chunks = len(keys) // CHUNK
+    chunk_keys = jnp.split(keys, chunks)  # one op, not a slice per chunk
+
+    def batch_at(chunk: int) -> tuple[jax.Array, int]:  # the chunk's keys, steps left from it
+        return chunk_keys[chunk], steps - chunk * CHUNK
+
+    def chunk_step(state, batch, rng):
+        (params, opt_state), (step_keys, left) = state, batch
+        params, opt_state, losses = _steps(
             loss_fn,
             static,
             spec,
-            steps - start < CHUNK,
+            left < CHUNK,
             params,
             opt_state,
             data,
-            keys[start : start + CHUNK],
-            jnp.int32(steps - start),
+            step_keys,
+            jnp.int32(left),
         )
-        losses.append(chunk)
-    host = np.concatenate(jax.device_get(losses)).astype(np.float64)[:steps]
-    (log or StepLog()).record(name, host)
+        return (params, opt_state), {"loss": losses}
+
+    losses: list[np.ndarray] = []
+    (params, _), _ = fit(
+        LoopOptions(num_steps=chunks, batch_size=CHUNK, log_every=chunks),
+        None,
+        (params, opt_state),
+        chunk_step,
+        batch_at,
+        desc=name,
+        record=lambda chunk, metrics: losses.append(metrics["loss"]),
+    )
+    host = np.concatenate(losses).astype(np.float64)[:steps]
+    (log or StepLog()).record(name, host)  # checks every step's loss, then logs
     return params, float(host[-1])

@@ -14,6 +14,7 @@ import pytest
 from jaxfp.train import (
     Checkpointer,
     NonFiniteError,
+    fit,
     make_train_step,
     prepare_workdir,
     read_metrics,
@@ -123,3 +124,38 @@ def test_non_finite_loss_stops_with_the_last_good_checkpoint(tmp_path):
     assert step == 6
     assert all(np.isfinite(np.asarray(leaf)).all() for leaf in jax.tree.leaves(state.params))
     assert read_metrics(tmp_path)[-1]["finite"] == 0.0
+
+
+def test_in_memory_fit_writes_no_files_and_logs_like_a_workdir_run(tmp_path, monkeypatch):
+    """workdir None: no checkpoints, metrics or progress files; `record` gets what the workdir's
+    writer would get, and the run is the same."""
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    data, opts = sp.dataset(), sp.options(6)
+    step = make_train_step(regression_loss(sp.model().apply))
+    logged = []
+    state, history = fit(
+        opts,
+        None,
+        sp.initial_state(),
+        step,
+        sp.batch_at_factory(data, opts.batch_size, opts.seed),
+        sp.eval_fn(data),
+        record=lambda at, metrics: logged.append({"step": at, **metrics}),
+    )
+    assert os.listdir(cwd) == []
+    on_disk, disk_history = sp.run(str(tmp_path / "run"), 6)
+    chex.assert_trees_all_equal(state.params, on_disk.params)
+    assert history == disk_history
+    rows = read_metrics(tmp_path / "run")
+    assert [{k: float(v) for k, v in r.items()} for r in logged] == rows
+    with pytest.raises(NonFiniteError, match=r"step 8: non-finite.*train ran in memory"):
+        fit(
+            sp.options(9),
+            None,
+            sp.initial_state(),
+            step,
+            sp.batch_at_factory(data, opts.batch_size, opts.seed, nan_at=7),
+        )
+    assert os.listdir(cwd) == []

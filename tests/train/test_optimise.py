@@ -69,14 +69,21 @@ def test_a_partial_chunk_takes_exactly_the_steps_asked_for():
 
 
 def climbing(static, params, data, key):
-    """-sum(w): Adam raises w by ~0.1 a step; the loss turns NaN once w passes 0.35 (step 5)."""
+    """-sum(w): Adam raises w by its learning rate a step; the loss turns NaN once w passes
+    `static` (0.35 at a rate of 0.1: step 5)."""
     w = params["w"]
-    return jnp.where(w[0] > 0.35, jnp.nan, -jnp.sum(w))
+    return jnp.where(w[0] > static, jnp.nan, -jnp.sum(w))
 
 
-def test_a_non_finite_step_inside_a_chunk_stops_the_fit_naming_it():
-    with pytest.raises(NonFiniteError, match="climb: non-finite loss nan at step 5 of 7"):
-        optimise(climbing, None, {"w": jnp.zeros(1)}, None, jax.random.key(0), 7, 0.1, "climb")
+@pytest.mark.parametrize(
+    "threshold, steps, rate, where",
+    [(0.35, 7, 0.1, "step 5 of 7"), (0.3525, 120, 0.005, "step 72 of 120")],  # a later chunk
+)
+def test_a_non_finite_step_inside_a_chunk_stops_the_fit_naming_it(threshold, steps, rate, where):
+    with pytest.raises(NonFiniteError, match=f"climb: non-finite loss nan at {where}; stopped"):
+        optimise(
+            climbing, threshold, {"w": jnp.zeros(1)}, None, jax.random.key(0), steps, rate, "climb"
+        )
 
 
 def test_an_optimiser_section_by_name_and_its_checks():
