@@ -42,11 +42,9 @@ from jaxfp.data.types import FingerprintSet
 from jaxfp.eval.iso18305 import StandardConstants
 from jaxfp.methods import program
 from jaxfp.methods.gufu.data import Period, data_varies_with_seed, load_periods
-from jaxfp.methods.gufu.scoring import places
 from jaxfp.methods.gufu.study import Gufu
 from jaxfp.methods.gufu.tables import write_tables
-from jaxfp.methods.gufu.variants import BASELINES, SEEDLESS, run_variant
-from jaxfp.train.keys import named_key
+from jaxfp.methods.gufu.variants import BASELINES, SEEDLESS, new_gufu, run_variant
 from jaxfp.train.logging import MetricWriter
 from jaxfp.train.optimise import StepLog
 from jaxfp.train.workdir import config_as_json, config_differences, prepare_workdir
@@ -137,14 +135,10 @@ def updated_databases(
     """GUFU `variant` of seed `seed` through the periods of `load_periods`: after each period's
     update, that period and the database it leaves (the initial database's records, locations and
     labels with the updated RSS and APs), for scoring the database with another locator."""
-    settings = variant_settings(config, "gufu", variant)
-    Gufu.check(settings)
+    Gufu.check(variant_settings(config, "gufu", variant))
     db, periods = load_periods(config, seed)
-    floors = np.unique(db.floor) if db.floor is not None else np.zeros(1, np.int64)
-    xy = places(db, config.data.floor_height_m, floors)
-    # The key `variants.run_variant` names: the same draws as the protocol's run of this seed
-    key = named_key(seed, "gufu")
-    model = Gufu(settings, db.ap_ids, db.rss.copy(), xy, key, log=log or StepLog())
+    # The model `variants.run_variant` builds: the same draws as the protocol's run of this seed
+    model = new_gufu(config, variant, seed, db, log)
     model.offline()
     for period in periods:
         model.update(period.batch.rss, period.batch.ap_ids)

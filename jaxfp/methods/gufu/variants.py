@@ -45,6 +45,23 @@ BASELINES = ("static", "wknn_average", "wknn_neighbour_average", "itoloc_average
 SEEDLESS = ("static", "wknn_average", "wknn_neighbour_average")
 
 
+def new_gufu(
+    config: ml_collections.ConfigDict,
+    variant: str,
+    seed: int,
+    db: FingerprintSet,
+    log: StepLog | None = None,
+) -> Gufu:
+    """GUFU `variant` of seed `seed` on the database `db` (a copy of its RSS), before the offline
+    stage: the variant's settings, the records' places and the seed's key — every variant of a seed
+    from the same key, so their draws pair."""
+    floors = np.unique(db.floor) if db.floor is not None else np.zeros(1, np.int64)
+    xy = places(db, config.data.floor_height_m, floors)
+    settings = variant_settings(config, "gufu", variant)
+    key = named_key(seed, "gufu")
+    return Gufu(settings, db.ap_ids, db.rss.copy(), xy, key, log=log or StepLog())
+
+
 def run_variant(
     config: ml_collections.ConfigDict,
     variant: str,
@@ -74,9 +91,8 @@ def run_variant(
             raise ValueError("itoloc_average trains iToLoc's networks: give run_variant a workdir")
         locator = fit_locator(itoloc, os.path.join(workdir, "itoloc"), db, first)
     if variant not in BASELINES:
-        settings = variant_settings(config, "gufu", variant)
-        key = named_key(seed, "gufu")  # every variant of a seed from the same key: paired draws
-        model = Gufu(settings, ap_ids, rss, xy, key, log=log or StepLog())
+        model = new_gufu(config, variant, seed, db, log)
+        rss = model.rss  # the database the updates rewrite
         offline = model.offline()
         reconstruction = {k: v for k, v in offline.items() if k.startswith("ae_")}
         out.append({"period": 0, "offline_seconds": offline["seconds"], **reconstruction})
