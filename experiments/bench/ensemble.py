@@ -1,6 +1,8 @@
 """Benchmark: an ensemble of 8 MLPs (520 -> 256 -> 256 -> 2, batch 64, 200 steps) trained
-(a) one by one with a jitted step, (b) as one vmapped program, (c) vmapped and sharded over 4 fake
-CPU devices (and over 2, one per core here).
+(a) one by one with a jitted step, (b) as one vmapped program (the whole run: `make_train`),
+(b') as stacked members, one vmapped step per call with each step's batches drawn on the host (what
+`SeedStages` runs), (c) vmapped and sharded over 4 fake CPU devices (and over 2, one per core here).
+(b) against (b') is what the whole-run program pays where a method uses it.
 
     python experiments/bench/ensemble.py [--members 8] [--steps 200] [--out runs/bench/ensemble.json]
 
@@ -69,6 +71,29 @@ def run_mode(mode: str, members: int, steps: int) -> dict[str, float]:
                     )
             jax.block_until_ready(metrics)
         train_s = time.perf_counter() - start
+    elif mode == "stacked_steps":
+        from jaxfp.train.members import member_step, stack_members
+
+        step = member_step(make_train_step(loss, jit=False), members)
+        host = jax.tree.map(np.asarray, data)
+        rngs = [np.random.default_rng(m) for m in range(members)]
+
+        def batch() -> dict[str, np.ndarray]:  # each member's own rows, drawn on the host
+            rows = [r.integers(0, n, BATCH) for r in rngs]
+            return {k: np.stack([v[i] for i in rows]) for k, v in host.items()}
+
+        start = time.perf_counter()
+        states = stack_members([jax.jit(init_fn)(k) for k in keys])
+        run_key = jax.random.key(1)
+        states, metrics = step(states, batch(), run_key)
+        jax.block_until_ready(metrics)
+        compile_s = time.perf_counter() - start
+        states = stack_members([jax.jit(init_fn)(k) for k in keys])
+        start = time.perf_counter()
+        for _ in range(epochs * STEPS_PER_EPOCH):
+            states, metrics = step(states, batch(), run_key)
+        jax.block_until_ready(metrics)
+        train_s = time.perf_counter() - start
     else:
         from jax.sharding import NamedSharding
         from jax.sharding import PartitionSpec as P
@@ -111,6 +136,7 @@ def main() -> None:
     modes = {
         "(a) one by one, jitted step": ("one_by_one", 1),
         "(b) vmapped program": ("vmapped", 1),
+        "(b') stacked members, a vmapped step per call": ("stacked_steps", 1),
         "(c) vmapped, sharded over 4 fake devices": ("sharded4", 4),
         "(c') vmapped, sharded over 2 fake devices": ("sharded2", 2),
     }
