@@ -5,4 +5,6 @@ cd "$(dirname "$0")/.."
 source scripts/setup.sh dev,datagen
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
-.venv/bin/pytest -n 2 "$@"
+# worksteal: an idle worker takes queued tests from a busy one (a few tests take minutes);
+# the slowest tests are listed so the suite's time can be watched
+.venv/bin/pytest -n 2 --dist worksteal --durations=20 "$@"
