@@ -524,6 +524,12 @@ def test_the_validation_protocol_never_sees_the_reported_devices():
     reported = load_config(DEVICES + ":phones")
     assert set(phones.data.excluded) == set(reported.data.held_out)
     assert not set(phones.data.held_out) & set(reported.data.held_out)
+    # Synthetic and drift validation: other worlds, other months than the reported ones.
+    worlds = load_config(DEVICES + ":validation")
+    assert not set(worlds.seeds) & set(load_config(DEVICES).seeds)
+    months = load_config(DRIFT + ":validation")
+    assert not set(months.data.months) & set(load_config(DRIFT).data.months)
+    assert max(months.data.months) < min(load_config(DRIFT).data.months)
 
 
 def test_the_held_out_devices_are_split_into_unlabelled_target_and_scored_scans():
