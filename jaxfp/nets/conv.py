@@ -10,7 +10,9 @@ Measured per layer shape with `experiments/bench/conv_paths.py` (docs/performanc
 - Depthwise convolutions (one filter per channel: MobileNetV2, ShuffleNetV2) run 10–100× slower
   through XLA's grouped convolution than as a sum of kh·kw shifted slices times per-channel
   weights, which XLA fuses into one elementwise loop: that is the depthwise path, at every size.
-Autodiff turns both paths into matrix products, slices and pads. Everywhere else
+Autodiff turns both paths into matrix products, slices and pads. Vmapped over stacked seeds with a
+kernel per seed, the remaining (`lax`) convolutions run as one dense convolution per seed
+(`dense_per_member`) instead of the grouped convolution JAX's own batching rule makes. Everywhere else
 `lax.conv_general_dilated`, 1×1 convolutions included: as matrix products they are 1.5–4× faster
 alone without the flag of `jaxfp.xla_flags`, but no faster in a ResNet50 step with it. The
 parameters are `nn.Conv`'s own, so checkpoints do not depend on the path taken.
@@ -139,7 +141,55 @@ def conv_general_dilated(
             padding = lax.padtype_to_pads(lhs.shape[1:3], rhs.shape[:2], window_strides, padding)
         conv = patches_conv if path == "patches" else depthwise_conv
         return conv(lhs, rhs, window_strides, padding)
-    return plain(lhs, rhs)
+    return dense_per_member(plain)(lhs, rhs)
+
+
+def _per_member(fn: Any) -> Any:
+    """`fn(lhs, rhs, ...)` whose vmap over a batched kernel `rhs` calls it once per member (an
+    unrolled loop in one program): XLA:CPU runs the grouped convolution that vmapping a kernel
+    otherwise makes 1.5-2x slower than the members' dense convolutions one after the other
+    (`experiments/bench/itoloc.py`). A vmap that leaves the kernel unbatched (per-sample
+    functions, an input batch) keeps JAX's own batching."""
+    wrapped = jax.custom_batching.custom_vmap(fn)
+
+    @wrapped.def_vmap
+    def rule(axis_size: int, in_batched: Sequence[bool], *args: Any) -> tuple[Any, Any]:
+        if not in_batched[1]:
+            axes = [0 if b else None for b in in_batched]
+            out = jax.vmap(fn, in_axes=axes)(*args)
+        else:
+            members = [
+                wrapped(*[a[m] if b else a for a, b in zip(args, in_batched, strict=True)])
+                for m in range(axis_size)
+            ]
+            out = jax.tree.map(lambda *o: jnp.stack(o), *members)
+        return out, jax.tree.map(lambda _: True, out)
+
+    return wrapped
+
+
+def dense_per_member(plain: Any) -> Any:
+    """`plain(lhs, rhs)` (a convolution) whose vmap over a batched kernel stays one dense
+    convolution per member, its gradients too (`_per_member`)."""
+    forward = _per_member(plain)
+
+    def grads(lhs: jax.Array, rhs: jax.Array, cotangent: jax.Array) -> tuple[jax.Array, ...]:
+        return jax.vjp(plain, lhs, rhs)[1](cotangent)
+
+    backward = _per_member(grads)
+
+    @jax.custom_vjp
+    def conv(lhs: jax.Array, rhs: jax.Array) -> jax.Array:
+        return forward(lhs, rhs)
+
+    def conv_fwd(lhs: jax.Array, rhs: jax.Array) -> tuple[jax.Array, Any]:
+        return forward(lhs, rhs), (lhs, rhs)
+
+    def conv_bwd(saved: Any, cotangent: jax.Array) -> tuple[jax.Array, ...]:
+        return backward(*saved, cotangent)
+
+    conv.defvjp(conv_fwd, conv_bwd)
+    return conv
 
 
 Conv = partial(nn.Conv, conv_general_dilated=conv_general_dilated)

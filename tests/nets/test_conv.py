@@ -88,3 +88,45 @@ def test_module_has_nn_conv_parameters_and_vmaps_over_members() -> None:
     got = jax.vmap(lambda p: ours.apply(p, x))(params)
     want = jax.vmap(lambda p: plain.apply(p, x))(params)
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+def _grouped_convolutions(fn, *args) -> list[int]:
+    """The feature_group_count of every convolution in fn's jaxpr (sub-jaxprs included)."""
+    import jax.extend.core
+
+    found: list[int] = []
+
+    def walk(jaxpr) -> None:
+        for eqn in jaxpr.eqns:
+            if eqn.primitive.name == "conv_general_dilated":
+                found.append(int(eqn.params["feature_group_count"]))
+            for sub in jax.extend.core.jaxprs_in_params(eqn.params):
+                walk(sub)
+
+    walk(jax.make_jaxpr(fn)(*args).jaxpr)
+    return found
+
+
+def test_a_kernel_per_member_stays_dense_under_vmap_in_value_and_gradients(monkeypatch) -> None:
+    """Three members, each its own 3×3 kernel on its own images: the vmapped loss and both
+    gradients equal lax's, and no convolution is grouped; with one shared kernel (a per-sample
+    vmap) the input gradient is lax's too."""
+    monkeypatch.delenv("JAXFP_PATHS", raising=False)  # the CPU paths of this CPU backend
+    dims = ("NHWC", "HWIO", "NHWC")
+    x = jax.random.normal(jax.random.key(0), (3, 4, 8, 8, 5))
+    w = jax.random.normal(jax.random.key(1), (3, 3, 3, 5, 6))
+
+    def loss(conv):
+        return lambda x, w: jnp.sum(jnp.tanh(conv(x, w, (1, 1), "SAME", dimension_numbers=dims)))
+
+    ours = jax.vmap(jax.value_and_grad(loss(conv_general_dilated), argnums=(0, 1)))
+    plain = jax.vmap(jax.value_and_grad(loss(lax.conv_general_dilated), argnums=(0, 1)))
+    for a, b in zip(
+        jax.tree.leaves(jax.jit(ours)(x, w)), jax.tree.leaves(plain(x, w)), strict=True
+    ):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+    assert _grouped_convolutions(ours, x, w) and set(_grouped_convolutions(ours, x, w)) == {1}
+    assert 3 in _grouped_convolutions(plain, x, w)  # what JAX's own rule does
+    shared = jax.vmap(jax.grad(loss(conv_general_dilated)), in_axes=(0, None))(x, w[0])
+    expected = jax.vmap(jax.grad(loss(lax.conv_general_dilated)), in_axes=(0, None))(x, w[0])
+    np.testing.assert_allclose(shared, expected, rtol=1e-4, atol=1e-4)
