@@ -89,6 +89,25 @@ def eval_section(**fields: Any) -> ml_collections.ConfigDict:
     return ml_collections.ConfigDict(section)
 
 
+def nearest_floor(located: np.ndarray, floor_height_m: float, floors: np.ndarray) -> np.ndarray:
+    """The floor (of `floors`, `floor_height_m` apart) whose height is nearest each (N, 3)
+    estimate's height."""
+    return floors[np.abs(located[:, 2:3] - floor_height_m * floors[None]).argmin(1)]
+
+
+def estimated_floors(
+    estimate: np.ndarray, floor_height_m: float, floors: np.ndarray
+) -> np.ndarray | None:
+    """The floor of each estimate of a locator that gives positions, not floors: the nearest
+    floor to an (N, 3) estimate's height; with (N, 2) estimates, a one-floor set's floor; None
+    where several floors were pooled into 2-D estimates (no floor to score)."""
+    if estimate.shape[1] == 3:
+        return nearest_floor(estimate, floor_height_m, floors)
+    if len(floors) == 1:
+        return np.full(len(estimate), floors[0])
+    return None
+
+
 def summary(errors: np.ndarray, percentile_method: str = "linear") -> dict[str, float]:
     """Mean, median, RMSE and the 75th and 95th percentiles of per-sample errors (metres)."""
     full = error_summary(errors, PERCENTILES, percentile_method)

@@ -129,3 +129,12 @@ def test_eval_section_holds_the_constants_and_a_protocols_own_fields():
     }
     constants = iso18305.StandardConstants.from_config(section)
     assert constants == iso18305.StandardConstants(floor_penalty_m=4.0)
+
+
+def test_the_floor_of_positions_from_their_height_or_the_one_floor():
+    floors = np.array([3, 5])
+    heights = np.array([[0.0, 0.0, 13.0], [1.0, 1.0, 17.0], [2.0, 2.0, 50.0]])
+    np.testing.assert_array_equal(iso18305.estimated_floors(heights, 4.0, floors), [3, 5, 5])
+    flat = heights[:, :2]
+    np.testing.assert_array_equal(iso18305.estimated_floors(flat, 4.0, floors[:1]), [3, 3, 3])
+    assert iso18305.estimated_floors(flat, 4.0, floors) is None  # floors pooled into 2-D

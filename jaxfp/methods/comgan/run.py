@@ -41,7 +41,12 @@ import ml_collections
 import numpy as np
 
 from jaxfp.config import ConfigError, check_seeds, variant_settings
-from jaxfp.eval.iso18305 import StandardConstants, standard_report, standard_table
+from jaxfp.eval.iso18305 import (
+    StandardConstants,
+    estimated_floors,
+    standard_report,
+    standard_table,
+)
 from jaxfp.eval.metrics import bootstrap_ci
 from jaxfp.eval.results import over_seeds, table, write_results
 from jaxfp.eval.stats import paired_rows
@@ -180,12 +185,8 @@ def localizer_standard(
     if ru.floor is None:
         return {}
     truth = d.scale.xy_out(d.p[rows])[:, :2]
-    floors = np.unique(ru.floor)
-    if estimate.shape[1] == 3:
-        floor = floors[np.abs(estimate[:, 2:3] - floor_height_m * floors[None]).argmin(1)]
-    elif len(floors) == 1:
-        floor = np.full(len(estimate), floors[0])
-    else:  # several floors pooled into 2-D RPs: no floor estimate to score
+    floor = estimated_floors(estimate, floor_height_m, np.unique(ru.floor))
+    if floor is None:  # several floors pooled into 2-D RPs: no floor estimate to score
         return standard_report(estimate[:, :2], truth, constants=constants)
     building = true_building = None
     if ru.building is not None:

@@ -16,7 +16,7 @@
 - drift capture: the records' change against the drift measured at the shared points (cosine),
   on the (point, AP) pairs both databases and the measurement hold.
 - the ISO/IEC 18305 and IPIN fields of a batch's places (`located_standard`): the estimate's floor
-  is the one `nearest_floor` gives (a one-floor database: its floor); no building term (every
+  is the one `iso18305.estimated_floors` gives (a one-floor database: its floor); no building term (every
   site here is one building).
 """
 
@@ -25,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 
 from jaxfp.data.types import FingerprintSet
-from jaxfp.eval.iso18305 import StandardConstants, standard_report
+from jaxfp.eval.iso18305 import StandardConstants, estimated_floors, standard_report
 from jaxfp.eval.metrics import rss_mae
 
 
@@ -182,11 +182,6 @@ def places(fingerprints: FingerprintSet, floor_height_m: float, floors: np.ndarr
     return np.c_[fingerprints.xy, floor_height_m * fingerprints.floor].astype(np.float32)
 
 
-def nearest_floor(located: np.ndarray, floor_height_m: float, floors: np.ndarray) -> np.ndarray:
-    """The database floor whose height is nearest each predicted place's height."""
-    return floors[np.abs(located[:, 2:3] - floor_height_m * floors[None]).argmin(1)]
-
-
 def located_standard(
     located: np.ndarray,
     batch: FingerprintSet,
@@ -198,12 +193,7 @@ def located_standard(
     truth; `floors`: the database's floors (None: it has no floor labels). The 2-D fields alone
     where there is no floor to score: no labels, or several floors pooled into 2-D places."""
     xy = located[:, :2]
-    if floors is None or batch.floor is None:
-        return standard_report(xy, batch.xy, constants=constants)
-    if located.shape[1] == 3:
-        floor = nearest_floor(located, floor_height_m, floors)
-    elif len(floors) == 1:
-        floor = np.full(len(located), floors[0])
-    else:
+    floor = None if floors is None else estimated_floors(located, floor_height_m, floors)
+    if floor is None or batch.floor is None:
         return standard_report(xy, batch.xy, constants=constants)
     return standard_report(xy, batch.xy, floor, batch.floor, constants=constants)

@@ -19,14 +19,13 @@ import numpy as np
 
 from jaxfp.config import variant_settings
 from jaxfp.data.types import FingerprintSet
-from jaxfp.eval.iso18305 import StandardConstants
+from jaxfp.eval.iso18305 import StandardConstants, nearest_floor
 from jaxfp.methods.gufu.data import Period
 from jaxfp.methods.gufu.scoring import (
     detection_errors,
     drift_capture,
     forgetting_check,
     located_standard,
-    nearest_floor,
     places,
     rss_error,
 )

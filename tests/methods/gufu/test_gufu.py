@@ -9,6 +9,7 @@ import pytest
 from jaxfp.common.rss_scale import from_unit
 from jaxfp.config import ConfigError, apply_overrides, load_config, variant_settings
 from jaxfp.data.types import FingerprintSet, rp_ids_from_positions
+from jaxfp.eval.iso18305 import nearest_floor
 from jaxfp.methods.gufu import data as gufu_data
 from jaxfp.methods.gufu import scoring, simple_updates, variants
 from jaxfp.methods.gufu.study import Gufu
@@ -149,7 +150,7 @@ def test_places_keep_floors_that_share_positions_apart():
     assert scoring.places(db, 0.0, floors).shape == (24, 2)  # 0 m pools the floors
     assert scoring.places(db, 4.0, floors[:1]).shape == (24, 2)  # one floor: plain positions
     located = np.array([[0.0, 0.0, 13.0], [0.0, 0.0, 17.0], [0.0, 0.0, 50.0]])
-    np.testing.assert_array_equal(scoring.nearest_floor(located, 4.0, floors), [3, 5, 5])
+    np.testing.assert_array_equal(nearest_floor(located, 4.0, floors), [3, 5, 5])
     # Location-then-average on places: a sample on floor 5 moves no record of floor 3.
     sample = db.rss[db.floor == 5][:1] + 10.0
     out = simple_updates.location_then_average(db.rss, place, sample, place[12:13], 2.0, 0.5)
