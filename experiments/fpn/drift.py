@@ -33,6 +33,9 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
             floor_outliers="drop",
         )
     )
+    # Ours (variants.py:drift), beside the paper's most probable point: the expected position
+    # over the k most probable points, k chosen per seed on the validation months from these
+    c.readout_k = ()
     c.walk.radius_m = 2.0  # the library's reference points are ~1.8 m apart along shelves
     c.baselines.walk_filter_signal_std_db = 5.0  # month 1: RMS scan - map row 5.2 dB (active APs)
     if arg == "test":

@@ -31,15 +31,55 @@ def stacked_cross_entropy(
     return jax.vmap(cross_entropy)(logits, point)
 
 
+def _over_walks(
+    net: Positioner,
+    params: Any,
+    signals: np.ndarray,
+    maps: np.ndarray,
+    chunk: int,
+    reduce: Any,
+) -> Any:
+    """`reduce(logits)` of each seed's walks (S, W, T, L), `chunk` walks at a time."""
+    maps = jnp.asarray(maps)
+
+    def run(block: np.ndarray, _: int) -> Any:  # block: (chunk, S, T, L)
+        return reduce(stacked_logits(net, params, jnp.asarray(np.swapaxes(block, 0, 1)), maps))
+
+    return map_chunks(run, np.swapaxes(signals, 0, 1), chunk, axis=1)
+
+
 def predict_points(
     net: Positioner, params: Any, signals: np.ndarray, maps: np.ndarray, chunk: int
 ) -> np.ndarray:
     """(S, W, T) most probable reference point at each step of each seed's walks (S, W, T, L),
     `chunk` walks at a time."""
-    maps = jnp.asarray(maps)
+    return _over_walks(net, params, signals, maps, chunk, lambda logits: jnp.argmax(logits, -1))
 
-    def run(block: np.ndarray, _: int) -> jax.Array:  # block: (chunk, S, T, L)
-        logits = stacked_logits(net, params, jnp.asarray(np.swapaxes(block, 0, 1)), maps)
-        return jnp.argmax(logits, -1)
 
-    return map_chunks(run, np.swapaxes(signals, 0, 1), chunk, axis=1)
+def predict_top(
+    net: Positioner, params: Any, signals: np.ndarray, maps: np.ndarray, chunk: int, k: int
+) -> dict[str, np.ndarray]:
+    """{"point", "prob"}: (S, W, T, k) the k most probable reference points at each step, most
+    probable first, and their softmax probabilities."""
+
+    def reduce(logits: jax.Array) -> dict[str, jax.Array]:
+        prob, point = jax.lax.top_k(jax.nn.softmax(logits, -1), k)
+        return {"point": point, "prob": prob}
+
+    return _over_walks(net, params, signals, maps, chunk, reduce)
+
+
+def expected_position(
+    top: dict[str, np.ndarray], xy: np.ndarray, floor: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Positions (..., 2) and floors (...) read off `predict_top`'s output: the probability-weighted
+    mean of the k most probable reference points lying on the most probable one's floor, and that
+    floor (k = 1: the most probable point, the paper's readout). Points elsewhere would pull the
+    position through a floor, so they are left out."""
+    if k < 1 or k > top["point"].shape[-1]:
+        raise ValueError(f"readout k: expected 1..{top['point'].shape[-1]}, got {k}")
+    point, prob = top["point"][..., :k], top["prob"][..., :k]
+    on_floor = floor[point] == floor[point[..., :1]]
+    weight = prob * on_floor  # the most probable point always counts
+    position = (weight[..., None] * xy[point]).sum(-2) / weight.sum(-1, keepdims=True)
+    return position, floor[point[..., 0]]

@@ -206,6 +206,22 @@ def run_synthetic(config: ml_collections.ConfigDict, workdir: str) -> dict[str, 
 POLICIES = ("month-1 map and weights", "new map untrained", "fine-tuned")
 
 
+READOUT = "top-k readout"  # ours: `predict.expected_position`, k from config.readout_k
+
+
+def per_seed_choice(per_option: Sequence[dict[str, Any]], pick: np.ndarray) -> dict[str, Any]:
+    """Scores where seed s takes option pick[s]'s (the options' pooled scores, per seed)."""
+    chosen = {
+        key: np.stack([per_option[i][key][s] for s, i in enumerate(pick)])
+        for key in ("mean_m", "p95_m", "floor_hit")
+    }
+    chosen["standard"] = {
+        field: np.stack([per_option[i]["standard"][field][s] for s, i in enumerate(pick)])
+        for field in per_option[0]["standard"]
+    }
+    return chosen
+
+
 def span(months: Sequence[int]) -> str:
     return f"months {min(months):02d}-{max(months):02d}"
 
@@ -238,6 +254,12 @@ def drift_pairs(first: int, reported: Sequence[int]) -> list[tuple[str, str, str
             f"{r} plain_lstm, fine-tuned",
         ),
         (f"{r}: fpn chosen policy - Kalman", f"{r} fpn, chosen policy", f"{r} Kalman"),
+        (
+            f"{r}: fpn fine-tuned, {READOUT} - fpn fine-tuned",
+            f"{r} fpn, fine-tuned, {READOUT}",
+            f"{r} fpn, fine-tuned",
+        ),
+        (f"{r}: fpn fine-tuned, {READOUT} - WkNN", f"{r} fpn, fine-tuned, {READOUT}", f"{r} WkNN"),
         (
             f"{r}: fpn chosen policy - plain_lstm chosen policy",
             f"{r} fpn, chosen policy",
@@ -277,6 +299,12 @@ def run_drift(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]
         scores[name] = found
 
     chosen_policy: dict[str, list[str]] = {}
+    ks = [int(k) for k in config.readout_k]
+    if any(k < 1 for k in ks):
+        raise ConfigError(f"config.readout_k: expected k >= 1 for each, got {ks}")
+    readouts: dict[tuple[str, int], dict[int, dict[str, Any]]] = {}
+    chosen_k: dict[str, list[int]] = {}
+    readout_val: dict[str, dict[str, list[float]]] = {}  # {name: {k: per-seed validation mean}}
     for name in config.run_variants:
         variant = study.variant(name)
         print(f"[fpn] {name}: training {len(seeds)} seeds on {first.n} scans", flush=True)
@@ -313,6 +341,8 @@ def run_drift(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]
                 study.network_scores(states, variant, walks[m], maps[m]),
                 seconds,
             )
+            if ks:
+                readouts[name, m] = study.readout_scores(states, variant, walks[m], maps[m], ks)
         # The policy (which map and weights to deploy) is chosen per seed on the validation months.
         policies = [q for q in POLICIES if f"month {validation[0]:02d} {name}, {q}" in scores]
         val_error = np.stack(
@@ -327,15 +357,18 @@ def run_drift(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]
             pooled([scores[f"month {m:02d} {name}, {q}"] for m in reported], study.standard_of)
             for q in policies
         ]
-        chosen = {
-            key: np.stack([per_policy[i][key][s] for s, i in enumerate(pick)])
-            for key in ("mean_m", "p95_m", "floor_hit")
-        }
-        chosen["standard"] = {
-            field: np.stack([per_policy[i]["standard"][field][s] for s, i in enumerate(pick)])
-            for field in per_policy[0]["standard"]
-        }
-        add(f"{span(reported)} {name}, chosen policy", chosen)
+        add(f"{span(reported)} {name}, chosen policy", per_seed_choice(per_policy, pick))
+        if ks:  # ours: the off-grid readout's k, chosen per seed on the validation months
+            val_error = np.stack(
+                [pooled([readouts[name, m][k] for m in validation])["mean_m"] for k in ks]
+            )  # (ks, S)
+            pick = val_error.argmin(0)
+            chosen_k[name] = [ks[i] for i in pick]
+            readout_val[name] = {str(k): e.tolist() for k, e in zip(ks, val_error, strict=True)}
+            per_k = [
+                pooled([readouts[name, m][k] for m in reported], study.standard_of) for k in ks
+            ]
+            add(f"{span(reported)} {name}, fine-tuned, {READOUT}", per_seed_choice(per_k, pick))
     # The Kalman stds are chosen per seed on the validation months' walks.
     val_kalman = [study.kalman_errors(walks[m], maps[m]) for m in validation]
     grid = list(val_kalman[0])
@@ -366,6 +399,8 @@ def run_drift(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]
     rows = dict(sorted(out.rows.items()))
     tables = {PAIRED_TABLE: table(paired, PAIR_COLUMNS), **standard_tables(rows, study.constants)}
     extra = {"kalman_chosen": [list(k) for k in kalman], "policy_chosen": chosen_policy}
+    if ks:
+        extra.update(readout_k_chosen=chosen_k, readout_validation_m=readout_val)
     extra["learning_curves"] = {
         name: learning_curve(os.path.join(workdir, "train", name)) for name in config.run_variants
     }

@@ -44,7 +44,12 @@ from jaxfp.methods.fpn.data import (
 )
 from jaxfp.methods.fpn.losses import LossSettings, make_loss
 from jaxfp.methods.fpn.nets import Positioner
-from jaxfp.methods.fpn.predict import predict_points, stacked_cross_entropy
+from jaxfp.methods.fpn.predict import (
+    expected_position,
+    predict_points,
+    predict_top,
+    stacked_cross_entropy,
+)
 from jaxfp.methods.fpn.report import standard_scores
 from jaxfp.methods.fpn.walks import Walker, neighbour_lists
 from jaxfp.train.early_stopping import best_state, patience_exhausted, record, track, tracking_step
@@ -254,6 +259,25 @@ class Study:
         chunk = int(self.config.eval_batch)
         found = predict_points(variant.net, states.params, signals, np.stack(maps), chunk)
         return self.point_scores(found, walks)
+
+    def readout_scores(
+        self,
+        states: Any,
+        variant: Variant,
+        walks: Sequence[Walks],
+        maps: Sequence[np.ndarray],
+        ks: Sequence[int],
+    ) -> dict[int, dict[str, Any]]:
+        """{k: scores} of seed m's network on its walks read out as the expected position over
+        its k most probable points (`predict.expected_position`; k = 1 is `network_scores`)."""
+        signals = np.stack([w.scans.signals[w.rows] for w in walks])
+        chunk = int(self.config.eval_batch)
+        top = predict_top(variant.net, states.params, signals, np.stack(maps), chunk, max(ks))
+        out = {}
+        for k in ks:
+            xy, floor = expected_position(top, self.points.xy, self.points.floor, k)
+            out[k] = self.position_scores(xy, floor, walks)
+        return out
 
     def point_scores(self, found: np.ndarray, walks: Sequence[Walks]) -> dict[str, np.ndarray]:
         """Scores of estimated points (S, W, T)."""

@@ -29,7 +29,12 @@ from jaxfp.methods.fpn.nets import (
     PositioningNetwork,
     Recurrent,
 )
-from jaxfp.methods.fpn.predict import predict_points, stacked_cross_entropy
+from jaxfp.methods.fpn.predict import (
+    expected_position,
+    predict_points,
+    predict_top,
+    stacked_cross_entropy,
+)
 from jaxfp.methods.fpn.radio_map import radio_map, removal_mask, remove_aps, to_unit
 from jaxfp.methods.fpn.report import Evaluation
 from jaxfp.train.state import TrainState
@@ -402,9 +407,34 @@ def test_each_seed_is_scored_on_its_own_walks_and_map():
         logits, _ = net.apply({"params": params[s]}, signals[s], maps[s])
         np.testing.assert_array_equal(found[s], np.argmax(logits, -1))
         assert float(ce[s]) == pytest.approx(float(cross_entropy(logits, point[s])), rel=1e-5)
+    top = predict_top(net, stacked, np.asarray(signals), np.asarray(maps), chunk=2, k=3)
+    np.testing.assert_array_equal(top["point"][..., 0], found)
+    for s in range(2):
+        logits, _ = net.apply({"params": params[s]}, signals[s], maps[s])
+        prob = np.sort(np.asarray(jax.nn.softmax(logits, -1)), -1)[..., ::-1][..., :3]
+        np.testing.assert_allclose(top["prob"][s], prob, rtol=1e-5)
     swapped, _ = net.apply({"params": params[0]}, signals[0], maps[1])  # seed 1's map
     own, _ = net.apply({"params": params[0]}, signals[0], maps[0])
     assert float(jnp.abs(swapped - own).max()) > 1e-3
+
+
+def test_the_top_k_readout_on_a_hand_case():
+    xy = np.array([[0.0, 0.0], [4.0, 0.0], [0.0, 2.0], [9.0, 9.0]])
+    floor = np.array([0, 0, 0, 1])
+    # one step: point 1 (p 0.5), point 3 on another floor (0.3), point 0 (0.2)
+    top = {"point": np.array([[1, 3, 0]]), "prob": np.array([[0.5, 0.3, 0.2]])}
+    position, on = expected_position(top, xy, floor, 1)
+    np.testing.assert_allclose(position, [[4.0, 0.0]])  # the most probable point
+    position, on = expected_position(top, xy, floor, 3)
+    # point 3 is on floor 1, left out: (0.5 * (4, 0) + 0.2 * (0, 0)) / 0.7
+    np.testing.assert_allclose(position, [[2.0 / 0.7, 0.0]])
+    np.testing.assert_array_equal(on, [0])
+    position, _ = expected_position(
+        {"point": np.array([[1, 2]]), "prob": np.array([[0.6, 0.4]])}, xy, floor, 2
+    )
+    np.testing.assert_allclose(position, [[2.4, 0.8]])
+    with pytest.raises(ValueError, match="readout k"):
+        expected_position(top, xy, floor, 4)
 
 
 def test_a_seed_draws_its_own_world_surveys_and_noise():
@@ -597,6 +627,15 @@ def test_drift_protocol_with_every_baseline_end_to_end(tmp_path):
     assert {"month 01: fpn - Kalman", "months 03-03: fpn fine-tuned - fpn untrained"} <= set(
         out["paired"]
     )
+    # Our top-k readout: k chosen per seed on the validation month, scored on the reported one.
+    readout = rows["months 03-03 fpn, fine-tuned, top-k readout"]
+    for s, k in zip(("0", "1"), out["readout_k_chosen"]["fpn"], strict=True):
+        val = {int(q): e[int(s)] for q, e in out["readout_validation_m"]["fpn"].items()}
+        assert set(val) == {1, 2} and k == min(val, key=val.get)
+        if k == 1:  # the paper's readout: the most probable point
+            fine = rows["months 03-03 fpn, fine-tuned"]["per_seed_mean_m"][s]
+            assert readout["per_seed_mean_m"][s] == pytest.approx(fine)
+    assert "months 03-03: fpn fine-tuned, top-k readout - WkNN" in out["paired"]
     _check_standard_table(json.loads((tmp_path / "run" / "results.json").read_text()), rows)
     assert not any(name.startswith("months 02-02") for name in out["paired"])
 
