@@ -20,7 +20,7 @@ The constants are `StandardConstants`, read from a config's `eval` section where
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import ml_collections
@@ -190,6 +190,33 @@ def standard_report(
     if has_buildings:
         out["building_hit_rate"] = float(np.mean(np.asarray(predicted_building) == true_building))
     return out
+
+
+def coded_report(
+    predicted_xy: np.ndarray,
+    true_xy: np.ndarray,
+    predicted_code: np.ndarray,
+    true_code: np.ndarray,
+    split: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray | None]],
+    constants: StandardConstants = StandardConstants(),
+    floors: bool = True,
+) -> dict[str, float]:
+    """`standard_report` of positions whose floor (and building) come as one code per sample,
+    `split` turning codes into (floor, building or None) (`jaxfp.data.places.split_floor_code`,
+    passed in: eval does not read data's encodings); 2-D fields only where `floors` is False."""
+    predicted_floor, predicted_building = split(np.ravel(predicted_code))
+    true_floor, true_building = split(np.ravel(true_code))
+    if not floors:
+        predicted_floor = true_floor = None
+    return standard_report(
+        np.reshape(predicted_xy, (-1, 2)),
+        np.reshape(true_xy, (-1, 2)),
+        predicted_floor,
+        true_floor,
+        predicted_building,
+        true_building,
+        constants,
+    )
 
 
 def standard_table(

@@ -102,6 +102,22 @@ def test_without_floors_only_the_2d_fields():
     assert "building_hit_rate" not in r
 
 
+def test_coded_report_splits_the_codes_it_is_given():
+    def split(code):  # a stand-in encoding: building * 100 + floor
+        code = np.asarray(code)
+        return code % 100, code // 100
+
+    pred_code = 100 * np.asarray(PRED_BUILDING) + np.asarray(PRED_FLOOR)
+    true_code = 100 * np.asarray(TRUE_BUILDING) + np.asarray(TRUE_FLOOR)
+    coded = iso18305.coded_report(PRED_XY, TRUE_XY, pred_code, true_code, split)
+    assert coded == ev.standard_report(
+        PRED_XY, TRUE_XY, PRED_FLOOR, TRUE_FLOOR, PRED_BUILDING, TRUE_BUILDING
+    )
+    flat = iso18305.coded_report(PRED_XY, TRUE_XY, pred_code, true_code, split, floors=False)
+    assert "ipin_mean" not in flat and flat["2d_mean"] == 4.5
+    assert flat["building_hit_rate"] == 0.75
+
+
 def test_standard_table_and_majority_label():
     rows = {
         "a": ev.standard_report(PRED_XY, TRUE_XY, PRED_FLOOR, TRUE_FLOOR),

@@ -6,6 +6,7 @@ the estimate's floor is that of the reference point (or baseline position) it na
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from collections.abc import Callable, Sequence
@@ -14,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from jaxfp.data.places import split_floor_code
-from jaxfp.eval.iso18305 import StandardConstants, standard_report, standard_table
+from jaxfp.eval.iso18305 import StandardConstants, coded_report, standard_table
 from jaxfp.eval.plots import per_point_error_plot, plt
 from jaxfp.eval.results import over_seeds
 from jaxfp.eval.stats import paired_rows
@@ -49,21 +50,11 @@ def standard_scores(
 ) -> dict[str, np.ndarray]:
     """Each seed's ISO/IEC 18305 and IPIN fields {field: (S,)} of positions (S, ..., 2) and floor
     codes (S, ...) against the truth, every step of every walk a sample."""
-    per_seed = []
-    for s in range(len(xy)):
-        predicted_floor, predicted_building = split_floor_code(floor[s].ravel(), buildings)
-        floor_s, building_s = split_floor_code(true_floor[s].ravel(), buildings)
-        per_seed.append(
-            standard_report(
-                np.reshape(xy[s], (-1, 2)),
-                np.reshape(true_xy[s], (-1, 2)),
-                predicted_floor,
-                floor_s,
-                predicted_building,
-                building_s,
-                constants,
-            )
-        )
+    split = functools.partial(split_floor_code, buildings=buildings)
+    per_seed = [
+        coded_report(xy[s], true_xy[s], floor[s], true_floor[s], split, constants)
+        for s in range(len(xy))
+    ]
     return {k: np.array([r[k] for r in per_seed]) for k in per_seed[0]}
 
 

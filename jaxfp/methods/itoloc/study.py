@@ -27,7 +27,7 @@ from jaxfp.common.chunks import map_chunks
 from jaxfp.config import ConfigError, choice, variant_settings
 from jaxfp.data.places import floor_code, floor_code_of, split_floor_code
 from jaxfp.data.types import FingerprintSet
-from jaxfp.eval.iso18305 import StandardConstants, standard_report
+from jaxfp.eval.iso18305 import StandardConstants, coded_report
 from jaxfp.eval.results import over_seeds
 from jaxfp.methods.baselines.knn import build_index
 from jaxfp.methods.baselines.knn import predict as knn_predict
@@ -411,13 +411,8 @@ def score_estimates(
         out["mean_m"].append(float(errors.mean()))
         out["p95_m"].append(float(np.percentile(errors, 95)))
         out["region_success"].append(float(hit.mean()))
-        predicted_floor, predicted_building = split_floor_code(f, buildings)
-        true_floor_s, true_building = split_floor_code(true_floor, buildings)
-        if not floors:
-            predicted_floor = true_floor_s = None
-        standard = standard_report(
-            x, true_xy, predicted_floor, true_floor_s, predicted_building, true_building, constants
-        )
+        split = functools.partial(split_floor_code, buildings=buildings)
+        standard = coded_report(x, true_xy, f, true_floor, split, constants, floors)
         for k, v in standard.items():
             out.setdefault(k, []).append(v)
     return {k: np.asarray(v) for k, v in out.items()}
