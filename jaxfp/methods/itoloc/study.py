@@ -405,13 +405,13 @@ def score_estimates(
     building where the set has buildings; 2-D fields only for a set without floors), of seed m's
     (n, 2) positions and (n,) floor codes."""
     out: dict[str, list[float]] = {"mean_m": [], "p95_m": [], "region_success": []}
+    split = functools.partial(split_floor_code, buildings=buildings)
     for x, f, (true_xy, true_floor) in zip(xy, floor, truth, strict=True):
         errors = np.linalg.norm(x - true_xy, axis=-1)
         hit = (regions(x, f, region_cell_m) == regions(true_xy, true_floor, region_cell_m)).all(-1)
         out["mean_m"].append(float(errors.mean()))
         out["p95_m"].append(float(np.percentile(errors, 95)))
         out["region_success"].append(float(hit.mean()))
-        split = functools.partial(split_floor_code, buildings=buildings)
         standard = coded_report(x, true_xy, f, true_floor, split, constants, floors)
         for k, v in standard.items():
             out.setdefault(k, []).append(v)
