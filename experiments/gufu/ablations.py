@@ -6,8 +6,10 @@ never-updated database, at every size of longterm.py.
 - Fig. 15: no feature extractor, no virtual edges, no edge prediction.
 - Fig. 17: virtual edges to each sample's 10 most similar samples (top-k) instead of the
   threshold; Fig. 18: the threshold swept (`gufu_threshold_090`: 0.9, ...).
-- Table 8's initialisations are not built (`bipartite.build_site_graph` initialises an AP node as
-  its samples' weighted mean only).
+- Table 8: an AP node's starting features zero, one or uniform on [0, 1) instead of its samples'
+  weighted mean (`gufu_ap_init_*`); the size `:table8` runs them beside `gufu` on the reported
+  synthetic worlds with 1,000 offline GNN steps for every row, so each loss curve can settle,
+  and reports each offline GNN's settling step and seconds (`Gufu.gnn_training_time`).
 - controls: an offline GNN that never trains (`gufu_untrained_gnn`); eq. 2 as written (plain
   norm, input dropout 0.5, no gate: `gufu_plain_autoencoder`); the paper's dropout rate after
   the hidden layer (`gufu_hidden_dropout`).
@@ -25,7 +27,8 @@ from jaxfp.config import sibling
 
 LONGTERM = sibling(__file__, "longterm.py")
 OURS = sibling(__file__, "ours.py").OURS
-SIZES = LONGTERM.SIZES
+SIZES = (*LONGTERM.SIZES, "table8", "table8_test")
+TABLE8 = ("gufu", "gufu_ap_init_zero", "gufu_ap_init_one", "gufu_ap_init_uniform")
 
 THRESHOLDS = (0.8, 0.9, 0.98)  # Fig. 18, beside `gufu`'s 0.95
 
@@ -45,12 +48,17 @@ ABLATIONS = dict(
     gufu_keeps=dict(below_floor="keeps"),
     gufu_embeddings=dict(rewrite_from="embeddings"),
     gufu_aligned=dict(autoencoder_retrain="align"),
+    **{f"gufu_ap_init_{init}": dict(ap_init=init) for init in ("zero", "one", "uniform")},
 )
 
 
 def get_config(arg: str = "") -> ml_collections.ConfigDict:
-    c = LONGTERM.get_config(arg)
+    table8 = {"table8": "synthetic", "table8_test": "synthetic_test"}
+    c = LONGTERM.get_config(table8.get(arg, arg))
     c.variants.update({**OURS, **ABLATIONS})
     c.run_variants = ("gufu", "no_feature_extractor", "no_virtual_edges", "no_edge_prediction")
     c.run_variants += ("gufu_untrained_gnn", "gufu_own_location", "gufu_batch_like", "static")
+    if arg in table8:  # training time, so every row trains the same, longer offline GNN
+        c.run_variants = TABLE8
+        c.gufu.gnn_steps = 1000 if arg == "table8" else 60
     return c

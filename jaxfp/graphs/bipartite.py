@@ -199,14 +199,24 @@ class Padded(NamedTuple):
     edge_mask: np.ndarray
 
 
-def to_graphs_tuple(graph: SiteGraph, node_budget: int, edge_budget: int) -> Padded:
+def to_graphs_tuple(
+    graph: SiteGraph, node_budget: int, edge_budget: int, ap_features: np.ndarray | None = None
+) -> Padded:
     """One GraphsTuple padded to `node_budget` nodes and `edge_budget` edges (plus one padding graph).
 
     The budgets include the padding graph's node (at least one node is needed for it).
+    `ap_features`: the AP nodes' starting features (default: `graph.ap_features()`).
     """
     s, a = graph.num_samples, graph.num_aps
     n_nodes = s + a
-    nodes = np.concatenate([graph.sample_features, graph.ap_features()])
+    if ap_features is None:
+        ap_features = graph.ap_features()
+    elif ap_features.shape != (a, graph.sample_features.shape[1]):
+        raise ValueError(
+            f"ap_features: expected ({a} APs, {graph.sample_features.shape[1]}), "
+            f"got shape {ap_features.shape}"
+        )
+    nodes = np.concatenate([graph.sample_features, np.asarray(ap_features, np.float32)])
     ap_node = s + graph.edge_ap
     senders = np.concatenate([graph.edge_sample, ap_node, graph.virtual[:, 0], graph.virtual[:, 1]])
     receivers = np.concatenate(

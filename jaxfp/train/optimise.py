@@ -56,6 +56,7 @@ class StepLog:
 
     def __init__(self, writer: MetricWriter | None = None, log_every: int = 50) -> None:
         self.writer, self.log_every, self.step = writer, log_every, 0
+        self.curves: dict[str, np.ndarray] = {}  # each fit name's latest loss per step
 
     def record(self, name: str, losses: np.ndarray) -> None:
         bad = np.flatnonzero(~np.isfinite(losses))
@@ -64,6 +65,7 @@ class StepLog:
                 f"{name}: non-finite loss {losses[bad[0]]} at step {bad[0] + 1} of {len(losses)}; "
                 "stopped"
             )
+        self.curves[name] = losses
         if self.writer is not None:
             logged = list(range(self.log_every - 1, len(losses), self.log_every))
             if not logged or logged[-1] != len(losses) - 1:  # the fit's last loss, always
@@ -72,6 +74,20 @@ class StepLog:
                 self.writer.write_scalars(self.step + i + 1, {f"{name}/loss": losses[i]})
             self.writer.flush()
         self.step += len(losses)
+
+
+def settled_step(losses: np.ndarray, window: int = 50, tolerance: float = 0.01) -> int:
+    """The step by which a loss curve has flattened: the first step t whose last `window` losses'
+    mean, and every such mean after it, lies within `tolerance` (relative) of the final one. A
+    stopping rule that watched the running mean would have stopped there; a curve still moving
+    at its end gives (close to) its length, one shorter than `window` gives its length."""
+    losses = np.asarray(losses, np.float64)
+    if len(losses) < window:
+        return len(losses)
+    means = np.convolve(losses, np.ones(window) / window, mode="valid")  # means[i]: steps i..i+w-1
+    off = np.flatnonzero(np.abs(means - means[-1]) > tolerance * max(abs(means[-1]), 1e-12))
+    first = 0 if off.size == 0 else int(off[-1]) + 1
+    return first + window
 
 
 CHUNK = 50  # steps per compiled call: two compilations (whole and partial chunks) serve any count

@@ -88,6 +88,12 @@ def test_padding_masks_and_budgets():
     assert small.graph.edges["virtual"][small.edge_mask].sum() == 2
     with pytest.raises(ValueError, match="exceeds the budgets"):
         bipartite.to_graphs_tuple(g, 6, 16)
+    # AP nodes' starting features given (GUFU's Table 8) replace the weighted average
+    ones = bipartite.to_graphs_tuple(g, 8, 16, np.ones((3, g.sample_features.shape[1])))
+    np.testing.assert_array_equal(ones.graph.nodes[3:6], 1.0)
+    np.testing.assert_array_equal(ones.graph.nodes[:3], small.graph.nodes[:3])
+    with pytest.raises(ValueError, match=r"ap_features: expected \(3 APs"):
+        bipartite.to_graphs_tuple(g, 8, 16, np.ones((2, 2)))
     assert large.node_mask.sum() == 6 and large.edge_mask.sum() == 12
     np.testing.assert_array_equal(
         large.graph.senders[large.edge_mask], small.graph.senders[small.edge_mask]

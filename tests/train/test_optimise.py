@@ -102,3 +102,23 @@ def test_an_optimiser_section_by_name_and_its_checks():
         optimizer_spec({"name": "adam", "learning_rate": 0.1, "momentum": 0.9})
     with pytest.raises(ValueError, match="reduce_on_plateau"):
         optimizer_spec({"name": "sgd", "learning_rate": 0.1, "plateau_patience": 2})
+
+
+def test_settled_step_is_where_the_running_mean_stops_moving():
+    from jaxfp.train.optimise import settled_step
+
+    # 50 steps at 10, then 1: the first 50-step window wholly at 1 ends at step 100
+    assert settled_step(np.r_[np.full(50, 10.0), np.ones(100)]) == 100
+    # flat from the start: the first full window
+    assert settled_step(np.ones(80)) == 50
+    # a curve still falling at its end settles only at its end
+    assert settled_step(np.linspace(10.0, 1.0, 200)) == 200
+    # within the tolerance counts as settled: 1 % of the final mean
+    wobble = np.r_[np.full(50, 10.0), np.tile([0.995, 1.005], 50)]
+    assert settled_step(wobble) == 100
+    assert settled_step(np.ones(10)) == 10  # shorter than a window
+    # the log keeps each fit's latest curve
+    log = StepLog()
+    log.record("gnn", np.arange(3.0))
+    log.record("gnn", np.arange(2.0))
+    np.testing.assert_array_equal(log.curves["gnn"], [0.0, 1.0])

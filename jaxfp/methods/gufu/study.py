@@ -39,6 +39,10 @@ modules hold theirs: `autoencoder`, `site_graph`, `update_module`, `ap_changes`)
 - after an update the autoencoder retrains `retrain_steps` (eq. 10) and the GNN
   `retrain_gnn_steps` (the paper: both are updated; it gives no step counts).
 - `feature_extractor=False` (§7.3's ablation): a code is the normalised RSS itself.
+- an AP node's starting features (`ap_init`, Table 8): "weighted_average" (the paper: its
+  samples' features weighted by their edges), "zero", "one" or "uniform" (each entry from
+  U[0, 1), one draw per AP kept for the run); edge prediction's eq. 11-12 read the weighted
+  average whatever this says.
 - the offline stage stops the run when the autoencoder fails its bounds (`ae_gate`,
   `autoencoder.FeatureExtractor.check`).
 
@@ -83,7 +87,7 @@ from jaxfp.methods.gufu.update_module import (
     ridge_readout,
 )
 from jaxfp.train.keys import named_key
-from jaxfp.train.optimise import StepLog, optimise, optimizer_spec
+from jaxfp.train.optimise import StepLog, optimise, optimizer_spec, settled_step
 
 
 @functools.partial(jax.jit, static_argnums=0)
@@ -109,6 +113,7 @@ class Gufu:
     _database_graph: bipartite.SiteGraph | None = None  # the records' graph of the last training
     _encoded: tuple[np.ndarray, np.ndarray] | None = None  # (rss, its codes) of that training
     _graph_budgets: tuple[int, int] = (0, 0)  # (nodes, edges) the last padded graph had
+    gnn_seconds: float = 0.0  # the last GNN fit's wall time
     log: StepLog = dataclasses.field(default_factory=StepLog, repr=False)
 
     CHOICES = {
@@ -122,6 +127,7 @@ class Gufu:
         "location_input": ("none", "batch_like", "own"),
         "location_scale": ("centred", "values"),
         "ae_dropout_at": ("input", "hidden"),
+        "ap_init": ("weighted_average", "zero", "one", "uniform"),
     }
 
     def __post_init__(self) -> None:
@@ -268,7 +274,16 @@ class Gufu:
         self._graph_budgets = budgets.graph_budgets(
             nodes, edges, self._graph_budgets, self.g.budget_multiple
         )
-        return bipartite.to_graphs_tuple(graph, *self._graph_budgets)
+        return bipartite.to_graphs_tuple(graph, *self._graph_budgets, self._ap_features(graph))
+
+    def _ap_features(self, graph: bipartite.SiteGraph) -> np.ndarray | None:
+        """The AP nodes' starting features (`ap_init`); None: the weighted average."""
+        init = self.g.get("ap_init", "weighted_average")
+        shape = (graph.num_aps, graph.sample_features.shape[1])
+        if init == "uniform":  # rows fill in order: an AP keeps its draw as APs are added
+            seed = np.asarray(jax.random.key_data(named_key(self.key, "ap_init"))).ravel()
+            return np.random.default_rng(seed).random(shape, np.float32)
+        return {"zero": np.zeros, "one": np.ones}.get(init, lambda _: None)(shape)
 
     def _gnn(self) -> EdgeSAGE:
         g = self.g
@@ -292,7 +307,9 @@ class Gufu:
             ),
         }
         static = GnnStatic(model, int(self.g.fanout), int(self.g.negatives))
+        start = time.perf_counter()
         self.gnn_params, loss = self._fit("gnn", gnn_loss, static, self.gnn_params, data, steps)
+        self.gnn_seconds = time.perf_counter() - start
         return loss
 
     def embed(self, graph: bipartite.SiteGraph) -> np.ndarray:
@@ -308,7 +325,25 @@ class Gufu:
         self.stage = ("offline",)
         losses = self._train_on_database(self.g.ae_steps, self.g.gnn_steps, gate=self.g.ae_gate)
         seconds = time.perf_counter() - start
-        return {**losses, **self.reconstruction(self._encoded[1]), "seconds": seconds}
+        return {
+            **losses,
+            **self.reconstruction(self._encoded[1]),
+            **self.gnn_training_time(),
+            "seconds": seconds,
+        }
+
+    def gnn_training_time(self) -> dict[str, float]:
+        """Table 8's training time of the last GNN fit: the step by which its loss curve settled
+        (`settled_step`, within 1 % of its final 50-step mean), the fit's seconds and seconds per
+        step (a process's first fit of a shape includes its compilation)."""
+        curve = self.log.curves.get("gnn")
+        if curve is None or not len(curve):
+            return {}
+        return {
+            "gnn_settled_step": float(settled_step(curve)),
+            "gnn_seconds": self.gnn_seconds,
+            "gnn_seconds_per_step": self.gnn_seconds / len(curve),
+        }
 
     def _train_on_database(
         self,

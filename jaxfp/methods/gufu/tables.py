@@ -93,6 +93,48 @@ def paired_tables(runs: Runs) -> dict[str, dict[str, Any]]:
     return tables
 
 
+OFFLINE = ("gnn_seconds", "gnn_loss", "offline_seconds")
+
+
+def offline_tables(runs: Runs) -> dict[str, dict[str, Any]]:
+    """Table 8: per variant whose offline row carries the GNN's training time, the step by which
+    its loss curve settled (mean over seeds, t-interval) and the seconds to it at the run's
+    steady rate (the fastest seconds per step of any offline GNN fit in the run: every variant
+    trains the same network on the same graph, and the slower first fits pay compilation), the
+    fit's seconds, its final loss and the offline stage's seconds; and `gufu` - each other such
+    variant's settling step, paired over seeds. Empty where no offline row carries it."""
+    first = {
+        variant: [rows[0] for rows in by_seed.values() if rows] for variant, by_seed in runs.items()
+    }
+    first = {
+        v: rows for v, rows in first.items() if rows and all("gnn_settled_step" in r for r in rows)
+    }
+    if not first:
+        return {}
+    steady = min(r["gnn_seconds_per_step"] for rows in first.values() for r in rows)
+    steps = {v: [float(r["gnn_settled_step"]) for r in rows] for v, rows in first.items()}
+    table = {
+        v: {
+            **over_seeds(steps[v], "gnn_settled_step"),
+            "gnn_settled_seconds": float(np.mean(steps[v])) * steady,
+            **{m: float(np.mean([r.get(m, np.nan) for r in rows])) for m in OFFLINE},
+        }
+        for v, rows in first.items()
+    }
+    columns = ["gnn_settled_step", "gnn_settled_step_ci_low", "gnn_settled_step_ci_high"]
+    caption = (
+        "offline GNN training (Table 8): the step its loss settled by and the seconds to it at "
+        f"{1e3 * steady:.2f} ms a step (mean over seeds)"
+    )
+    tables = {caption: table_of(table, [*columns, "gnn_settled_seconds", *OFFLINE, "n_seeds"])}
+    pairs = [("gufu", v) for v in steps if v != "gufu"]
+    paired = paired_rows(steps, pairs, "difference")
+    if paired:
+        name = "paired differences over seeds, gnn_settled_step (A - B, lower is better)"
+        tables[name] = table_of(paired, PAIRED_COLUMNS)
+    return tables
+
+
 def write_tables(
     config: ml_collections.ConfigDict,
     workdir: str,
@@ -179,6 +221,7 @@ def write_tables(
         diagnostics, [m for m in DIAGNOSTICS if any(m in d for d in diagnostics.values())]
     )
     tables.update(paired_tables(runs))
+    tables.update(offline_tables(runs))
     constants = StandardConstants.from_config(config.eval)
     for caption, standard in standard_table(table, constants).items():
         tables[f"{caption} (mean over {unit}s and seeds)"] = standard

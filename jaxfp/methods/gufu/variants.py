@@ -93,8 +93,8 @@ def run_variant(
         model = new_gufu(config, variant, seed, db, log)
         rss = model.rss  # the database the updates rewrite
         offline = model.offline()
-        reconstruction = {k: v for k, v in offline.items() if k.startswith("ae_")}
-        out.append({"period": 0, "offline_seconds": offline["seconds"], **reconstruction})
+        kept = {k: v for k, v in offline.items() if k.startswith(("ae_", "gnn_"))}
+        out.append({"period": 0, "offline_seconds": offline["seconds"], **kept})
         detail = ""
         if "ae_error_db" in offline:  # none without the feature extractor (an ablation)
             detail = (

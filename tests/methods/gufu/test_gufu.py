@@ -431,3 +431,60 @@ def test_locations_far_from_the_origin_keep_their_spread_after_scaling():
     np.testing.assert_allclose(scale.places(scaled), xy, rtol=0, atol=1e-3)
     values = LocationScale.of(xy, "values")
     assert np.linalg.norm(values.scaled(xy)[0] - values.scaled(xy)[1]) < 1e-4  # collapsed
+
+
+@pytest.mark.parametrize("init", ["weighted_average", "zero", "one", "uniform"])
+def test_ap_nodes_start_as_table_8_says(init):
+    config = load_config(SPEC)
+    config.gufu.update(dict(ap_init=init, gnn_steps=60))
+    rss, xy = small_site()
+    model = Gufu(config.gufu, np.array(["a", "b", "c"]), rss, xy, jax.random.key(0))
+    offline = model.offline()
+    graph = model._database_graph
+    nodes = np.asarray(model._padded(graph).graph.nodes)
+    aps = nodes[graph.num_samples : graph.num_samples + graph.num_aps]
+    np.testing.assert_array_equal(nodes[: graph.num_samples], graph.sample_features)
+    if init == "weighted_average":  # each AP's samples' features weighted by RSS + 120
+        w = np.where(np.isfinite(rss), rss + 120.0, 0.0)
+        want = (w.T @ graph.sample_features) / w.sum(0)[:, None]
+        np.testing.assert_allclose(aps, want, rtol=1e-5)
+    elif init == "uniform":  # one draw per AP for the run: an added AP leaves the others' rows
+        assert ((aps >= 0) & (aps < 1)).all() and len(np.unique(aps)) == aps.size
+        more = graph._replace(ap_ids=np.array(["a", "b", "c", "d"]))
+        np.testing.assert_array_equal(model._ap_features(more)[:3], aps)
+    else:
+        np.testing.assert_array_equal(aps, np.full_like(aps, {"zero": 0.0, "one": 1.0}[init]))
+    # Table 8's training time: the GNN's settling step within its steps, its seconds
+    assert 50 <= offline["gnn_settled_step"] <= 60 and offline["gnn_seconds"] > 0
+
+
+def test_table_8_compares_the_settling_steps_paired_over_seeds():
+    from jaxfp.methods.gufu.tables import offline_tables
+
+    def rows(step, per_step=0.002):
+        return [
+            {
+                "period": 0,
+                "gnn_settled_step": step,
+                "gnn_seconds": 1.0,
+                "gnn_seconds_per_step": per_step,
+                "gnn_loss": 1.0,
+                "offline_seconds": 2.0,
+            }
+        ]
+
+    runs = {
+        "gufu": {s: rows(100 + s) for s in range(5)},
+        "gufu_ap_init_zero": {s: rows(300 + 2 * s, 0.001) for s in range(5)},
+        "static": {s: [{"period": 1}] for s in range(5)},  # no offline GNN: not in the table
+    }
+    tables = offline_tables(runs)
+    (table_name, paired_name) = tables
+    assert "1.00 ms a step" in table_name  # the fastest fit's rate
+    table = tables[table_name]["rows"]
+    assert set(table) == {"gufu", "gufu_ap_init_zero"}
+    assert table["gufu"]["gnn_settled_step"] == 102.0
+    assert table["gufu"]["gnn_settled_seconds"] == pytest.approx(0.102)
+    diff = tables[paired_name]["rows"]["gufu - gufu_ap_init_zero"]
+    assert diff["difference"] == pytest.approx(-202.0) and diff["verdict"] == "A better"
+    assert offline_tables({"static": runs["static"]}) == {}
