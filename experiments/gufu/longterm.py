@@ -62,6 +62,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
             reference_month=1,
             records_per_rp=0,  # 0 = every training record of the reference month
             floor_height_m=4.0,  # places are (x, y, height) on several floors; 0 = pool the floors
+            removed_ap_share=0.0,  # Fig. 19: a share of the database's APs removed from it only
         )
     )
     c.gufu = ml_collections.ConfigDict(

@@ -5,6 +5,8 @@ What a seed varies (each seed is one replicate of the whole experiment):
 - synthetic: the world (APs, shadowing), the survey noise of the database and of every week's
   measurement, the weekly churn, and the batch's places and noise, each from a key named after
   it (`named_int(seed, "world")`, `named_int(seed, "survey", week)`, ...).
+- `data.removed_ap_share` (GUFU's Fig. 19): that share of the APs the database detects, drawn by
+  the seed, is taken out of the database only, so the batches bring them back as new APs.
 - UJI months: the months themselves are fixed (month 1's training sets are the database, a later
   month's test scans its batch and its training sets the measurement); the seed draws the
   database's records per reference point (`data.records_per_rp` > 0) and, in the method, every
@@ -53,7 +55,15 @@ def load_periods(
         raise ConfigError(
             f"config.data.source: expected 'longterm' or 'synthetic', got {config.data.source!r}"
         )
-    return db.select_aps(db.ap_ids[db.detected.any(0)].tolist()), periods
+    heard = db.ap_ids[db.detected.any(0)]
+    share = float(config.data.get("removed_ap_share", 0.0))
+    if not 0.0 <= share < 1.0:
+        raise ConfigError(f"config.data.removed_ap_share: expected a share in [0, 1), got {share}")
+    if share:  # Fig. 19: these APs leave the database only; the batches still hear them
+        rng = np.random.default_rng(named_seed(seed, "removed_aps"))
+        kept = rng.permutation(len(heard))[: len(heard) - round(share * len(heard))]
+        heard = heard[np.sort(kept)]  # in the database's order
+    return db.select_aps(heard.tolist()), periods
 
 
 @functools.lru_cache(maxsize=2)

@@ -340,6 +340,19 @@ def test_synthetic_periods_churn_like_the_world():
     churn = gufu_data.ap_churn(db, periods)
     heard = [set(p.batch.ap_ids[p.batch.detected.any(0)]) for p in periods]
     assert churn[2]["gone_aps"] == len(heard[0] - heard[1])
+    # Fig. 19: a share of the database's APs taken out of it alone, drawn by the seed; the
+    # batches still hear them, so they come back as new APs
+    config.data.removed_ap_share = 0.5
+    cut, cut_periods = gufu_data.load_periods(config, 0)
+    assert cut.n_aps == db.n_aps - round(0.5 * db.n_aps)
+    assert set(cut.ap_ids) < set(db.ap_ids)
+    assert list(cut.ap_ids) == [a for a in db.ap_ids if a in set(cut.ap_ids)]  # order kept
+    np.testing.assert_array_equal(cut.rss, db.select_aps(cut.ap_ids.tolist()).rss)
+    assert gufu_data.ap_churn(cut, cut_periods)[1]["new_aps"] > churn[1]["new_aps"]
+    assert set(gufu_data.load_periods(config, 1)[0].ap_ids) != set(cut.ap_ids)  # the seed draws
+    config.data.removed_ap_share = 1.0
+    with pytest.raises(ConfigError, match=r"removed_ap_share: expected a share in \[0, 1\)"):
+        gufu_data.load_periods(config, 0)
 
 
 def test_autoencoder_keeps_what_it_learned_for_the_aps_that_stay():
