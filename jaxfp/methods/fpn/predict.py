@@ -60,10 +60,13 @@ def predict_top(
     net: Positioner, params: Any, signals: np.ndarray, maps: np.ndarray, chunk: int, k: int
 ) -> dict[str, np.ndarray]:
     """{"point", "prob"}: (S, W, T, k) the k most probable reference points at each step, most
-    probable first, and their softmax probabilities."""
+    probable first, and their softmax probabilities. Ranked on the logits, ties to the lower
+    index as argmax breaks them, so the first point is `predict_points`' (softmax can round
+    distinct logits into ties)."""
 
     def reduce(logits: jax.Array) -> dict[str, jax.Array]:
-        prob, point = jax.lax.top_k(jax.nn.softmax(logits, -1), k)
+        _, point = jax.lax.top_k(logits, k)
+        prob = jnp.take_along_axis(jax.nn.softmax(logits, -1), point, -1)
         return {"point": point, "prob": prob}
 
     return _over_walks(net, params, signals, maps, chunk, reduce)
@@ -78,6 +81,8 @@ def expected_position(
     position through a floor, so they are left out."""
     if k < 1 or k > top["point"].shape[-1]:
         raise ValueError(f"readout k: expected 1..{top['point'].shape[-1]}, got {k}")
+    if k == 1:  # exactly the point's place (a weighted mean of one rounds)
+        return xy[top["point"][..., 0]], floor[top["point"][..., 0]]
     point, prob = top["point"][..., :k], top["prob"][..., :k]
     on_floor = floor[point] == floor[point[..., :1]]
     weight = prob * on_floor  # the most probable point always counts

@@ -424,7 +424,7 @@ def test_the_top_k_readout_on_a_hand_case():
     # one step: point 1 (p 0.5), point 3 on another floor (0.3), point 0 (0.2)
     top = {"point": np.array([[1, 3, 0]]), "prob": np.array([[0.5, 0.3, 0.2]])}
     position, on = expected_position(top, xy, floor, 1)
-    np.testing.assert_allclose(position, [[4.0, 0.0]])  # the most probable point
+    np.testing.assert_array_equal(position, [[4.0, 0.0]])  # the most probable point, exactly
     position, on = expected_position(top, xy, floor, 3)
     # point 3 is on floor 1, left out: (0.5 * (4, 0) + 0.2 * (0, 0)) / 0.7
     np.testing.assert_allclose(position, [[2.0 / 0.7, 0.0]])
