@@ -4,6 +4,8 @@ never-updated database, at every size of longterm.py.
     jaxfp run experiments/gufu/ablations.py:synthetic_validation --workdir runs/gufu_ablations
 
 - Fig. 15: no feature extractor, no virtual edges, no edge prediction.
+- Fig. 16: PCA's components as the features (`gufu_pca`); t-SNE, UMAP, MLP and CNN not built
+  (`autoencoder` says why).
 - Fig. 17: virtual edges to each sample's 10 most similar samples (top-k) instead of the
   threshold; Fig. 18: the threshold swept (`gufu_threshold_090`: 0.9, ...).
 - Table 8: an AP node's starting features zero, one or uniform on [0, 1) instead of its samples'
@@ -34,6 +36,7 @@ THRESHOLDS = (0.8, 0.9, 0.98)  # Fig. 18, beside `gufu`'s 0.95
 
 ABLATIONS = dict(
     no_feature_extractor=dict(feature_extractor=False),  # node features = (RSS + 120) / 120
+    gufu_pca=dict(feature_method="pca"),  # Fig. 16: PCA's 32 components as the features
     no_virtual_edges=dict(virtual_edges=False),
     no_edge_prediction=dict(edge_prediction=False),
     gufu_top_k=dict(virtual_threshold=-1.0, max_virtual_per_node=10),  # Fig. 17: k = 10

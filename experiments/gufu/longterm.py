@@ -121,6 +121,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
             edge_floor_dbm=-100.0,
             budget_multiple=4096,
             feature_extractor=True,
+            feature_method="autoencoder",  # or "pca" (Fig. 16)
             ap_init="weighted_average",  # an AP node's starting features (Table 8; study.py)
             virtual_edges=True,
             edge_prediction=True,

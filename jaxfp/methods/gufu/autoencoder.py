@@ -15,6 +15,10 @@ updated codes (eq. 10 as alignment, ours), and the encoding and decoding of RSS 
   budget reuses the compiled step.
 - When the AP set changes, the APs kept keep their input rows and output columns
   (`carry_over_aps`); new APs start from a fresh init.
+- `feature_method="pca"` (Fig. 16's PCA): codes are the principal components of the database's
+  normalised RSS and decoding their inverse (`PcaExtractor`), refitted wherever the autoencoder
+  retrains. Fig. 16's t-SNE and UMAP have no out-of-sample encoder or inverse, which GUFU's
+  rewrite needs, and its MLP and CNN extractors are not described: not built.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ __all__ = [
     "FeatureExtractor",
     "Fit",
     "OfflineStageFailed",
+    "PcaExtractor",
     "carry_over_aps",
     "padded_unit",
 ]
@@ -84,6 +89,8 @@ class FeatureExtractor:
 
     @classmethod
     def from_settings(cls, g: ml_collections.ConfigDict) -> FeatureExtractor:
+        if g.get("feature_method", "autoencoder") == "pca":
+            cls = PcaExtractor
         return cls(
             int(g.code),
             float(g.ae_dropout),
@@ -173,3 +180,49 @@ class FeatureExtractor:
                 "record with these errors. Train it longer (gufu.ae_steps) or weight the "
                 "detections (gufu.ae_detected_weight)."
             )
+
+
+@dataclasses.dataclass
+class PcaExtractor(FeatureExtractor):
+    """Fig. 16's PCA in the autoencoder's place: `code` principal components of the normalised
+    RSS (centred on the database's mean), decoded by the inverse projection. `params` holds
+    {"mean": (A,), "components": (code, A)}; fewer components than `code` pad with zeros."""
+
+    def train(
+        self,
+        rss: np.ndarray,
+        ap_ids: np.ndarray,
+        steps: int,
+        fit: Fit,
+        init_key: jax.Array,
+        align_to: np.ndarray | None = None,
+    ) -> float:
+        """Refit on `rss` (no steps: a PCA is solved); returns its reconstruction MSE."""
+        del steps, fit, init_key
+        if align_to is not None:
+            raise ValueError(
+                "feature_method 'pca': eq. 10 as alignment needs a trained encoder; use "
+                "gufu.autoencoder_retrain='reconstruct'"
+            )
+        x = to_unit(rss).astype(np.float64)
+        mean = x.mean(0)
+        _, _, vt = np.linalg.svd(x - mean, full_matrices=False)
+        components = np.zeros((self.code, x.shape[1]))
+        components[: min(self.code, len(vt))] = vt[: self.code]
+        self.params = {"mean": mean, "components": components}
+        self.ap_ids, self.width = ap_ids.copy(), x.shape[1]
+        codes = (x - mean) @ components.T
+        return float(np.mean((codes @ components + mean - x) ** 2))
+
+    def encode(self, rss_dbm: np.ndarray) -> np.ndarray:
+        if rss_dbm.shape[1] != len(self.ap_ids):
+            raise ValueError(
+                f"encode: RSS over {rss_dbm.shape[1]} APs, the PCA reads {len(self.ap_ids)}"
+            )
+        x = to_unit(rss_dbm).astype(np.float64)
+        codes = (x - self.params["mean"]) @ self.params["components"].T
+        return codes.astype(np.float32)
+
+    def decode_normalised(self, codes: np.ndarray) -> np.ndarray:
+        out = np.asarray(codes, np.float64) @ self.params["components"] + self.params["mean"]
+        return out.astype(np.float32)

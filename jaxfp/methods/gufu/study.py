@@ -128,6 +128,7 @@ class Gufu:
         "location_scale": ("centred", "values"),
         "ae_dropout_at": ("input", "hidden"),
         "ap_init": ("weighted_average", "zero", "one", "uniform"),
+        "feature_method": ("autoencoder", "pca"),
     }
 
     def __post_init__(self) -> None:
@@ -140,7 +141,7 @@ class Gufu:
         """Fail on an unknown choice or an impossible count before hours of training, not after."""
         optimizer_spec({"name": settings.optimizer, "learning_rate": settings.learning_rate})
         for field, allowed in cls.CHOICES.items():
-            if settings[field] not in allowed:
+            if settings.get(field, allowed[0]) not in allowed:
                 raise ConfigError(
                     f"gufu.{field}: expected one of {allowed}, got {settings[field]!r}"
                 )

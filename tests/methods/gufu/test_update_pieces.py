@@ -199,3 +199,35 @@ def test_the_gnn_retrains_its_own_step_count_an_update(gnn_steps, expected):
     assert fits.get("gnn", 0) == expected
     unchanged = jax.tree.map(np.array_equal, before, jax.tree.map(np.asarray, model.gnn_params))
     assert all(jax.tree.leaves(unchanged)) == (expected == 0)
+
+
+def test_pca_features_give_back_what_their_components_span():
+    from jaxfp.methods.gufu.autoencoder import FeatureExtractor, PcaExtractor
+
+    config = load_config(str(REPO / "experiments" / "gufu" / "longterm.py:test"))
+    config.gufu.update(dict(feature_method="pca", code=2))
+    pca = FeatureExtractor.from_settings(config.gufu)
+    assert isinstance(pca, PcaExtractor)
+    # Two directions of variation in normalised RSS over 3 APs, c never heard: rank 2 exactly
+    t = np.linspace(0.0, 1.0, 6)
+    rss = np.column_stack([-50 - 20 * t, -60 + 10 * t**2, np.full(6, np.nan)]).astype(np.float32)
+    mse = pca.train(rss, np.array(["a", "b", "c"]), 0, None, None)
+    assert mse == pytest.approx(0.0, abs=1e-12)
+    codes = pca.encode(rss)
+    assert codes.shape == (6, 2)
+    np.testing.assert_allclose(pca.decode_normalised(codes), to_unit(rss), atol=1e-6)
+    # One component: the decoded rows are the mean plus the first direction only
+    pca.code = 1
+    pca.train(rss, np.array(["a", "b", "c"]), 0, None, None)
+    x = to_unit(rss)
+    centred = x - x.mean(0)
+    first = np.linalg.svd(centred)[2][0]
+    np.testing.assert_allclose(pca.encode(rss)[:, 0], centred @ first, atol=1e-6)
+    # More components than the data has directions: the spare codes are zero
+    pca.code = 5
+    pca.train(rss, np.array(["a", "b", "c"]), 0, None, None)
+    np.testing.assert_allclose(pca.encode(rss)[:, 3:], 0.0, atol=1e-12)
+    with pytest.raises(ValueError, match="alignment needs a trained encoder"):
+        pca.train(rss, np.array(["a", "b", "c"]), 0, None, None, align_to=codes)
+    with pytest.raises(ValueError, match="the PCA reads 3"):
+        pca.encode(rss[:, :2])
