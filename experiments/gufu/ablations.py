@@ -12,6 +12,8 @@ never-updated database, at every size of longterm.py.
   weighted mean (`gufu_ap_init_*`); the size `:table8` runs them beside `gufu` on the reported
   synthetic worlds with 1,000 offline GNN steps for every row, so each loss curve can settle,
   and reports each offline GNN's settling step and seconds (`Gufu.gnn_training_time`).
+- the GNN's last layer linear before its L2 norm (`gufu_linear_last`, GraphSAGE's reference
+  implementation) instead of ReLU there (Algorithm 1's σ at every layer).
 - controls: an offline GNN that never trains (`gufu_untrained_gnn`); eq. 2 as written (plain
   norm, input dropout 0.5, no gate: `gufu_plain_autoencoder`); the paper's dropout rate after
   the hidden layer (`gufu_hidden_dropout`).
@@ -36,7 +38,10 @@ THRESHOLDS = (0.8, 0.9, 0.98)  # Fig. 18, beside `gufu`'s 0.95
 
 ABLATIONS = dict(
     no_feature_extractor=dict(feature_extractor=False),  # node features = (RSS + 120) / 120
-    gufu_pca=dict(feature_method="pca"),  # Fig. 16: PCA's 32 components as the features
+    gufu_pca=dict(feature_method="pca"),
+    gufu_linear_last=dict(
+        gnn_last_relu=False
+    ),  # GraphSAGE's reference: a linear last layer  # Fig. 16: PCA's 32 components as the features
     no_virtual_edges=dict(virtual_edges=False),
     no_edge_prediction=dict(edge_prediction=False),
     gufu_top_k=dict(virtual_threshold=-1.0, max_virtual_per_node=10),  # Fig. 17: k = 10

@@ -80,6 +80,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
             gnn_layers=2,
             gnn_dropout=0.1,
             gnn_weighted=True,  # weighted feature aggregation (the paper); False = plain mean
+            gnn_last_relu=True,  # ReLU on the last layer too (Algorithm 1); False: linear
             hidden=64,
             optimizer="adam",  # every inner fit's, by name (jaxfp/train/optimisers.py)
             learning_rate=3e-3,

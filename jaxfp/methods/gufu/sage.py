@@ -96,6 +96,7 @@ def edge_start_features(nodes: jax.Array) -> EdgeParts:
 class EdgeSAGELayer(nn.Module):
     features: int
     per_receiver: int = 0
+    relu: bool = True  # on the node embeddings, before the L2 norm
 
     @nn.compact
     def __call__(
@@ -119,8 +120,12 @@ class EdgeSAGELayer(nn.Module):
             -1,
         )
         neighbours = total / jnp.maximum(count, 1e-6)
-        h = nn.relu(nn.Dense(self.features, name="node")(jnp.concatenate([nodes, neighbours], -1)))
-        h = h / jnp.maximum(jnp.linalg.norm(h, axis=-1, keepdims=True), 1e-12)
+        h = nn.Dense(self.features, name="node")(jnp.concatenate([nodes, neighbours], -1))
+        if self.relu:
+            h = nn.relu(h)
+            h = h / jnp.maximum(jnp.linalg.norm(h, axis=-1, keepdims=True), 1e-12)
+        else:  # a padding node's h is exactly 0 at init: the norm's gradient there is 0/0
+            h = h * jax.lax.rsqrt(jnp.maximum(jnp.sum(h * h, -1, keepdims=True), 1e-24))
         e = EndsDense(self.features, self.per_receiver, name="edge")(h, graph, edges)
         return h, EdgeParts(None, None, nn.relu(e) * mask)
 
@@ -159,6 +164,9 @@ class EdgeSAGE(nn.Module):
     num_layers: int = 2
     dropout: float = 0.0
     weighted: bool = False
+    # ReLU on the last layer's node embeddings too (Algorithm 1's σ at every layer); False leaves
+    # that layer linear before its L2 norm, as GraphSAGE's reference implementation does
+    last_relu: bool = True
 
     @nn.compact
     def __call__(
@@ -176,7 +184,8 @@ class EdgeSAGE(nn.Module):
             aggregation_weight = jnp.where(graph.edges["virtual"], 1.0, w)
         for layer in range(self.num_layers):
             nodes = nn.Dropout(self.dropout, deterministic=not train)(nodes)
-            nodes, edges = EdgeSAGELayer(self.features, per_receiver, name=f"layer{layer}")(
+            relu = self.last_relu or layer < self.num_layers - 1
+            nodes, edges = EdgeSAGELayer(self.features, per_receiver, relu, name=f"layer{layer}")(
                 nodes, edges, graph, edge_mask, aggregation_weight
             )
         # Per-edge outputs are written only where a caller uses them (jit drops them otherwise).

@@ -38,6 +38,8 @@ modules hold theirs: `autoencoder`, `site_graph`, `update_module`, `ap_changes`)
   node each step (0 = the whole graph); inference uses every edge.
 - after an update the autoencoder retrains `retrain_steps` (eq. 10) and the GNN
   `retrain_gnn_steps` (the paper: both are updated; it gives no step counts).
+- Algorithm 1's σ (ReLU, §7.1) at every layer, the last included (`gnn_last_relu`); False leaves
+  the last layer linear before its L2 norm, as GraphSAGE's reference implementation does.
 - `feature_extractor=False` (§7.3's ablation): a code is the normalised RSS itself.
 - an AP node's starting features (`ap_init`, Table 8): "weighted_average" (the paper: its
   samples' features weighted by their edges), "zero", "one" or "uniform" (each entry from
@@ -288,7 +290,8 @@ class Gufu:
 
     def _gnn(self) -> EdgeSAGE:
         g = self.g
-        return EdgeSAGE(g.embedding, g.gnn_layers, g.gnn_dropout, g.gnn_weighted)
+        last_relu = bool(g.get("gnn_last_relu", True))
+        return EdgeSAGE(g.embedding, g.gnn_layers, g.gnn_dropout, g.gnn_weighted, last_relu)
 
     def train_gnn(self, graph: bipartite.SiteGraph, steps: int) -> float:
         """Eq. (4) on the graph with its virtual edges."""
@@ -326,10 +329,14 @@ class Gufu:
         self.stage = ("offline",)
         losses = self._train_on_database(self.g.ae_steps, self.g.gnn_steps, gate=self.g.ae_gate)
         seconds = time.perf_counter() - start
+        z = self.embed(self._database_graph)
         return {
             **losses,
             **self.reconstruction(self._encoded[1]),
             **self.gnn_training_time(),
+            # records whose embedding is all zeros (ReLU before the L2 norm can kill them all:
+            # eq. 4 then sits at 2 ln 2 for every pair, its value at zero embeddings)
+            "gnn_zero_embeddings": float((np.abs(z).max(1) < 1e-6).mean()),
             "seconds": seconds,
         }
 

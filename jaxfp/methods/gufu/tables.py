@@ -93,7 +93,7 @@ def paired_tables(runs: Runs) -> dict[str, dict[str, Any]]:
     return tables
 
 
-OFFLINE = ("gnn_seconds", "gnn_loss", "offline_seconds")
+OFFLINE = ("gnn_seconds", "gnn_loss", "gnn_zero_embeddings", "offline_seconds")
 
 
 def offline_tables(runs: Runs) -> dict[str, dict[str, Any]]:

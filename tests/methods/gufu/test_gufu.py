@@ -469,6 +469,9 @@ def test_ap_nodes_start_as_table_8_says(init):
         np.testing.assert_array_equal(aps, np.full_like(aps, {"zero": 0.0, "one": 1.0}[init]))
     # Table 8's training time: the GNN's settling step within its steps, its seconds
     assert 50 <= offline["gnn_settled_step"] <= 60 and offline["gnn_seconds"] > 0
+    z = model.embed(graph)
+    dead = (np.abs(z).max(1) < 1e-6).mean()
+    assert offline["gnn_zero_embeddings"] == dead  # the records' all-zero embeddings
 
 
 def test_table_8_compares_the_settling_steps_paired_over_seeds():

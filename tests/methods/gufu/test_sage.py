@@ -134,3 +134,26 @@ def test_the_sampled_layout_gives_what_the_scatters_give():
     np.testing.assert_allclose(loss, want, rtol=1e-5)
     for got, expected in zip(jax.tree.leaves(grads), jax.tree.leaves(want_grads), strict=True):
         np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-6)
+
+
+def test_a_linear_last_layer_keeps_signs_and_a_finite_gradient_at_padding():
+    g = bipartite.with_virtual_edges(hand_graph(), 0.5)
+    padded = bipartite.to_graphs_tuple(g, 16, 40)  # padding nodes: zero features, h = 0 at init
+    mask = jnp.asarray(padded.edge_mask)
+    relu, linear = EdgeSAGE(8, 2), EdgeSAGE(8, 2, last_relu=False)
+    params = relu.init(jax.random.key(0), padded.graph, mask)  # the same parameters serve both
+    z_relu = np.asarray(relu.apply(params, padded.graph, mask)[0][:6])
+    z_linear = np.asarray(linear.apply(params, padded.graph, mask)[0][:6])
+    assert (z_relu >= 0).all() and (z_linear < 0).any()
+    np.testing.assert_allclose(np.linalg.norm(z_linear, axis=1), 1.0, rtol=1e-5)
+    # ReLU of the linear layer's output, renormalised, is the ReLU layer's output
+    positive = np.maximum(z_linear, 0)
+    np.testing.assert_allclose(
+        positive / np.linalg.norm(positive, axis=1, keepdims=True), z_relu, rtol=1e-5, atol=1e-6
+    )
+
+    def loss(p):
+        return jnp.sum(linear.apply(p, padded.graph, mask)[0] ** 3)
+
+    grads = jax.grad(loss)(params)
+    assert all(np.isfinite(leaf).all() for leaf in jax.tree.leaves(grads))
