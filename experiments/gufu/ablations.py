@@ -6,6 +6,9 @@ never-updated database, at every size of longterm.py.
 - Fig. 15: no feature extractor, no virtual edges, no edge prediction.
 - Fig. 16: PCA's components as the features (`gufu_pca`); t-SNE, UMAP, MLP and CNN not built
   (`autoencoder` says why).
+- Fig. 19: `--config.data.removed_ap_share=S` takes that share of the database's APs out of it
+  (the batches still hear them), with `gufu`, `no_edge_prediction` and `static`; Fig. 20:
+  `--config.synthetic.install_rate=R` or `removal_rate=R` sets the weekly churn.
 - Fig. 17: virtual edges to each sample's 10 most similar samples (top-k) instead of the
   threshold; Fig. 18: the threshold swept (`gufu_threshold_090`: 0.9, ...).
 - Table 8: an AP node's starting features zero, one or uniform on [0, 1) instead of its samples'
