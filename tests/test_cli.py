@@ -230,3 +230,30 @@ def test_report_rewrites_the_docs_results_blocks(tmp_path, capsys):
         "| a | 1.500 | 3 |" not in text and "| a | 1.500 | 2 |" in text and text.endswith("end\n")
     )
     assert docs_tables.stale([str(doc)]) == []
+
+
+def test_a_docs_block_can_keep_some_of_a_files_tables(tmp_path):
+    from jaxfp.eval import docs_tables
+    from jaxfp.eval.results import over_seeds, table, write_results
+
+    (tmp_path / "results").mkdir()
+    extra = {
+        "paired differences, x": table({"a - b": {"d": 1.25}}, ["d"]),
+        "by week": table({"a": {"1": 7.5}}, ["1"]),
+    }
+    write_results(
+        str(tmp_path / "results"), "t", {}, {"a": over_seeds([1.0, 2.0])}, ["mean"], extra
+    )
+    doc = tmp_path / "m.md"
+    doc.write_text(
+        "<!-- results: results/results.json tables: paired differences -->\n<!-- /results -->\n"
+        "<!-- results: results/results.json tables: main; by week -->\n<!-- /results -->\n"
+    )
+    assert docs_tables.update([str(doc)]) == [str(doc)]
+    first, second = doc.read_text().split("<!-- /results -->")[:2]
+    assert "| a - b | 1.250 |" in first and "by week" not in first and "| a | 1.500" not in first
+    assert "| a | 1.500 | 2 |" in second and "| a | 7.500 |" in second
+    assert "paired differences" not in second.split("-->", 1)[1]
+    assert docs_tables.stale([str(doc)]) == []
+    doc.write_text(doc.read_text().replace("| a - b | 1.250 |", "| a - b | 9.000 |"))
+    assert docs_tables.stale([str(doc)]) == [f"{doc}: results/results.json"]

@@ -4,8 +4,10 @@
     (the file's tables as `jaxfp report --markdown` renders them)
     <!-- /results -->
 
-with the path relative to the document. `update` rewrites every block from its file; `stale` lists
-the blocks that differ from their file (a test keeps the docs and the results files in step).
+with the path relative to the document; `<!-- results: PATH tables: main; paired differences -->`
+keeps the main table and the extra tables whose captions start with one of the other entries
+(`;`-separated). `update` rewrites every block from its file; `stale` lists the blocks that differ
+from their file (a test keeps the docs and the results files in step).
 """
 
 from __future__ import annotations
@@ -17,13 +19,20 @@ from collections.abc import Iterable
 from jaxfp.common.atomic_files import write_text
 from jaxfp.eval.results import read_results, render
 
-BLOCK = re.compile(r"(<!-- results: (?P<path>\S+) -->\n)(?P<body>.*?)\n?<!-- /results -->", re.S)
+BLOCK = re.compile(
+    r"(<!-- results: (?P<path>\S+)(?: tables: (?P<only>[^\n]*?))? -->\n)(?P<body>.*?)\n?"
+    r"<!-- /results -->",
+    re.S,
+)
 END = "\n<!-- /results -->"
 
 
-def rendered(doc: str, relative: str) -> str:
-    """The markdown tables of the results file `relative` (relative to the document `doc`)."""
-    return render(read_results(os.path.join(os.path.dirname(doc), relative)), markdown=True)
+def rendered(doc: str, relative: str, only: str | None = None) -> str:
+    """The markdown tables of the results file `relative` (relative to the document `doc`);
+    `only`: a block's `tables:` list."""
+    kept = None if only is None else [t.strip() for t in only.split(";") if t.strip()]
+    path = os.path.join(os.path.dirname(doc), relative)
+    return render(read_results(path), markdown=True, only=kept)
 
 
 def blocks(doc: str) -> list[tuple[str, str]]:
@@ -35,12 +44,14 @@ def blocks(doc: str) -> list[tuple[str, str]]:
 
 def stale(docs: Iterable[str]) -> list[str]:
     """'doc: path' for every block whose body differs from its results file's rendering."""
-    return [
-        f"{doc}: {path}"
-        for doc in docs
-        for path, body in blocks(doc)
-        if body.strip() != rendered(doc, path).strip()
-    ]
+    out = []
+    for doc in docs:
+        with open(doc) as f:
+            text = f.read()
+        for m in BLOCK.finditer(text):
+            if m["body"].strip() != rendered(doc, m["path"], m["only"]).strip():
+                out.append(f"{doc}: {m['path']}")
+    return out
 
 
 def update(docs: Iterable[str]) -> list[str]:
@@ -49,7 +60,7 @@ def update(docs: Iterable[str]) -> list[str]:
     for doc in docs:
         with open(doc) as f:
             text = f.read()
-        new = BLOCK.sub(lambda m, d=doc: m[1] + rendered(d, m["path"]) + END, text)
+        new = BLOCK.sub(lambda m, d=doc: m[1] + rendered(d, m["path"], m["only"]) + END, text)
         if new != text:
             write_text(doc, new)
             changed.append(doc)

@@ -118,15 +118,24 @@ def _check_layout(payload: Any, path: str) -> None:
             )
 
 
-def render(results: Mapping[str, Any], markdown: bool = False) -> str:
-    """The main table and every extra table of a results.json, as text or markdown."""
+def render(
+    results: Mapping[str, Any], markdown: bool = False, only: Sequence[str] | None = None
+) -> str:
+    """The main table and every extra table of a results.json, as text or markdown; with `only`,
+    the main table where it names "main" and the extra tables whose captions start with one of
+    its other entries (the title always)."""
     fmt = markdown_table if markdown else format_table
     # markdown: a caption is its own paragraph, so a table never continues a line of text
     gap = [""] if markdown else []
     columns = results.get("columns") or None
-    parts = [str(results.get("title", "")), *gap, fmt(results["results"], columns)]
-    tables = [results["results"]]
+    parts, tables = [str(results.get("title", ""))], []
+    if only is None or "main" in only:
+        parts += [*gap, fmt(results["results"], columns)]
+        tables.append(results["results"])
+    prefixes = None if only is None else tuple(p for p in only if p != "main")
     for name, extra in results.get("tables", {}).items():
+        if prefixes is not None and not name.startswith(prefixes):
+            continue
         parts += ["", name, *gap, fmt(extra["rows"], extra["columns"])]
         tables.append(extra["rows"])
     kinds = {r.get("interval") for t in tables for r in t.values() if isinstance(r, Mapping)}
