@@ -143,7 +143,7 @@ class Gufu:
         """Fail on an unknown choice or an impossible count before hours of training, not after."""
         optimizer_spec({"name": settings.optimizer, "learning_rate": settings.learning_rate})
         for field, allowed in cls.CHOICES.items():
-            if settings.get(field, allowed[0]) not in allowed:
+            if settings[field] not in allowed:
                 raise ConfigError(
                     f"gufu.{field}: expected one of {allowed}, got {settings[field]!r}"
                 )
