@@ -504,3 +504,25 @@ def test_table_8_compares_the_settling_steps_paired_over_seeds():
     diff = tables[paired_name]["rows"]["gufu - gufu_ap_init_zero"]
     assert diff["difference"] == pytest.approx(-202.0) and diff["verdict"] == "A better"
     assert offline_tables({"static": runs["static"]}) == {}
+
+
+@pytest.mark.slow
+def test_table_8_protocol_reports_the_offline_gnns_training_time(tmp_path):
+    spec = str(REPO / "experiments" / "gufu" / "ablations.py:table8_test")
+    run_experiment(spec, tmp_path)
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert set(results["results"]) == {
+        "gufu",
+        "gufu_ap_init_zero",
+        "gufu_ap_init_one",
+        "gufu_ap_init_uniform",
+    }
+    (caption,) = [name for name in results["tables"] if name.startswith("offline GNN training")]
+    rows = results["tables"][caption]["rows"]
+    assert set(rows) == set(results["results"])
+    for row in rows.values():  # 60 offline GNN steps: settled by the first window or after
+        assert 50 <= row["gnn_settled_step"] <= 60 and 0 <= row["gnn_zero_embeddings"] <= 1
+    paired = results["tables"][
+        "paired differences over seeds, gnn_settled_step (A - B, lower is better)"
+    ]
+    assert set(paired["rows"]) == {f"gufu - {v}" for v in rows if v != "gufu"}
