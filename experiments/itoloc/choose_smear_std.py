@@ -1,7 +1,7 @@
 """Eq. 12's smearing std chosen on a validation part (the paper gives none): one finished run per
 candidate std, the reported part in none of them — `devices.py:phones_validation` (validation
-phones; the reported phones are in no part) or `drift.py:validation` (validation months; the
-reported months are not run). The choice is the std with the lowest mean error of the updated
+phones; the reported phones are in no part), `devices.py:validation` (the synthetic devices of
+validation worlds) or `drift.py:validation` (validation months; the reported months are not run). The choice is the std with the lowest mean error of the updated
 iToLoc over the validation phones or months; the table also gives each candidate against no
 update, paired over seeds, and any control run.
 
@@ -43,6 +43,17 @@ def parts(results: dict[str, Any], pattern: re.Pattern[str]) -> dict[str, dict[s
     return out
 
 
+KINDS = {"month": "months", "phone": "phones", "device": "devices"}
+
+
+def part_kind(names: Sequence[str]) -> str:
+    """What the validation parts are, from their names ("month 02", "phone4", "device2")."""
+    kinds = {KINDS.get(re.match(r"[a-z]*", name)[0]) for name in names}
+    if len(kinds) != 1 or None in kinds:
+        raise ValueError(f"validation parts {list(names)}: expected all months, phones or devices")
+    return kinds.pop()
+
+
 def per_seed_over_parts(results: dict[str, Any], pattern: re.Pattern[str]) -> list[float]:
     """Each seed's mean error over the rows `pattern` matches (one per phone or month)."""
     rows = list(parts(results, pattern).values())
@@ -79,7 +90,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = choose(runs, controls)
     first = next(iter(runs.values()))
     validation = sorted(parts(first, UPDATED))
-    what = "months" if validation[0].startswith("month ") else "phones"
+    what = part_kind(validation)
     write_results(
         args.out,
         f"iToLoc: eq. 12's smearing std chosen on the validation {what}",

@@ -736,3 +736,8 @@ def test_the_smearing_std_is_chosen_on_validation_months_alike():
     np.testing.assert_allclose(out["rows"]["no update"]["mean_m"], 6.0)
     np.testing.assert_allclose(out["paired"]["smear_std=0.0001 - no update"]["diff_m"], -0.5)
     assert sorted(chooser.parts(runs["smear_std=0.1"], chooser.UPDATED)) == ["month 02", "month 03"]
+    assert chooser.part_kind(["month 02", "month 03"]) == "months"
+    assert chooser.part_kind(["phone4", "phone21"]) == "phones"
+    assert chooser.part_kind(["device2", "device3"]) == "devices"
+    with pytest.raises(ValueError, match="expected all months, phones or devices"):
+        chooser.part_kind(["device2", "phone4"])
