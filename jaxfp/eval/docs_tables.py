@@ -35,23 +35,24 @@ def rendered(doc: str, relative: str, only: str | None = None) -> str:
     return render(read_results(path), markdown=True, only=kept)
 
 
+def _matches(doc: str) -> list[re.Match[str]]:
+    with open(doc) as f:
+        return list(BLOCK.finditer(f.read()))
+
+
 def blocks(doc: str) -> list[tuple[str, str]]:
     """(results path as written, current body) of every results block in `doc`."""
-    with open(doc) as f:
-        text = f.read()
-    return [(m["path"], m["body"]) for m in BLOCK.finditer(text)]
+    return [(m["path"], m["body"]) for m in _matches(doc)]
 
 
 def stale(docs: Iterable[str]) -> list[str]:
     """'doc: path' for every block whose body differs from its results file's rendering."""
-    out = []
-    for doc in docs:
-        with open(doc) as f:
-            text = f.read()
-        for m in BLOCK.finditer(text):
-            if m["body"].strip() != rendered(doc, m["path"], m["only"]).strip():
-                out.append(f"{doc}: {m['path']}")
-    return out
+    return [
+        f"{doc}: {m['path']}"
+        for doc in docs
+        for m in _matches(doc)
+        if m["body"].strip() != rendered(doc, m["path"], m["only"]).strip()
+    ]
 
 
 def update(docs: Iterable[str]) -> list[str]:
