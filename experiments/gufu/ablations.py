@@ -18,8 +18,8 @@ never-updated database, at every size of longterm.py.
 - the GNN's last layer linear before its L2 norm (`gufu_linear_last`, GraphSAGE's reference
   implementation) instead of ReLU there (Algorithm 1's σ at every layer).
 - controls: an offline GNN that never trains (`gufu_untrained_gnn`); eq. 2 as written (plain
-  norm, input dropout 0.5, no gate: `gufu_plain_autoencoder`); the paper's dropout rate after
-  the hidden layer (`gufu_hidden_dropout`).
+  norm, input dropout 0.5, no gate: `gufu_plain_autoencoder`); the autoencoder without the
+  paper's dropout (`gufu_no_dropout`).
 - MLP1's location input (`location_input`): the record's own, copyable location
   (`gufu_own_location`) and records drawn as the batch's are (`gufu_batch_like`).
 - our variants (`ours.py`) may be named here too, so one run compares them with the ablations.
@@ -41,10 +41,8 @@ THRESHOLDS = (0.8, 0.9, 0.98)  # Fig. 18, beside `gufu`'s 0.95
 
 ABLATIONS = dict(
     no_feature_extractor=dict(feature_extractor=False),  # node features = (RSS + 120) / 120
-    gufu_pca=dict(feature_method="pca"),
-    gufu_linear_last=dict(
-        gnn_last_relu=False
-    ),  # GraphSAGE's reference: a linear last layer  # Fig. 16: PCA's 32 components as the features
+    gufu_pca=dict(feature_method="pca"),  # Fig. 16: PCA's 32 components as the features
+    gufu_linear_last=dict(gnn_last_relu=False),  # GraphSAGE's reference: a linear last layer
     no_virtual_edges=dict(virtual_edges=False),
     no_edge_prediction=dict(edge_prediction=False),
     gufu_top_k=dict(virtual_threshold=-1.0, max_virtual_per_node=10),  # Fig. 17: k = 10
@@ -53,7 +51,7 @@ ABLATIONS = dict(
     gufu_plain_autoencoder=dict(
         ae_dropout=0.5, ae_dropout_at="input", ae_detected_weight=1.0, ae_gate=False
     ),
-    gufu_hidden_dropout=dict(ae_dropout=0.5),  # the paper's rate, after the hidden layer
+    gufu_no_dropout=dict(ae_dropout=0.0),  # ours: the autoencoder without the paper's dropout
     gufu_own_location=dict(location_input="own"),
     gufu_batch_like=dict(location_input="batch_like"),
     gufu_keeps=dict(below_floor="keeps"),
