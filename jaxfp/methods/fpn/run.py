@@ -63,7 +63,14 @@ def synthetic_pairs(regime: str) -> list[tuple[str, str, str]]:
     o, m = f"{regime}: original APs", f"{regime}: moved APs"
     pairs = [
         (f"{o}: fpn - {other}", f"{o}: fpn", f"{o}: {other}")
-        for other in ("nearest RP", "Kalman", "plain_lstm", "fpn_compare", "fpn_raw_map")
+        for other in (
+            "nearest RP",
+            "Kalman",
+            "plain_lstm",
+            "fpn_no_removal",
+            "fpn_compare",
+            "fpn_raw_map",
+        )
     ]
     pairs += [
         (f"{o}: plain_lstm - nearest RP", f"{o}: plain_lstm", f"{o}: nearest RP"),
@@ -84,6 +91,16 @@ def synthetic_pairs(regime: str) -> list[tuple[str, str, str]]:
             f"{m}: fpn fine-tuned - plain_lstm fine-tuned",
             f"{m}: fpn, new map fine-tuned",
             f"{m}: plain_lstm, new map fine-tuned",
+        ),
+        (  # §3.2.1: trained with AP removal, the network generalises to the changed map
+            f"{m}: fpn untrained - fpn_no_removal untrained",
+            f"{m}: fpn, new map untrained",
+            f"{m}: fpn_no_removal, new map untrained",
+        ),
+        (
+            f"{m}: fpn fine-tuned - fpn_no_removal fine-tuned",
+            f"{m}: fpn, new map fine-tuned",
+            f"{m}: fpn_no_removal, new map fine-tuned",
         ),
         (
             f"{regime}: fpn moved APs fine-tuned - original APs",
@@ -233,7 +250,14 @@ def drift_pairs(first: int, reported: Sequence[int]) -> list[tuple[str, str, str
     f, r = f"month {first:02d}", span(reported)
     pairs = [
         (f"{f}: fpn - {other}", f"{f} fpn", f"{f} {other}")
-        for other in ("nearest RP", "Kalman", "plain_lstm", "fpn_compare", "fpn_raw_map")
+        for other in (
+            "nearest RP",
+            "Kalman",
+            "plain_lstm",
+            "fpn_no_removal",
+            "fpn_compare",
+            "fpn_raw_map",
+        )
     ]
     pairs += [
         (

@@ -208,7 +208,7 @@ class Study:
         tracked = self.stages.stage(
             stage,
             track(states, len(self.seeds)),
-            self.step(variant, float(train_cfg.ap_removal_rate)),
+            self.step(variant, float(variant.settings.ap_removal_rate)),
             batch_of,
             options,
             shaping,

@@ -14,7 +14,7 @@ import optax
 import pytest
 import scipy.stats
 
-from jaxfp.config import ConfigError, load_config
+from jaxfp.config import ConfigError, load_config, variant_settings
 from jaxfp.data.places import ReferencePoints
 from jaxfp.data.synthetic import WorldParams, make_world, relocate_aps, survey
 from jaxfp.data.types import FingerprintSet
@@ -524,11 +524,11 @@ def test_synthetic_protocol_end_to_end_and_resume_after_a_kill(tmp_path):
     rows = out["rows"]
     per_regime = {
         *(f"{p}: {m}" for p in ("original APs", "moved APs") for m in ("nearest RP", "Kalman")),
-        *(f"original APs: {n}" for n in ("fpn", "plain_lstm")),
-        "moved APs: fpn, old map",
+        *(f"original APs: {n}" for n in ("fpn", "plain_lstm", "fpn_no_removal")),
+        *(f"moved APs: {n}, old map" for n in ("fpn", "fpn_no_removal")),
         *(
             f"moved APs: {n}, new map {s}"
-            for n in ("fpn", "plain_lstm")
+            for n in ("fpn", "plain_lstm", "fpn_no_removal")
             for s in ("untrained", "fine-tuned")
         ),
     }
@@ -555,6 +555,11 @@ def test_synthetic_protocol_end_to_end_and_resume_after_a_kill(tmp_path):
             "hard: original APs: fpn - plain_lstm",
             "hard: original APs: fpn",
             "hard: original APs: plain_lstm",
+        ),
+        (  # claim C6: the same network trained without AP removal
+            "hard: moved APs: fpn untrained - fpn_no_removal untrained",
+            "hard: moved APs: fpn, new map untrained",
+            "hard: moved APs: fpn_no_removal, new map untrained",
         ),
         (
             "easy: moved APs: fpn untrained - nearest RP",
@@ -648,7 +653,13 @@ def test_configs_and_bad_variants(tmp_path):
     with pytest.raises(ConfigError, match="tset"):
         load_config(DRIFT + ":tset")
     c = load_config(SYNTHETIC)
-    assert c.train.validation_fraction == 0.2 and c.train.ap_removal_rate > 0
+    assert c.train.validation_fraction == 0.2 and c.model.ap_removal_rate > 0
+    # §3.2.1's ablation differs from the paper's network by the removal rate alone
+    ablation = variant_settings(c, "model", "fpn_no_removal")
+    assert ablation.ap_removal_rate == 0.0
+    assert {k: v for k, v in ablation.items() if k != "ap_removal_rate"} == {
+        k: v for k, v in variant_settings(c, "model", "fpn").items() if k != "ap_removal_rate"
+    }
     assert c.model.layers == 2 and c.synthetic.rp_spacing_m == 3.0 and c.synthetic.n_floors == 3
     assert dict(c.train.optimizer) == {"name": "adam", "learning_rate": 1e-4}  # §4.1
     assert c.adapt.optimizer.learning_rate == 1e-4 and c.adapt.num_steps == 300
@@ -657,9 +668,9 @@ def test_configs_and_bad_variants(tmp_path):
     for spec in (SYNTHETIC, DRIFT, VARIANTS, VARIANTS + ":drift"):
         assert len(load_config(spec).seeds) >= 5, spec
     # The default configs hold the paper's rows; the ablation and our baselines are variants.py's.
-    for spec in (SYNTHETIC, DRIFT):
+    for spec, ablations in ((SYNTHETIC, {"fpn_no_removal"}), (DRIFT, set())):
         c = load_config(spec)
-        assert set(c.run_variants) == {"fpn", "plain_lstm"}
+        assert set(c.run_variants) == {"fpn", "plain_lstm"} | ablations
         assert set(c.baselines.run) == {"nearest RP", "Kalman"}
     assert {"fpn_compare", "fpn_raw_map"} <= set(load_config(VARIANTS).run_variants)
     assert load_config(VARIANTS).variants.fpn_compare.network == "compare"
