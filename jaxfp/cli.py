@@ -117,8 +117,10 @@ def _print_floor_outliers(outliers: dict[str, list[dict[str, Any]]]) -> None:
 def _run(config_spec: str, workdir: str, overrides: Sequence[str]) -> int:
     from jaxfp.config import apply_overrides, load_config
     from jaxfp.methods import get_method
+    from jaxfp.train.compile_cache import use_compilation_cache
     from jaxfp.train.distributed import maybe_initialize_distributed
 
+    use_compilation_cache()  # before any compilation: JAX reads the setting at its first
     check_output_folder(workdir, "--workdir")
     config = apply_overrides(load_config(config_spec), overrides)
     check_run_config(config)
