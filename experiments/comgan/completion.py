@@ -109,8 +109,10 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
         )
     )
     c.run_variants = ("comgan", "lite_comgan", "cgan", "gpr_gan")
+    # The paper gives no iteration count. Doubling 3,000 to 6,000 on UJI month 1 moved ComGAN's
+    # element error by 0.03 dB while the logged losses still drift ~2% per 1,000 (comgan.md).
     c.gan_train = ml_collections.ConfigDict(
-        dict(num_steps=3000, log_every=20, checkpoint_every=1000, batch_size=64, max_to_keep=2)
+        dict(num_steps=6000, log_every=20, checkpoint_every=1000, batch_size=64, max_to_keep=2)
     )
     c.curve_windows = 6  # learning curves: the logged metrics averaged over this many windows
     # The U-Net denoiser baseline (ref. [29]): no adversary, trained on the same incomplete samples.
@@ -123,8 +125,8 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
             kernel=3,
         )
     )
-    c.unet_train = ml_collections.ConfigDict(
-        dict(num_steps=3000, log_every=100, checkpoint_every=1000, batch_size=64, max_to_keep=2)
+    c.unet_train = ml_collections.ConfigDict(  # the GANs' budget
+        dict(num_steps=6000, log_every=100, checkpoint_every=1000, batch_size=64, max_to_keep=2)
     )
     c.ks = (1, 2, 3)  # subsets (measured RUs) per completed sample
     c.localizer_k = 2  # the paper's choice
