@@ -178,6 +178,33 @@ def test_goodness_and_fairness_match_a_direct_computation():
     assert abs(scores.iterations - iterations) <= 1
 
 
+def test_goodness_and_fairness_reuse_the_compiled_iteration_across_nearby_graph_sizes():
+    rng = np.random.default_rng(1)
+    graphs = []
+    for aps in (30, 31):  # an update adds an AP and a few readings: same padded sizes
+        rss = np.where(rng.random((70, aps)) < 0.5, rng.uniform(-95, -40, (70, aps)), np.nan)
+        rss[:, 0] = -60.0
+        graphs.append(bipartite.build_site_graph(rss, np.arange(aps), rng.normal(size=(70, 3))))
+    assert graphs[0].edge_weight.size != graphs[1].edge_weight.size
+    edge_prediction.goodness_fairness(graphs[0])
+    compiled = edge_prediction._iterate._cache_size()
+    scores = edge_prediction.goodness_fairness(graphs[1])
+    assert edge_prediction._iterate._cache_size() == compiled
+    good, fair, iterations = goodness_fairness_numpy(graphs[1])  # padding changes nothing
+    np.testing.assert_allclose(scores.goodness, good, atol=1e-5)
+    np.testing.assert_allclose(scores.fairness, fair, atol=1e-5)
+    assert abs(scores.iterations - iterations) <= 1
+    assert [edge_prediction._bucket(n) for n in (1, 64, 65, 100, 1000, 1024, 1025)] == [
+        64,
+        64,
+        72,
+        104,
+        1024,
+        1024,
+        1152,
+    ]
+
+
 def test_candidates_equal_a_brute_force_set_in_sorted_order():
     rng = np.random.default_rng(3)
     rss = np.where(rng.random((40, 9)) < 0.3, rng.uniform(-95, -40, (40, 9)), np.nan)
