@@ -124,6 +124,18 @@ def test_a_bug_keeps_its_traceback(tmp_path, monkeypatch):
         cli.main(["run", spec, "--workdir", str(tmp_path)])
 
 
+def test_run_keeps_compiled_programs_set_up_before_anything_runs(tmp_path, monkeypatch):
+    from jaxfp import methods
+    from jaxfp.train import compile_cache
+
+    calls = []
+    monkeypatch.setattr(compile_cache, "use_compilation_cache", lambda: calls.append("cache"))
+    monkeypatch.setattr(methods, "get_method", lambda name: lambda c, w: calls.append(name))
+    spec = str(REPO / "experiments" / "baselines" / "knn_uji1.py:test")
+    assert cli.main(["run", spec, "--workdir", str(tmp_path)]) == 0
+    assert calls == ["cache", load_config(spec).method]
+
+
 def test_unknown_method_is_a_user_error(tmp_path, capsys):
     spec = str(REPO / "experiments" / "baselines" / "knn_uji1.py:test")
     code = cli.main(["run", spec, "--workdir", str(tmp_path), "--config.method=nope"])
