@@ -37,6 +37,7 @@ from jaxfp.methods.fpn.predict import (
 )
 from jaxfp.methods.fpn.radio_map import radio_map, removal_mask, remove_aps, to_unit
 from jaxfp.methods.fpn.report import Evaluation
+from jaxfp.methods.fpn.study import Study
 from jaxfp.train.state import TrainState
 from jaxfp.train.steps import make_train_step
 
@@ -517,10 +518,19 @@ def _check_standard_table(results, rows):
 
 
 @pytest.mark.slow
-def test_synthetic_protocol_end_to_end_and_resume_after_a_kill(tmp_path):
+def test_synthetic_protocol_end_to_end_and_resume_after_a_kill(tmp_path, monkeypatch):
     run = tmp_path / "run"
     args = ("--config.train.max_to_keep=5",)
+    rates = set()  # (variant, removal rate) of every training and fine-tuning step built
+    step = Study.step
+
+    def spy(self, variant, removal_rate):
+        rates.add((variant.name, removal_rate))
+        return step(self, variant, removal_rate)
+
+    monkeypatch.setattr(Study, "step", spy)
     out = run_experiment(SYNTHETIC + ":test", run, *args)
+    assert rates == {("fpn", 0.2), ("plain_lstm", 0.2), ("fpn_no_removal", 0.0)}
     rows = out["rows"]
     per_regime = {
         *(f"{p}: {m}" for p in ("original APs", "moved APs") for m in ("nearest RP", "Kalman")),
