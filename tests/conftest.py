@@ -4,22 +4,26 @@ import os
 
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=4")
 _CREATED: list[str] = []  # session folders made here, removed when the session ends
+
+
+def _session_folder(env: str, prefix: str) -> None:
+    """`env` names a new temporary folder unless the caller set it; xdist workers inherit it."""
+    if env not in os.environ:
+        import tempfile
+
+        os.environ[env] = tempfile.mkdtemp(prefix=prefix)
+        _CREATED.append(os.environ[env])
+
+
 # The parsed-data cache in a folder of this test session, not the user's ~/.cache.
-if "JAXFP_CACHE_DIR" not in os.environ:
-    import tempfile
-
-    os.environ["JAXFP_CACHE_DIR"] = tempfile.mkdtemp(prefix="jaxfp-test-cache-")
-    _CREATED.append(os.environ["JAXFP_CACHE_DIR"])
-# XLA's compiled programs kept on disk for this test session, shared by the xdist workers (they
-# inherit the environment): the tests build the same small programs over and over, and compiling
-# them is most of the suite's time (a CSI stage test: 152 s cold, 38 s with the programs cached).
+_session_folder("JAXFP_CACHE_DIR", "jaxfp-test-cache-")
+# XLA's compiled programs on disk for this session, every size kept: the tests build the same
+# small programs over and over, and compiling them is most of the suite's time (a CSI stage
+# test: 152 s cold, 38 s with its programs cached).
 if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
-    import tempfile
-
-    os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="jaxfp-test-xla-")
     os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
     os.environ["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "-1"
-    _CREATED.append(os.environ["JAX_COMPILATION_CACHE_DIR"])
+_session_folder("JAX_COMPILATION_CACHE_DIR", "jaxfp-test-xla-")
 
 import pathlib  # noqa: E402
 
