@@ -54,6 +54,16 @@ from jaxfp.methods.fpn.report import (
 )
 from jaxfp.methods.fpn.study import Study, check_config
 
+# Rows `fpn` is paired with on the map it was trained on, in both protocols (those run)
+COMPARED_WITH_FPN = (
+    "nearest RP",
+    "Kalman",
+    "plain_lstm",
+    "fpn_no_removal",
+    "fpn_compare",
+    "fpn_raw_map",
+)
+
 
 # --- protocol: the paper's experiment on a synthetic three-floor world --------------------------
 def synthetic_pairs(regime: str) -> list[tuple[str, str, str]]:
@@ -61,17 +71,7 @@ def synthetic_pairs(regime: str) -> list[tuple[str, str, str]]:
     trained map, the untrained new map against the basic fingerprint, and what fine-tuning
     recovers."""
     o, m = f"{regime}: original APs", f"{regime}: moved APs"
-    pairs = [
-        (f"{o}: fpn - {other}", f"{o}: fpn", f"{o}: {other}")
-        for other in (
-            "nearest RP",
-            "Kalman",
-            "plain_lstm",
-            "fpn_no_removal",
-            "fpn_compare",
-            "fpn_raw_map",
-        )
-    ]
+    pairs = [(f"{o}: fpn - {other}", f"{o}: fpn", f"{o}: {other}") for other in COMPARED_WITH_FPN]
     pairs += [
         (f"{o}: plain_lstm - nearest RP", f"{o}: plain_lstm", f"{o}: nearest RP"),
         (f"{o}: Kalman - nearest RP", f"{o}: Kalman", f"{o}: nearest RP"),
@@ -248,17 +248,7 @@ def drift_pairs(first: int, reported: Sequence[int]) -> list[tuple[str, str, str
     (pooled) what the rebuilt map and the fine-tune give, the policy chosen on the validation
     months, and FPN against the Kalman fingerprint and the plain LSTM."""
     f, r = f"month {first:02d}", span(reported)
-    pairs = [
-        (f"{f}: fpn - {other}", f"{f} fpn", f"{f} {other}")
-        for other in (
-            "nearest RP",
-            "Kalman",
-            "plain_lstm",
-            "fpn_no_removal",
-            "fpn_compare",
-            "fpn_raw_map",
-        )
-    ]
+    pairs = [(f"{f}: fpn - {other}", f"{f} fpn", f"{f} {other}") for other in COMPARED_WITH_FPN]
     pairs += [
         (
             f"{r}: fpn fine-tuned - fpn untrained",
