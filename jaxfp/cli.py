@@ -120,7 +120,7 @@ def _run(config_spec: str, workdir: str, overrides: Sequence[str]) -> int:
     from jaxfp.train.compile_cache import use_compilation_cache
     from jaxfp.train.distributed import maybe_initialize_distributed
 
-    use_compilation_cache()  # before any compilation: JAX reads the setting at its first
+    use_compilation_cache()  # before anything compiles: JAX reads the setting at the first compile
     check_output_folder(workdir, "--workdir")
     config = apply_overrides(load_config(config_spec), overrides)
     check_run_config(config)

@@ -32,6 +32,7 @@ import numpy as np
 import scipy.sparse
 
 from jaxfp.common.rss_scale import OFFSET_DB
+from jaxfp.common.sizes import rounded
 from jaxfp.graphs.bipartite import SiteGraph
 
 
@@ -76,10 +77,7 @@ def goodness_fairness(
 
 def _bucket(count: int) -> int:
     """`count` rounded up to one of 8 sizes per power of two (at most 1/8 of padding), 64 at least."""
-    if count <= 64:
-        return 64
-    step = 1 << (count.bit_length() - 4)
-    return -(-count // step) * step
+    return max(rounded(count, 8), 64)
 
 
 @functools.partial(jax.jit, static_argnames=("max_iterations",))

@@ -10,17 +10,12 @@ compiled step."""
 
 from __future__ import annotations
 
+from jaxfp.common.sizes import rounded
+
 
 def fits(count: int, budget: int) -> bool:
     """A padded size is kept while `count` fits it and fills more than half of it."""
     return count <= budget < 2 * count
-
-
-def rounded(count: int, multiple: int) -> int:
-    """`count` rounded up to a multiple of `multiple` or of 1/8 of its power of two, whichever is
-    larger, so similar sizes share one compilation (<= 12.5 % padding)."""
-    step = max(multiple, 2 ** max(int(count).bit_length() - 4, 0))
-    return max(-(-count // step) * step, step)
 
 
 def with_headroom(count: int) -> int:
