@@ -110,15 +110,33 @@ def motion_walks(
     rng: np.random.Generator,
 ) -> np.ndarray:
     """(count, length) point indices: at each scan the point nearest the walker on its floor."""
-    floors, floor_index = np.unique(floor, return_inverse=True)
-    low = np.stack([xy[floor == f].min(0) for f in floors])
-    high = np.stack([xy[floor == f].max(0) for f in floors])
-    first = rng.integers(0, len(xy), count)
-    f = floor_index[first]
-    paths = motion_paths(xy[first], low[f], high[f], length, motion, rng)
-    distance = np.linalg.norm(paths[:, :, None] - xy[None, None], axis=-1)  # (W, T, R)
-    distance = np.where(floor[None, None] == floor[first][:, None, None], distance, np.inf)
-    return np.argmin(distance, -1)
+    return FloorBoxes(xy, floor).walks(count, length, motion, rng)
+
+
+class FloorBoxes:
+    """Each floor's bounding box and points, computed once: walks are drawn every training step."""
+
+    def __init__(self, xy: np.ndarray, floor: np.ndarray) -> None:
+        self.xy = np.asarray(xy, np.float64)
+        floors, self.floor_index = np.unique(floor, return_inverse=True)
+        self.low = np.stack([self.xy[floor == f].min(0) for f in floors])
+        self.high = np.stack([self.xy[floor == f].max(0) for f in floors])
+        # Another floor's points are never nearest: +inf is added to their squared distance.
+        self.off_floor = np.where(
+            self.floor_index[None] == np.arange(len(floors))[:, None], 0, np.inf
+        )
+
+    def walks(
+        self, count: int, length: int, motion: Motion, rng: np.random.Generator
+    ) -> np.ndarray:
+        first = rng.integers(0, len(self.xy), count)
+        f = self.floor_index[first]
+        paths = motion_paths(self.xy[first], self.low[f], self.high[f], length, motion, rng)
+        # Squared distance: the same nearest point as the distance, without the square root.
+        d2 = ((paths[:, :, None, 0] - self.xy[:, 0]) ** 2) + (
+            (paths[:, :, None, 1] - self.xy[:, 1]) ** 2
+        )
+        return np.argmin(d2 + self.off_floor[f][:, None], -1)
 
 
 class Walker:
@@ -131,13 +149,14 @@ class Walker:
         self.xy, self.floor = np.asarray(xy, np.float64), np.asarray(floor)
         if self.kind == "motion":
             self.motion = Motion.from_config(walk)
+            self.boxes = FloorBoxes(self.xy, self.floor)
         else:
             self.neighbours = neighbour_lists(self.xy, self.floor, float(walk.radius_m))
 
     def draw(self, count: int, length: int, rng: np.random.Generator) -> np.ndarray:
         """(count, length) point indices."""
         if self.kind == "motion":
-            return motion_walks(self.xy, self.floor, count, length, self.motion, rng)
+            return self.boxes.walks(count, length, self.motion, rng)
         return random_walks(self.neighbours, count, length, rng)
 
 
