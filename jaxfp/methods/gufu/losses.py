@@ -139,16 +139,21 @@ def update_module_loss(static: UpdateModuleStatic, params, d, key):
     if sampled:
         rows = jax.random.randint(rows_key, (batch,), 0, s)
         z_old, loc, codes_old = (take_rows(x, rows) for x in (z_old, loc, codes_old))
+    features_old = mlp2.apply(params["mlp2"], loc)
     loss = jnp.mean(jnp.sum((mlp1.apply(params["mlp1"], z_old) - loc) ** 2, -1))  # eq. 5
-    loss += jnp.mean(jnp.sum((mlp2.apply(params["mlp2"], loc) - codes_old) ** 2, -1))  # eq. 6
+    loss += jnp.mean(jnp.sum((features_old - codes_old) ** 2, -1))  # eq. 6
     if has_cross:
         new_end, old_end, w = d["new_end"], d["old_end"], d["cross_weight"]
         if sampled:  # drawn among the real pairs (the padding sits after them)
             pick = jax.random.randint(pairs_key, (batch,), 0, d["num_pairs"])
             new_end, old_end, w = (take_rows(x, pick) for x in (new_end, old_end, w))
         old_loc = take_rows(d["loc"], old_end)
-        located = mlp1.apply(params["mlp1"], take_rows(d["z"], s + new_end))
-        features = mlp2.apply(params["mlp2"], old_loc)
+        if sampled:
+            located = mlp1.apply(params["mlp1"], take_rows(d["z"], s + new_end))
+            features = mlp2.apply(params["mlp2"], old_loc)
+        else:  # each network once per row, then gathered per pair: pairs outnumber rows
+            located = take_rows(mlp1.apply(params["mlp1"], d["z"][s:]), new_end)
+            features = take_rows(features_old, old_end)
         eq7 = jnp.sum((located - old_loc) ** 2, -1)
         eq8 = jnp.sum((features - take_rows(d["codes_new"], new_end)) ** 2, -1)
         loss += lam * jnp.sum(w * (eq7 + eq8)) / jnp.maximum(jnp.sum(w), 1.0)

@@ -47,6 +47,18 @@ def sum_at_receivers(
     return jax.ops.segment_sum(x, graph.receivers, num_nodes)
 
 
+def weighted_sum_at_receivers(
+    x: jax.Array, weight: jax.Array, graph: jraph.GraphsTuple, num_nodes: int, per_receiver: int
+) -> jax.Array:
+    """Each node's sum of per-edge `x` (E, F) times `weight` (E, 1) over its incoming edges. With
+    `per_receiver` a batched product (N, k) x (N, k, F): XLA:CPU would otherwise write the weight
+    broadcast to (E, F) before multiplying (a training step ~2x slower on the 10,000-node bench)."""
+    if per_receiver:
+        shaped = x.reshape(num_nodes, per_receiver, *x.shape[1:])
+        return jnp.einsum("nk,nk...->n...", weight.reshape(num_nodes, per_receiver), shaped)
+    return jax.ops.segment_sum(x * weight, graph.receivers, num_nodes)
+
+
 class EdgeParts(NamedTuple):
     """Edge features = at_sender[senders] + at_receiver[receivers] + own; a part may be None."""
 
@@ -78,12 +90,13 @@ class EdgeParts(NamedTuple):
         num_nodes = count.shape[0]
         sums = []
         if self.at_sender is not None:
-            sent = take_rows(self.at_sender, graph.senders) * weight
-            sums.append(sum_at_receivers(sent, graph, num_nodes, per_receiver))
+            sent = take_rows(self.at_sender, graph.senders)
+            sums.append(weighted_sum_at_receivers(sent, weight, graph, num_nodes, per_receiver))
         if self.at_receiver is not None:
             sums.append(self.at_receiver * count)
         if self.own is not None:
-            sums.append(sum_at_receivers(self.own * weight, graph, num_nodes, per_receiver))
+            own = weighted_sum_at_receivers(self.own, weight, graph, num_nodes, per_receiver)
+            sums.append(own)
         return sum(sums[1:], sums[0])
 
 
