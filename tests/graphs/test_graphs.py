@@ -310,3 +310,15 @@ def test_old_new_pairs_keep_exactly_k_when_similarities_tie():
     features = np.ones((10, 3), np.float32)
     pairs = bipartite.old_new_pairs(features, 8, threshold=0.5, per_new=3)
     assert len(pairs) == 2 * 3 and set(np.bincount(pairs[:, 1])[8:]) == {3}
+
+
+def test_predicted_weights_are_the_mean_of_fairness_times_goodness_on_both_paths():
+    # Two samples, one AP, two dimensions: sample 1's fairness (0.5, 1) and the AP's goodness
+    # (0.2, 0.6) give (0.1 + 0.6) / 2 = 0.35; sample 0's (1, 0) gives 0.1.
+    fairness = np.array([[1.0, 0.0], [0.5, 1.0], [9.0, 9.0]], np.float32)
+    goodness = np.array([[7.0, 7.0], [7.0, 7.0], [0.2, 0.6]], np.float32)
+    scores = edge_prediction.GoodnessFairness(goodness, fairness, 1)
+    few = edge_prediction.predicted_weights(scores, 2, np.array([[1, 0]]))  # per-pair gathers
+    many = edge_prediction.predicted_weights(scores, 2, np.array([[1, 0], [0, 0], [1, 0]]))
+    np.testing.assert_allclose(few, [0.35], rtol=1e-6)
+    np.testing.assert_allclose(many, [0.35, 0.1, 0.35], rtol=1e-6)  # one matrix product
