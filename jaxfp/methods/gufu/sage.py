@@ -52,7 +52,7 @@ def weighted_sum_at_receivers(
 ) -> jax.Array:
     """Each node's sum of per-edge `x` (E, F) times `weight` (E, 1) over its incoming edges. With
     `per_receiver` a batched product (N, k) x (N, k, F): XLA:CPU would otherwise write the weight
-    broadcast to (E, F) before multiplying (a training step ~2x slower on the 10,000-node bench)."""
+    broadcast to (E, F) before multiplying (~6 ms a layer of a step on the 10,000-node bench)."""
     if per_receiver:
         shaped = x.reshape(num_nodes, per_receiver, *x.shape[1:])
         return jnp.einsum("nk,nk...->n...", weight.reshape(num_nodes, per_receiver), shaped)
