@@ -56,7 +56,7 @@ def weighted_sum_at_receivers(
     if per_receiver:
         shaped = x.reshape(num_nodes, per_receiver, *x.shape[1:])
         return jnp.einsum("nk,nk...->n...", weight.reshape(num_nodes, per_receiver), shaped)
-    return jax.ops.segment_sum(x * weight, graph.receivers, num_nodes)
+    return sum_at_receivers(x * weight, graph, num_nodes, per_receiver)
 
 
 class EdgeParts(NamedTuple):
