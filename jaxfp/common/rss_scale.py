@@ -11,10 +11,15 @@ OFFSET_DB = 120.0
 
 def to_unit(rss_dbm: np.ndarray, detected: np.ndarray | None = None) -> np.ndarray:
     """(RSS + 120) / 120 as float32; 0 where not detected (NaN, or `detected` False)."""
-    rss_dbm = np.asarray(rss_dbm, np.float64)
+    rss_dbm = np.asarray(rss_dbm)
     detected = np.isfinite(rss_dbm) if detected is None else np.asarray(detected, bool)
-    value = (np.nan_to_num(rss_dbm, nan=-OFFSET_DB) + OFFSET_DB) / OFFSET_DB
-    return np.where(detected, value, 0.0).astype(np.float32)
+    detected = np.broadcast_to(detected, rss_dbm.shape)
+    # Only the detected entries are converted (in float64, then rounded once): most of a scan's
+    # entries are not detected, and whole-array passes cost ~60 ms on 10,000 x 450
+    value = np.nan_to_num(rss_dbm[detected].astype(np.float64), nan=-OFFSET_DB)
+    out = np.zeros(rss_dbm.shape, np.float32)
+    out[detected] = (value + OFFSET_DB) / OFFSET_DB
+    return out
 
 
 def from_unit(x: np.ndarray, floor_dbm: float) -> np.ndarray:

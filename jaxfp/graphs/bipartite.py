@@ -111,26 +111,25 @@ def similar_pairs(
 
     def pairs_of_block(start: int) -> np.ndarray:
         sim = unit[start : start + block] @ unit.T
-        rows = np.arange(start, start + len(sim))
-        sim[np.arange(len(sim)), rows] = -np.inf  # no self loops
-        i, j = np.nonzero(sim > threshold)  # row by row
+        width = sim.shape[1]
+        sim[np.arange(len(sim)), np.arange(start, start + len(sim))] = -np.inf  # no self loops
+        # One flat index per pair, row by row (4x faster than a 2-D nonzero)
+        flat = np.flatnonzero(sim > threshold)
+        i = flat // width
+        j = flat - i * width
         if max_per_node is not None and len(i):
             # The k-th largest is looked up among the pairs above the threshold only, and only in
             # rows with more than k of them (partitioning whole rows takes ~70 % of the function
-            # on the 10,000-node bench, where every row has ~140 such pairs)
-            values = sim[i, j]
+            # on the 10,000-node bench, where every row has ~300 such pairs)
+            values = sim.ravel()[flat]
             counts = np.bincount(i, minlength=len(sim))
             crowded = counts > max_per_node
             if crowded.any():
-                # rows ascending, each row's values descending (exact in float64: the row times 4
-                # dominates a similarity in [-1, 1])
-                order = np.argsort(4.0 * i - values.astype(np.float64), kind="stable")
-                first = np.cumsum(counts) - counts
                 cut = np.full(len(sim), -np.inf, values.dtype)
-                cut[crowded] = values[order[first[crowded] + max_per_node - 1]]
+                cut[crowded] = _kth_largest_per_row(i, values, counts, crowded, max_per_node)
                 keep = values >= cut[i]
                 i, j = i[keep], j[keep]
-        return np.column_stack([rows[i], j])
+        return np.column_stack([start + i, j])
 
     found = np.sort(_in_blocks(pairs_of_block, len(unit), block), axis=1)
     # unique pairs through one int64 key each (np.unique over rows is 3x slower)
@@ -143,6 +142,35 @@ def with_virtual_edges(
 ) -> SiteGraph:
     """The graph with virtual edges between its similar sample nodes."""
     return graph._replace(virtual=similar_pairs(graph.sample_features, threshold, max_per_node))
+
+
+def _kth_largest_per_row(
+    rows: np.ndarray, values: np.ndarray, counts: np.ndarray, crowded: np.ndarray, k: int
+) -> np.ndarray:
+    """The k-th largest of `values` in each `crowded` row (`rows` ascending, `counts` per row)."""
+    first = (np.cumsum(counts) - counts)[crowded] + k - 1
+    if values.dtype == np.float32:
+        # One int64 key per pair, row ascending then value descending (the float's bits made
+        # order-preserving): a stable integer sort, 1.7x faster than the argsort below
+        order = np.sort((rows.astype(np.int64) << 32) | _descending_bits(values), kind="stable")
+        return _from_descending_bits(order[first] & 0xFFFFFFFF)
+    # rows ascending, each row's values descending (exact in float64: the row times 4
+    # dominates a similarity in [-1, 1])
+    order = np.argsort(4.0 * rows - values.astype(np.float64), kind="stable")
+    return values[order[first]]
+
+
+def _descending_bits(values: np.ndarray) -> np.ndarray:
+    """float32 values as int64 in [0, 2**32), larger values giving smaller integers."""
+    bits = values.astype(np.float32).view(np.int32)
+    ordered = bits ^ ((bits >> 31) & np.int32(0x7FFFFFFF))  # signed-int order = float order
+    return np.int64(2**31 - 1) - ordered.astype(np.int64)
+
+
+def _from_descending_bits(key: np.ndarray) -> np.ndarray:
+    """The inverse of `_descending_bits`."""
+    ordered = (np.int64(2**31 - 1) - key).astype(np.int32)
+    return (ordered ^ ((ordered >> 31) & np.int32(0x7FFFFFFF))).view(np.float32)
 
 
 def _unit_rows(features: np.ndarray) -> np.ndarray:

@@ -57,16 +57,32 @@ def brute_force_similar_pairs(features, threshold, cap):
     return np.array(sorted(pairs), np.int64).reshape(-1, 2)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("cap", [None, 1, 3, 10])
-def test_similar_pairs_follow_the_definition_on_crowded_rows_with_ties(cap):
+def test_similar_pairs_follow_the_definition_on_crowded_rows_with_ties(cap, dtype):
     rng = np.random.default_rng(0)
     # 40 places x 5 copies: every row crowded and its similarities tied in fives
     features = np.repeat(np.abs(rng.normal(size=(40, 4))), 5, axis=0) + 0.2
     features[::7] += 0.05 * rng.normal(size=features[::7].shape)  # some rows off their place
+    features = features.astype(dtype)
     expected = brute_force_similar_pairs(features, 0.9, cap)
     assert len(expected) > 100
     for block in (16, 2048):  # several blocks and one
         found = bipartite.similar_pairs(features, 0.9, cap, block=block)
+        np.testing.assert_array_equal(found, expected)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_similar_pairs_rank_negative_similarities(dtype):
+    # Features of both signs: a row's k-th largest is often negative, ties at -1 and 0 included
+    rng = np.random.default_rng(1)
+    features = rng.normal(size=(60, 3)).astype(dtype)
+    features[10:20] = -features[:10]  # similarity exactly -1 with rows 0-9
+    features[20:25, :] = np.array([1.0, 0.0, 0.0], dtype)
+    features[25:30, :] = np.array([0.0, 1.0, 0.0], dtype)  # orthogonal: similarity 0
+    for threshold, cap in [(-0.5, 4), (-1.5, 7), (0.0, 2)]:
+        expected = brute_force_similar_pairs(features, threshold, cap)
+        found = bipartite.similar_pairs(features, threshold, cap, block=16)
         np.testing.assert_array_equal(found, expected)
 
 

@@ -37,6 +37,8 @@ def autoencoder_width(aps: int, current: int) -> int:
     return current if fits(aps, current) else rounded(with_headroom(aps), multiple=8)
 
 
-def pairs_budget(pairs: int, multiple: int) -> int:
-    """The old-new pair list's padded length (padding pairs weigh 0 in eq. 7-8)."""
-    return rounded(pairs, multiple)
+def pairs_budget(pairs: int, multiple: int, last: int = 0) -> int:
+    """The old-new pair list's padded length (padding pairs weigh 0 in eq. 7-8): the last one
+    while the count fits it (counts rise and fall from update to update), else `pairs` rounded
+    up to `multiple`."""
+    return last if fits(pairs, last) else rounded(pairs, multiple)

@@ -82,6 +82,7 @@ from jaxfp.methods.gufu.site_graph import (
 )
 from jaxfp.methods.gufu.update_module import (
     UpdateModuleOptions,
+    crossing_pairs,
     fit_update_module,
     fit_without_batch,
     link_diagnostics,
@@ -115,6 +116,7 @@ class Gufu:
     _database_graph: bipartite.SiteGraph | None = None  # the records' graph of the last training
     _encoded: tuple[np.ndarray, np.ndarray] | None = None  # (rss, its codes) of that training
     _graph_budgets: tuple[int, int] = (0, 0)  # (nodes, edges) the last padded graph had
+    _pairs_budget: int = 0  # the old-new pairs' last padded length (`budgets.pairs_budget`)
     gnn_seconds: float = 0.0  # the last GNN fit's wall time
     log: StepLog = dataclasses.field(default_factory=StepLog, repr=False)
 
@@ -428,6 +430,11 @@ class Gufu:
         moves: list[float] = []  # per pass: the batch's mean move (m), from the initial guess on
         for round_ in range(rounds):
             graph = batch_graph(graph)  # a later round's: the new samples at their estimates
+            crossing = len(crossing_pairs(graph.virtual, s))
+            self._pairs_budget = budgets.pairs_budget(
+                crossing, options.pairs_multiple, self._pairs_budget
+            )
+            options = options._replace(pairs_last=self._pairs_budget)
             z = self.embed(graph)
             if readout is None:  # MLP2 learns the codes; the batch reaches them through eq. 8
                 targets, targets_alone = codes, codes_old

@@ -5,7 +5,8 @@ eq. 6 + λ (eq. 7 + eq. 8) (`losses.update_module_loss`): eq. 5 and 6 on the rec
 a new sample's location towards its old virtual neighbours' locations, eq. 8 an old sample's
 updated feature towards its new virtual neighbours' features. Choices, one line each:
 - the old-new virtual pairs are eq. 7-8's only path; they are padded (weight 0) to a budget
-  (`budgets.pairs_budget`), so later updates reuse the compiled step.
+  (`budgets.pairs_budget`, kept from update to update while the count fits it), so later
+  updates reuse the compiled step.
 - `update_batch` = b > 0 (ours, for speed) estimates each term on b records and b pairs a step.
 - rewrite: "replace" (the paper: decoded updated features replace the records), "residual"
   (ours: records move by decode(MLP2(loc)) - decode(MLP2'(loc)), MLP2' the same fit with the
@@ -45,6 +46,7 @@ class UpdateModuleOptions(NamedTuple):
     steps: int
     residual: bool  # also fit MLP2' without the batch (the residual rewrite)
     pairs_multiple: int  # the old-new pairs' padding multiple
+    pairs_last: int = 0  # the last padded length of the old-new pairs, kept while it fits
 
     @classmethod
     def from_settings(cls, g: ml_collections.ConfigDict) -> UpdateModuleOptions:
@@ -103,7 +105,8 @@ def _module_fit(
     loc = jnp.asarray(loc)
     z = jnp.asarray(z)
     cross = crossing_pairs(virtual, s)
-    pad = budgets.pairs_budget(len(cross), options.pairs_multiple) - len(cross)
+    budget = budgets.pairs_budget(len(cross), options.pairs_multiple, options.pairs_last)
+    pad = budget - len(cross)
     mlp1, mlp2 = update_module_nets(options.hidden, loc.shape[1], features.shape[1])
     initial = {
         "mlp1": mlp1.init(named_key(key, "mlp1", "init"), z[:1]),

@@ -231,3 +231,16 @@ def test_pca_features_give_back_what_their_components_span():
         pca.train(rss, np.array(["a", "b", "c"]), 0, None, None, align_to=codes)
     with pytest.raises(ValueError, match="the PCA reads 3"):
         pca.encode(rss[:, :2])
+
+
+def test_padded_sizes_are_kept_while_counts_fit_them():
+    from jaxfp.methods.gufu import budgets
+
+    # Old-new pair counts rise and fall between updates: a budget stays while the count fills
+    # more than half of it, so the compiled update-module step is reused
+    first = budgets.pairs_budget(11048, 4096)
+    assert first == 12288
+    assert [budgets.pairs_budget(n, 4096, first) for n in (9361, 8135, 6145)] == [12288] * 3
+    assert budgets.pairs_budget(6144, 4096, first) == 8192  # half full: a fresh budget
+    assert budgets.pairs_budget(12289, 4096, first) == 16384  # over it
+    assert budgets.pairs_budget(5, 64) == 64
