@@ -2,7 +2,10 @@
 (a) one by one with a jitted step, (b) as one vmapped program (the whole run: `make_train`),
 (b') as stacked members, one vmapped step per call with each step's batches drawn on the host (what
 `SeedStages` runs), (c) vmapped and sharded over 4 fake CPU devices (and over 2, one per core here).
-(b) against (b') is what the whole-run program pays where a method uses it.
+(b) against (b') is what the whole-run program pays where a method uses it. (d) splits one vmapped
+step of the members into what each part adds (gradients alone, then Adam, then the logged norms,
+then the trainer's finite guard) beside the time the step's matrix products would take at this
+machine's measured 2048^2 matmul rate: the floor no ensemble step of these nets can go below here.
 
     python experiments/bench/ensemble.py [--members 8] [--steps 200] [--out runs/bench/ensemble.json]
 
@@ -20,6 +23,86 @@ import sys
 import time
 
 BATCH, WIDTH, STEPS_PER_EPOCH = 64, 520, 25
+
+
+def step_parts(members: int, repeats: int = 50) -> dict[str, float]:
+    """ms per vmapped step of `members` MLPs: the gradient alone, + Adam, + the logged norms, + the
+    finite guard (the trainer's own step), and the matmul floor of the step's FLOPs."""
+    import jax
+    import jax.numpy as jnp
+    import optax
+
+    from jaxfp.nets import MLP
+    from jaxfp.train import create_train_state, make_train_step, regression_loss
+    from jaxfp.train.members import member_step
+
+    model = MLP(hidden=(256, 256), out=2)
+    loss = regression_loss(model.apply)
+    keys = jax.random.split(jax.random.key(0), members)
+    batch = {
+        "x": jax.random.normal(keys[0], (members, BATCH, WIDTH)),
+        "y": jnp.zeros((members, BATCH, 2)),
+    }
+
+    def init(key):
+        return create_train_state(model, key, jnp.zeros((1, WIDTH)), optax.adam(1e-3))
+
+    def states():
+        return jax.vmap(init)(keys)
+
+    def partial_step(parts: str):
+        def one(state, batch, key):
+            (value, _), grads = jax.value_and_grad(loss, has_aux=True)(
+                state.params, state, batch, key
+            )
+            metrics = {"loss": value, "grad_norm": optax.tree.norm(grads)}
+            if parts == "gradients":
+                return state, metrics
+            updates, opt_state = state.tx.update(grads, state.opt_state, state.params)
+            params = optax.apply_updates(state.params, updates)
+            if parts == "norms":
+                metrics["param_norm"] = optax.tree.norm(params)
+                metrics["update_norm"] = optax.tree.norm(updates)
+            new = state.replace(params=params, opt_state=opt_state, step=state.step + 1)
+            return new, metrics
+
+        def step(state, batch, rng):
+            return jax.vmap(one)(state, batch, jax.random.split(rng, members))
+
+        return jax.jit(step, donate_argnums=(0,))
+
+    def ms_per_step(step) -> float:
+        state, rng = states(), jax.random.key(1)
+        state, metrics = step(state, batch, rng)  # compile
+        jax.block_until_ready(metrics)
+        best = float("inf")
+        for _ in range(3):
+            start = time.perf_counter()
+            for _ in range(repeats):
+                state, metrics = step(state, batch, rng)
+            jax.block_until_ready((state, metrics))
+            best = min(best, (time.perf_counter() - start) / repeats)
+        return 1e3 * best
+
+    rows = {
+        "gradients": ms_per_step(partial_step("gradients")),
+        "+ Adam": ms_per_step(partial_step("adam")),
+        "+ norms": ms_per_step(partial_step("norms")),
+        "+ finite guard (the trainer's step)": ms_per_step(
+            member_step(make_train_step(loss, jit=False), members)
+        ),
+    }
+    square = jnp.ones((2048, 2048), jnp.float32)
+    matmul = jax.jit(lambda a: a @ a)
+    jax.block_until_ready(matmul(square))
+    start = time.perf_counter()
+    for _ in range(20):
+        jax.block_until_ready(matmul(square))
+    rate = 2 * 2048**3 / ((time.perf_counter() - start) / 20)
+    # forward and both gradients of every dense layer
+    flops = 3 * 2 * members * BATCH * (WIDTH * 256 + 256 * 256 + 256 * 2)
+    rows["matmul floor"] = 1e3 * flops / rate
+    return rows
 
 
 def run_mode(mode: str, members: int, steps: int) -> dict[str, float]:
@@ -125,6 +208,9 @@ def main() -> None:
     parser.add_argument("--out", default="runs/bench/ensemble.json")
     parser.add_argument("--mode", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.mode == "parts":
+        print(json.dumps(step_parts(args.members)))
+        return
     if args.mode:
         print(json.dumps(run_mode(args.mode, args.members, args.steps)))
         return
@@ -163,14 +249,26 @@ def main() -> None:
     base = rows["(a) one by one, jitted step"]["train_s"]
     for row in rows.values():
         row["speedup_vs_a"] = base / row["train_s"]
+    out = subprocess.run(
+        [sys.executable, __file__, "--mode", "parts", "--members", str(args.members)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    parts = {
+        name: {"ms_per_step": ms} for name, ms in json.loads(out.stdout.splitlines()[-1]).items()
+    }
     result = {
         "benchmark": f"{args.members} MLPs 520-256-256-2, batch {BATCH}, {args.steps} steps",
         "machine": machine_info(),
         "results": rows,
+        "step_parts": parts,
     }
     write_json(args.out, result)
     print(result["benchmark"], json.dumps(result["machine"]))
     print(format_table(rows))
+    print(f"(d) one vmapped step of the {args.members} members, part by part:")
+    print(format_table(parts))
 
 
 if __name__ == "__main__":
