@@ -135,6 +135,20 @@ def test_padding_in_place_equals_jraphs_padding():
     np.testing.assert_array_equal(padded.edge_mask, jraph.get_edge_padding_mask(reference))
 
 
+@pytest.mark.parametrize("num_nodes", [50, 70_000])
+def test_neighbour_table_groups_real_edges_by_receiver_in_edge_order(num_nodes):
+    # 16-bit receivers are sorted by radix, wider ones by merge sort: the same stable order
+    rng = np.random.default_rng(0)
+    receivers = rng.integers(0, num_nodes, 5000)
+    edge_mask = rng.random(5000) < 0.8
+    table = sampling.neighbour_table(receivers, edge_mask, num_nodes)
+    real = np.flatnonzero(edge_mask)
+    expected = real[np.lexsort((real, receivers[real]))]  # receiver, then edge id
+    np.testing.assert_array_equal(np.asarray(table.order)[: len(real)], expected)
+    np.testing.assert_array_equal(np.asarray(table.order)[len(real) :], np.flatnonzero(~edge_mask))
+    np.testing.assert_array_equal(table.degree, np.bincount(receivers[real], minlength=num_nodes))
+
+
 def test_neighbour_sampling_draws_only_real_incoming_edges_uniformly():
     g = bipartite.with_virtual_edges(hand_graph(), 0.5)
     padded = bipartite.to_graphs_tuple(g, 8, 16)
