@@ -55,8 +55,8 @@ def goodness_fairness(
     # Sample, AP and edge counts padded to a few sizes, so an update whose graph gained or lost a
     # few edges or APs reuses the compiled iteration (0.4 s a compile on the 10,000-record bench).
     # Padding edges end past the last sample and AP, which segment sums drop; padding nodes have
-    # no edges and are left out of the change.
-    # APs are few and their count grows by a few each update: a power of two (64 at least)
+    # no edges and are left out of the change. APs are few and gain a few each update: their
+    # count is padded to a power of two.
     padded_s, padded_a, pad = _bucket(s), _ap_bucket(a), _bucket(len(w)) - len(w)
     samples = np.zeros((padded_s, graph.sample_features.shape[1]), np.float32)
     samples[:s] = graph.sample_features

@@ -27,11 +27,11 @@ def neighbour_table(receivers: np.ndarray, edge_mask: np.ndarray, num_nodes: int
     """The table of a padded graph's real edges (host side, once per graph)."""
     receivers, edge_mask = np.asarray(receivers), np.asarray(edge_mask, bool)
     real = np.flatnonzero(edge_mask)
-    keys = receivers[real]
-    if num_nodes <= 1 << 16:  # numpy sorts 16-bit keys stably by radix: 3x faster, same order
-        keys = keys.astype(np.uint16)
+    ends = receivers[real]
+    # numpy sorts 16-bit keys stably by radix: 3x faster, same order
+    keys = ends.astype(np.uint16) if num_nodes <= 1 << 16 else ends
     order = real[np.argsort(keys, kind="stable")]
-    degree = np.bincount(receivers[real], minlength=num_nodes)
+    degree = np.bincount(ends, minlength=num_nodes)
     offset = np.concatenate([[0], np.cumsum(degree)[:-1]])
     padding = np.flatnonzero(~edge_mask)
     return NeighbourTable(
