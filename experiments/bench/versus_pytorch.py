@@ -40,11 +40,14 @@ CASES = {
     "ensemble": f"{MEMBERS} MLPs 520-256-256-2, batch 64 each, Adam: jaxfp vmapped; PyTorch one by one and torch.func",
     "fpn": f"FPN positioner (map encoder + 2-layer LSTM 128), {BATCH} walks x {FPN_LENGTH}, {FPN_POINTS} points, {FPN_APS} APs, Adam",
     "plain_lstm": f"plain 2-layer LSTM 128, {BATCH} walks x {FPN_LENGTH}, {FPN_APS} APs -> {FPN_POINTS} points, Adam",
+    "fpn_flax_lstm": "fpn with model.lstm='flax' (autodiff through Flax's cell)",
+    "plain_lstm_flax_lstm": "plain_lstm with model.lstm='flax' (autodiff through Flax's cell)",
     "itoloc": f"iToLoc adversarial step (ME + M1-M3 + MD), batch {BATCH}, {ITOLOC_SIDE}x{ITOLOC_SIDE}, SGD momentum",
     "itoloc_plain_cnn": f"iToLoc plain CNN (ME + M1), batch {BATCH}, {ITOLOC_SIDE}x{ITOLOC_SIDE}, SGD momentum",
     "comgan": f"ComGAN WGAN-GP iteration (5 critic steps with the gradient penalty + 1 generator step), batch {COMGAN_BATCH}, {COMGAN_RUS} RUs, Adam",
     "graphsage": f"GUFU's EdgeSAGE, 2 layers x {SAGE_FEATURES} + 2-D node head, full graph of {SAGE_NODES:,} nodes / {SAGE_EDGES:,} edges, Adam",
 }
+FPN_CASES = ("fpn", "plain_lstm", "fpn_flax_lstm", "plain_lstm_flax_lstm")
 TORCH_SIDES = {"ensemble": ("torch", "torch_func")}
 USER_XLA_FLAGS = os.environ.get("XLA_FLAGS")  # before jaxfp's import adds its own
 
@@ -82,11 +85,12 @@ def jax_case(case: str) -> tuple[Callable[[], object], int, float]:
         step = member_step(make_train_step(regression_loss(model.apply), jit=False), MEMBERS)
         batch = {"x": jax.random.normal(key, (MEMBERS, 64, 520)), "y": jnp.zeros((MEMBERS, 64, 2))}
         samples = 64 * MEMBERS
-    elif case in ("fpn", "plain_lstm"):
+    elif case in FPN_CASES:
         from jaxfp.methods.fpn.losses import LossSettings, make_loss
         from jaxfp.methods.fpn.nets import Positioner
 
-        net = Positioner(FPN_POINTS, use_map=case == "fpn")
+        lstm = "flax" if case.endswith("_flax_lstm") else "fused"
+        net = Positioner(FPN_POINTS, use_map=case.startswith("fpn"), lstm=lstm)
         signals = jax.random.uniform(key, (BATCH, FPN_LENGTH, FPN_APS))
         radio_map = jax.random.uniform(key, (FPN_POINTS, FPN_APS))
         params = net.init(key, signals[:1], radio_map)["params"]
@@ -210,8 +214,8 @@ def torch_case(case: str, side: str, threads: int) -> tuple[Callable[[], object]
     if case == "ensemble":
         build = twins.ensemble_torch_func if side == "torch_func" else twins.ensemble_one_by_one
         return build(MEMBERS)
-    if case in ("fpn", "plain_lstm"):
-        return twins.fpn_case(case == "fpn", FPN_POINTS, FPN_APS, BATCH, FPN_LENGTH)
+    if case in FPN_CASES:
+        return twins.fpn_case(case.startswith("fpn"), FPN_POINTS, FPN_APS, BATCH, FPN_LENGTH)
     if case in ("itoloc", "itoloc_plain_cnn"):
         heads = ("conv3", "conv5", "residual") if case == "itoloc" else ("conv3",)
         adversary = 0.1 if case == "itoloc" else 0.0

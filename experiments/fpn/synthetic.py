@@ -42,6 +42,9 @@ def base_config(method: str) -> ml_collections.ConfigDict:
             join="concat",  # how S and V meet (the paper: "combined"); or "add"
             use_encoder=True,  # network="compare" only: compare with the raw map when False
             combine="compare",  # network="compare" only; or "compare_and_signal"
+            # The LSTM layers' implementation: "fused" (a hand-written gradient, faster on CPU)
+            # or "flax" (autodiff through Flax's cell); the same network and parameters
+            lstm="fused",
             # §3.2.1: each AP removed from map and signals with this probability a step, in
             # training and fine-tuning (the paper gives no rate)
             ap_removal_rate=0.2,

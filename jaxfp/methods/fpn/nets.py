@@ -16,6 +16,10 @@ through a learned skip (κ): a nearest-row classifier on any map from the first 
 
 `use_map=False` is the plain 2-layer LSTM on raw signals (no map): it must hold the map in its
 weights (Table 1's LSTM row).
+
+`lstm="fused"` (the default) runs each LSTM layer as `jaxfp.methods.fpn.lstm.LSTM`, Flax's cell
+with a hand-written gradient; `lstm="flax"` as `nn.RNN(nn.OptimizedLSTMCell)`. The two share their
+parameters and differ only in rounding.
 """
 
 from __future__ import annotations
@@ -27,7 +31,10 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxfp.methods.fpn.lstm import LSTM
+
 NETWORKS = ("paper", "compare")
+LSTMS = ("fused", "flax")
 JOINS = ("concat", "add")
 COMBINES = ("compare", "compare_and_signal")
 
@@ -59,18 +66,25 @@ class MapEncoder(nn.Module):
 
 
 class Recurrent(nn.Module):
-    """Stacked LSTM layers (Flax's cells, `nn.RNN` = `lax.scan` over time) over (B, T, F)."""
+    """Stacked LSTM layers over (B, T, F); `impl`: "fused" (`lstm.LSTM`) or "flax" (`nn.RNN` of
+    `nn.OptimizedLSTMCell`, autodiff through `lax.scan`), with the same parameters."""
 
     features: int
     layers: int = 2
+    impl: str = "fused"
 
     @nn.compact
     def __call__(self, xs: jax.Array, carry: Sequence[Any] | None = None) -> tuple[jax.Array, Any]:
+        if self.impl not in LSTMS:
+            raise ValueError(f"model.lstm: expected one of {LSTMS}, got {self.impl!r}")
         carries = []
         for i in range(self.layers):
-            cell = nn.OptimizedLSTMCell(self.features, name=f"lstm{i}")
-            rnn = nn.RNN(cell, return_carry=True)
-            c, xs = rnn(xs, initial_carry=None if carry is None else carry[i])
+            initial = None if carry is None else carry[i]
+            if self.impl == "fused":
+                c, xs = LSTM(self.features, name=f"lstm{i}")(xs, initial)
+            else:
+                cell = nn.OptimizedLSTMCell(self.features, name=f"lstm{i}")
+                c, xs = nn.RNN(cell, return_carry=True)(xs, initial_carry=initial)
             carries.append(c)
         return xs, tuple(carries)
 
@@ -82,6 +96,7 @@ class PositioningNetwork(nn.Module):
     features: int = 128
     layers: int = 2
     join: str = "concat"
+    lstm: str = "fused"
 
     @nn.compact
     def __call__(
@@ -93,7 +108,7 @@ class PositioningNetwork(nn.Module):
             inputs = signals + v
         else:
             raise ValueError(f"model.join: expected one of {JOINS}, got {self.join!r}")
-        h, carry = Recurrent(self.features, self.layers, name="lstm")(inputs, carry)
+        h, carry = Recurrent(self.features, self.layers, self.lstm, name="lstm")(inputs, carry)
         return nn.Dense(self.n_points, name="head")(h), carry
 
 
@@ -114,6 +129,7 @@ class Positioner(nn.Module):
     network: str = "paper"
     join: str = "concat"
     combine: str = "compare"
+    lstm: str = "fused"
 
     @nn.compact
     def __call__(
@@ -122,12 +138,17 @@ class Positioner(nn.Module):
         """Logits (B, T, R) over the reference points and the LSTM carry, from signals (B, T, L)
         and the radio map (R, L), both on the unit scale."""
         if not self.use_map:
-            h, carry = Recurrent(self.features, self.layers)(signals, carry)
+            h, carry = Recurrent(self.features, self.layers, self.lstm)(signals, carry)
             return nn.Dense(self.n_points)(h), carry
         if self.network == "paper":
             v = MapVectorEncoder(tuple(self.encoder_hidden), name="encoder")(radio_map)
             positioning = PositioningNetwork(
-                self.n_points, self.features, self.layers, self.join, name="positioning"
+                self.n_points,
+                self.features,
+                self.layers,
+                self.join,
+                self.lstm,
+                name="positioning",
             )
             return positioning(signals, v, carry)
         if self.network != "compare":
@@ -143,6 +164,6 @@ class Positioner(nn.Module):
         inputs = nn.LayerNorm()(match)
         if self.combine == "compare_and_signal":
             inputs = jnp.concatenate([inputs, signals], -1)
-        h, carry = Recurrent(self.features, self.layers)(inputs, carry)
+        h, carry = Recurrent(self.features, self.layers, self.lstm)(inputs, carry)
         skip = self.param("match_weight", nn.initializers.ones, ())
         return nn.Dense(self.n_points)(h) + skip * match, carry

@@ -143,6 +143,7 @@ class Study:
             network=str(m.network),
             join=str(m.join),
             combine=str(m.combine),
+            lstm=str(m.lstm),
         )
         return Variant(name, net, m)
 
