@@ -69,7 +69,9 @@ SPECS = [  # one :test config per method (the CSI ones on a small synthetic CSI 
     "experiments/gufu/longterm.py:test",
     "experiments/itoloc/devices.py:test",
 ]
-VERSUS = ["resnet18", "resnet50", "mobilenet_v2", "shufflenet_v2", "itoloc", "fpn", "comgan"]
+VERSUS = [
+    "resnet18", "resnet50", "mobilenet_v2", "shufflenet_v2", "itoloc", "fpn", "fpn_flax_lstm", "comgan"
+]
 VERSUS += ["ensemble"]
 TORCH_WORKER = r"""
 import json, statistics, sys, time

@@ -1,10 +1,12 @@
 """FPN throughput: training walks per second (batch 32 walks of 10 steps, 3 seeds vmapped and one
 seed), streaming latency (one LSTM step with carried state, batch 1), and seconds to re-adapt to a
-changed map (the fine-tune steps of `config.adapt`, compiled). Synthetic shapes of
-experiments/fpn/synthetic.py: 210 reference points, 40 APs. Prints a table, writes JSON with the
-machine it ran on.
+changed map (the fine-tune steps of `config.adapt`, compiled), for each LSTM gradient named in
+`--lstm` (`model.lstm`: "fused", by hand; "flax", autodiff through Flax's cell). Synthetic shapes
+of experiments/fpn/synthetic.py: 210 reference points, 40 APs. Prints a table, writes JSON with
+the machine it ran on.
 
-    python experiments/bench/fpn.py [--repeats 20] [--adapt-steps 300] [--out bench_fpn.json]
+    python experiments/bench/fpn.py [--repeats 20] [--adapt-steps 300] [--lstm fused,flax]
+        [--out bench_fpn.json]
 """
 
 from __future__ import annotations
@@ -66,13 +68,13 @@ def bench_net(name: str, net: Positioner, batch: dict, args: argparse.Namespace)
     _, carry = streaming(signals[:1, :1], None)
     seconds = median_seconds(lambda: streaming(signals[:1, :1], carry)[0], args.repeats)
     rows[f"{name} streaming step, batch 1"] = {"seconds": seconds, "walks_per_s": None}
-    if name == "FPN":
+    if name.startswith("FPN"):
         clock = time.perf_counter()
         for _ in range(args.adapt_steps):
             loss = run_one()
         jax.block_until_ready(loss)
         seconds = time.perf_counter() - clock
-        rows[f"FPN re-adaptation, {args.adapt_steps} fine-tune steps"] = {
+        rows[f"{name} re-adaptation, {args.adapt_steps} fine-tune steps"] = {
             "seconds": seconds,
             "walks_per_s": args.adapt_steps * BATCH / seconds,
         }
@@ -84,6 +86,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--adapt-steps", type=int, default=300)
+    parser.add_argument("--lstm", default="fused,flax", help="model.lstm settings, ','-separated")
     parser.add_argument("--out", default="bench_fpn.json")
     args = parser.parse_args()
     keys = jax.random.split(jax.random.key(0), 4)
@@ -95,11 +98,12 @@ def main() -> None:
         "point": jax.random.randint(keys[2], (BATCH, LENGTH), 0, POINTS),
     }
     rows = {}
-    for name, net in (
-        ("FPN", Positioner(POINTS)),
-        ("plain LSTM", Positioner(POINTS, use_map=False)),
-    ):
-        rows.update(bench_net(name, net, batch, args))
+    for lstm in args.lstm.split(","):
+        for name, net in (
+            (f"FPN [lstm={lstm}]", Positioner(POINTS, lstm=lstm)),
+            (f"plain LSTM [lstm={lstm}]", Positioner(POINTS, use_map=False, lstm=lstm)),
+        ):
+            rows.update(bench_net(name, net, batch, args))
     for row in rows.values():
         row["ms"] = 1000 * row["seconds"]
     result = {"machine": machine_info(), "rows": rows}
