@@ -110,8 +110,10 @@ def main() -> None:
 
 def seeds_vmapped_or_not(net, variables, batch, distances, seeds: int, repeats: int) -> dict:
     """Rows for `seeds` full steps: `member_step`'s two executions (one vmapped program; a jitted
-    step per seed in turn) against plain jitted steps one after the other. They alternate
-    (A B C A B C; medians over the rounds) so a shared machine's drift stays out of their ratios."""
+    step per seed in turn) against plain jitted steps one after the other, from one state (the
+    seeds share its parameters in cache) and each seed from its own state, carried and donated as
+    a trainer does. They alternate (A B C D A B C D; medians over the rounds) so a shared
+    machine's drift stays out of their ratios."""
     state = TrainState.create(
         apply_fn=net.apply,
         params=variables["params"],
@@ -120,7 +122,15 @@ def seeds_vmapped_or_not(net, variables, batch, distances, seeds: int, repeats: 
     )
     step_fn = make_train_step(make_loss(LossSettings(net, 0.1, 0.1, 100), distances), jit=False)
     one = jax.jit(step_fn)
+    own = jax.jit(step_fn, donate_argnums=0)
     keys = jax.random.split(jax.random.key(5), seeds)
+    states = [jax.tree.map(jnp.copy, state) for _ in range(seeds)]
+
+    def each_its_own() -> jax.Array:
+        for m in range(seeds):
+            states[m], metrics = own(states[m], batch, keys[m])
+        return metrics["loss"]
+
     stacked_batch = stack_members([batch] * seeds)
     carried = {execution: stack_members([state] * seeds) for execution in SEED_EXECUTION}
     steps = {
@@ -133,6 +143,7 @@ def seeds_vmapped_or_not(net, variables, batch, distances, seeds: int, repeats: 
 
     runs = {
         "one after the other": lambda: [one(state, batch, k)[1]["loss"] for k in keys],
+        "one after the other, each its own state": each_its_own,
         **{f"member_step {e}": functools.partial(stepped, e) for e in SEED_EXECUTION},
     }
     times: dict[str, list[float]] = {name: [] for name in runs}
@@ -145,9 +156,10 @@ def seeds_vmapped_or_not(net, variables, batch, distances, seeds: int, repeats: 
             times[name].append(time.perf_counter() - start)
     seconds = {name: float(np.median(t)) for name, t in times.items()}
     base = seconds["one after the other"]
+    trained = seconds["one after the other, each its own state"]
     samples = seeds * len(batch["domain"])
     return {
-        f"{seeds} seeds' iToLoc steps, {name} (x{t / base:.2f})": {
+        f"{seeds} seeds' iToLoc steps, {name} (x{t / base:.2f}; x{t / trained:.2f} of own states)": {
             "seconds": t,
             "samples_per_second": samples / t,
         }

@@ -154,8 +154,9 @@ def member_step(
 
     `execution="vmap"` runs every member in one vmapped program; `"loop"` runs one jitted step per
     member in turn on its slice (the same keys and arithmetic; the state stays stacked between
-    steps). For the iToLoc nets on XLA:CPU the loop is 1.7-1.9x faster than vmapping the seeds
-    (`experiments/bench/itoloc.py`); for small dense nets the vmapped program wins.
+    steps). For the iToLoc nets on XLA:CPU the loop measures 1.1-1.2x faster than the vmapped
+    program, whose convolutions run per member (`experiments/bench/itoloc.py`); for small dense
+    nets the vmapped program wins.
 
     Each member gets its own key: the run key folded with the member's id where `member_ids`
     are given (a seed's draws then depend on the seed, not on its place in the stack), else the
