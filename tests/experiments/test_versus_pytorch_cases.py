@@ -3,19 +3,16 @@ same network on the same batch."""
 
 from __future__ import annotations
 
-import sys
-
 import numpy as np
+
+from jaxfp.config import config_module
 
 from ..conftest import REPO
 
+versus_pytorch = config_module(str(REPO / "experiments" / "bench" / "versus_pytorch.py"))
+
 
 def test_fused_and_flax_lstm_cases_take_the_same_first_step() -> None:
-    sys.path.insert(0, str(REPO / "experiments" / "bench"))
-    try:
-        import versus_pytorch
-    finally:
-        sys.path.pop(0)
     losses = {}
     for case in ("plain_lstm", "plain_lstm_flax_lstm"):
         run, samples, flops = versus_pytorch.jax_case(case)
