@@ -30,18 +30,27 @@ def apply_gradients(
     finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
     # Transforms that read the loss (e.g. optax.contrib.reduce_on_plateau) get it as `value`.
     extra = {"value": loss} if isinstance(state.tx, optax.GradientTransformationExtraArgs) else {}
-    updates, opt_state = state.tx.update(grads, state.opt_state, state.params, **extra)
-    updated = state.replace(params=optax.apply_updates(state.params, updates), opt_state=opt_state)
-    if batch_stats is not None:
-        updated = updated.replace(batch_stats=batch_stats)
-    update_norm = optax.tree.norm(updates)
-    # Keep the old state on a bad step; only the step counter moves on.
-    kept = jax.tree.map(lambda new, old: jnp.where(finite, new, old), updated, state)
+
+    def update(state: TrainState) -> tuple[TrainState, jax.Array]:
+        updates, opt_state = state.tx.update(grads, state.opt_state, state.params, **extra)
+        new = state.replace(params=optax.apply_updates(state.params, updates), opt_state=opt_state)
+        if batch_stats is not None:
+            new = new.replace(batch_stats=batch_stats)
+        return new, optax.tree.norm(updates).astype(grad_norm.dtype)
+
+    def keep(state: TrainState) -> tuple[TrainState, jax.Array]:
+        return state, jnp.zeros_like(grad_norm)
+
+    # A bad step keeps the old state; only the step counter moves on. A `cond` rather than a
+    # `where` over the new and old trees: with the state donated, XLA:CPU copies every parameter
+    # and optimiser moment to keep the old values alive for the `where` (ResNet18's step 10%
+    # slower, docs/performance.md). Vmapped with a batched `finite` it becomes that `where`.
+    kept, update_norm = jax.lax.cond(finite, update, keep, state)
     kept = kept.replace(step=state.step + 1)
     norms = {
         "grad_norm": grad_norm,
         "param_norm": optax.tree.norm(kept.params),
-        "update_norm": jnp.where(finite, update_norm, 0.0),
+        "update_norm": update_norm,
         "finite": finite.astype(jnp.float32),
     }
     return kept, norms
