@@ -14,15 +14,39 @@ import jax
 import numpy as np
 
 
+def cpu_identity(cpuinfo: str) -> dict[str, object]:
+    """The first processor of a `/proc/cpuinfo` text: model name, vendor, family and model numbers
+    and the widest vector extension. "AMD EPYC" names both AMD's Zen 3 (family 25, model 1) and
+    Zen 4 (model 17, with AVX-512); XLA's and PyTorch's kernels differ between them."""
+    fields: dict[str, str] = {}
+    for line in cpuinfo.splitlines():
+        if not line.strip():
+            if fields:
+                break
+            continue
+        name, _, value = line.partition(":")
+        fields.setdefault(name.strip(), value.strip())
+    flags = set(fields.get("flags", "").split())
+    vector = next((v for v in ("avx512f", "avx2", "avx", "sse4_2") if v in flags), None)
+    return {
+        "cpu": fields.get("model name"),
+        "cpu_vendor": fields.get("vendor_id"),
+        "cpu_family": int(fields["cpu family"]) if "cpu family" in fields else None,
+        "cpu_model": int(fields["model"]) if fields.get("model", "").isdigit() else None,
+        "cpu_vector": vector,
+    }
+
+
 def machine_info() -> dict[str, object]:
-    cpu = platform.processor() or platform.machine()
+    cpu: dict[str, object] = {"cpu": platform.processor() or platform.machine()}
     try:
         with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
+            found = cpu_identity(f.read())
+        cpu.update({k: v for k, v in found.items() if v is not None})
+    except OSError:
         pass
     return {
-        "cpu": cpu,
+        **cpu,
         "cores": os.cpu_count(),
         "python": platform.python_version(),
         "jax": jax.__version__,

@@ -1,0 +1,146 @@
+"""What the train step's finite guard costs: jaxfp's `apply_gradients` (the update inside a
+`lax.cond` on the finite test) against the same guard written as `where(finite, new, old)` over the
+state's trees, and against no guard, on `versus_pytorch.py`'s jaxfp steps.
+
+    python experiments/bench/finite_guard.py [--cases resnet18,resnet34,fpn] [--rounds 4]
+        [--steps 5] [--out runs/bench/finite_guard.json]
+
+The three steps of a case are built in one process and timed in rounds A B C A B C (`--steps` steps
+each, after two warm-up steps), so the machine's drift hits them alike; the table gives each one's
+median ms/step over rounds and its ratio to jaxfp's. The `where` step is the guard as a tree of
+selects: with the state donated, XLA:CPU copies every parameter and optimiser moment before the
+update to keep the old values for the select. The unguarded step updates on a non-finite step too;
+it is only a floor.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from jaxfp.config import config_module
+from jaxfp.eval.bench import machine_info
+from jaxfp.train import steps
+
+versus_pytorch = config_module(str(Path(__file__).with_name("versus_pytorch.py")))
+# Cases whose step is `make_train_step`'s, so that its `apply_gradients` is the one swapped.
+CASES = (
+    *versus_pytorch.BACKBONE_CASES,
+    *versus_pytorch.FPN_CASES,
+    "itoloc",
+    "itoloc_plain_cnn",
+    "ensemble",
+)
+
+
+def where_guard(state, grads, loss, batch_stats=None):
+    """`apply_gradients` with the guard as `where(finite, new, old)` over every leaf."""
+    grad_norm = optax.tree.norm(grads)
+    finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
+    updates, opt_state = state.tx.update(grads, state.opt_state, state.params)
+    new = state.replace(params=optax.apply_updates(state.params, updates), opt_state=opt_state)
+    if batch_stats is not None:
+        new = new.replace(batch_stats=batch_stats)
+    kept = jax.tree.map(lambda n, o: jnp.where(finite, n, o), new, state)
+    kept = kept.replace(step=state.step + 1)
+    return kept, {
+        "grad_norm": grad_norm,
+        "param_norm": optax.tree.norm(kept.params),
+        "update_norm": jnp.where(finite, optax.tree.norm(updates), 0.0),
+        "finite": finite.astype(jnp.float32),
+    }
+
+
+def unguarded(state, grads, loss, batch_stats=None):
+    """No guard: the update whatever the loss (a floor for the guard's cost)."""
+    grad_norm = optax.tree.norm(grads)
+    updates, opt_state = state.tx.update(grads, state.opt_state, state.params)
+    new = state.replace(
+        params=optax.apply_updates(state.params, updates),
+        opt_state=opt_state,
+        step=state.step + 1,
+    )
+    if batch_stats is not None:
+        new = new.replace(batch_stats=batch_stats)
+    finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
+    return new, {
+        "grad_norm": grad_norm,
+        "param_norm": optax.tree.norm(new.params),
+        "update_norm": optax.tree.norm(updates),
+        "finite": finite.astype(jnp.float32),
+    }
+
+
+GUARDS = {"jaxfp": steps.apply_gradients, "where": where_guard, "none": unguarded}
+
+
+def build(case: str, guard: str):
+    """(one blocking step, the losses of its first two steps) with `guard`'s apply_gradients
+    traced in: the second loss shows the first update."""
+    if case not in CASES:
+        raise ValueError(f"finite_guard: unknown case {case!r}; expected one of {CASES}")
+    original = steps.apply_gradients
+    steps.apply_gradients = GUARDS[guard]
+    try:
+        run, _, _ = versus_pytorch.jax_case(case)  # traces and compiles the step
+    finally:
+        steps.apply_gradients = original
+    return run, [float(jnp.mean(run()["loss"])) for _ in range(2)]
+
+
+def measure(cases: list[str], rounds: int, steps_per_round: int) -> list[dict]:
+    rows = []
+    for case in cases:
+        built = {guard: build(case, guard) for guard in GUARDS}
+        times: dict[str, list[float]] = {guard: [] for guard in GUARDS}
+        for _ in range(rounds):
+            for guard, (run, _) in built.items():
+                start = time.perf_counter()
+                for _ in range(steps_per_round):
+                    run()
+                times[guard].append((time.perf_counter() - start) / steps_per_round * 1e3)
+        base = statistics.median(times["jaxfp"])
+        for guard in GUARDS:
+            ms = statistics.median(times[guard])
+            rows.append(
+                {
+                    "case": case,
+                    "guard": guard,
+                    "ms_per_step": ms,
+                    "ratio_to_jaxfp": ms / base,
+                    "rounds_ms": times[guard],
+                    "first_losses": built[guard][1],
+                }
+            )
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cases", default="resnet18,resnet34,resnet50,fpn")
+    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--out", default="runs/bench/finite_guard.json")
+    args = parser.parse_args()
+    rows = measure(args.cases.split(","), args.rounds, args.steps)
+    print(f"{'case':<18}{'guard':<8}{'ms/step':>10}{'÷ jaxfp':>10}")
+    for r in rows:
+        print(
+            f"{r['case']:<18}{r['guard']:<8}{r['ms_per_step']:>10.1f}{r['ratio_to_jaxfp']:>10.3f}"
+        )
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    record = {"machine": machine_info(), "rounds": args.rounds, "steps": args.steps, "rows": rows}
+    out.write_text(json.dumps(record, indent=2) + "\n")
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
