@@ -1,16 +1,18 @@
-"""What the train step's finite guard costs: jaxfp's `apply_gradients` (the update inside a
-`lax.cond` on the finite test) against the same guard written as `where(finite, new, old)` over the
-state's trees, and against no guard, on `versus_pytorch.py`'s jaxfp steps.
+"""What the train step's finite guard costs: `apply_gradients` with its guard as a `lax.cond`
+around the update and as `where(finite, new, old)` over the state's trees (jaxfp takes one or the
+other by the parameter count, `jaxfp.train.steps.COND_GUARD_MIN_PARAMS`), against no guard, and
+against no guard and no norms, on `versus_pytorch.py`'s jaxfp steps.
 
     python experiments/bench/finite_guard.py [--cases resnet18,resnet34,fpn] [--rounds 4]
         [--steps 5] [--out runs/bench/finite_guard.json]
 
-The three steps of a case are built in one process and timed in rounds A B C A B C (`--steps` steps
-each, after two warm-up steps), so the machine's drift hits them alike; the table gives each one's
-median ms/step over rounds and its ratio to jaxfp's. The `where` step is the guard as a tree of
-selects: with the state donated, XLA:CPU copies every parameter and optimiser moment before the
-update to keep the old values for the select. The unguarded step updates on a non-finite step too;
-it is only a floor.
+The steps of a case are built in one process and timed in rounds A B C D E A B C D E (`--steps`
+steps each, after two warm-up steps), so the machine's drift hits them alike; the table gives each
+one's median ms/step over rounds and its ratio to jaxfp's. With the state donated, the `where`
+makes XLA:CPU copy every parameter and optimiser moment before the update to keep the old values
+for the select; the `cond` runs the update only on a finite step. The unguarded step updates on a
+non-finite step too; it is only a floor. The bare step also drops the gradient, parameter and
+update norms that every jaxfp step logs: it is the step the PyTorch twins take.
 """
 
 from __future__ import annotations
@@ -19,9 +21,9 @@ import argparse
 import json
 import statistics
 import time
+from functools import partial
 from pathlib import Path
 
-import jax
 import jax.numpy as jnp
 import optax
 
@@ -38,24 +40,6 @@ CASES = (
     "itoloc_plain_cnn",
     "ensemble",
 )
-
-
-def where_guard(state, grads, loss, batch_stats=None):
-    """`apply_gradients` with the guard as `where(finite, new, old)` over every leaf."""
-    grad_norm = optax.tree.norm(grads)
-    finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
-    updates, opt_state = state.tx.update(grads, state.opt_state, state.params)
-    new = state.replace(params=optax.apply_updates(state.params, updates), opt_state=opt_state)
-    if batch_stats is not None:
-        new = new.replace(batch_stats=batch_stats)
-    kept = jax.tree.map(lambda n, o: jnp.where(finite, n, o), new, state)
-    kept = kept.replace(step=state.step + 1)
-    return kept, {
-        "grad_norm": grad_norm,
-        "param_norm": optax.tree.norm(kept.params),
-        "update_norm": jnp.where(finite, optax.tree.norm(updates), 0.0),
-        "finite": finite.astype(jnp.float32),
-    }
 
 
 def unguarded(state, grads, loss, batch_stats=None):
@@ -78,7 +62,26 @@ def unguarded(state, grads, loss, batch_stats=None):
     }
 
 
-GUARDS = {"jaxfp": steps.apply_gradients, "where": where_guard, "none": unguarded}
+def bare(state, grads, loss, batch_stats=None):
+    """No guard and no norms: the update alone, as the PyTorch twins step."""
+    updates, opt_state = state.tx.update(grads, state.opt_state, state.params)
+    new = state.replace(
+        params=optax.apply_updates(state.params, updates),
+        opt_state=opt_state,
+        step=state.step + 1,
+    )
+    if batch_stats is not None:
+        new = new.replace(batch_stats=batch_stats)
+    return new, {"finite": jnp.isfinite(loss).astype(jnp.float32)}
+
+
+GUARDS = {
+    "jaxfp": steps.apply_gradients,  # "cond" or "where" by the parameter count
+    "cond": partial(steps.apply_gradients, guard="cond"),
+    "where": partial(steps.apply_gradients, guard="where"),
+    "none": unguarded,
+    "bare": bare,
+}
 
 
 def build(case: str, guard: str):

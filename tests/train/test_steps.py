@@ -1,16 +1,36 @@
-"""`apply_gradients`: the update by hand, and the finite guard (alone, jitted with the state
-donated, and vmapped over members of which one goes bad)."""
+"""`apply_gradients`: the update by hand, and the finite guard as a `cond` and as a `where` (alone,
+jitted with the state donated, and vmapped over members of which one goes bad)."""
 
 import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import pytest
 
-from jaxfp.train import apply_gradients, make_train_step, regression_loss
+from jaxfp.train import apply_gradients, make_train_step, regression_loss, steps
 from jaxfp.train.state import TrainState
 
 from . import small_problem as sp
+
+
+@pytest.fixture(params=["cond", "where"])
+def guard(request, monkeypatch):
+    """Each test runs with the guard jaxfp takes by size forced to one kind."""
+    monkeypatch.setattr(steps, "COND_GUARD_MIN_PARAMS", 0 if request.param == "cond" else 10**12)
+    return request.param
+
+
+def test_the_guard_follows_the_parameter_count(monkeypatch):
+    state = _state()  # 3 parameters
+    grads = {"w": jnp.ones(2), "b": jnp.array(1.0)}
+    for threshold, kind in ((3, "cond"), (4, "where")):
+        monkeypatch.setattr(steps, "COND_GUARD_MIN_PARAMS", threshold)
+        fresh = jax.jit(lambda *args: apply_gradients(*args))  # a new trace per threshold
+        text = fresh.lower(state, grads, jnp.array(1.0)).as_text()
+        assert ("stablehlo.case" in text) == (kind == "cond")
+    with pytest.raises(ValueError, match="guard 'if'"):
+        apply_gradients(state, grads, jnp.array(1.0), guard="if")
 
 
 def _state() -> TrainState:
@@ -20,7 +40,7 @@ def _state() -> TrainState:
     )
 
 
-def test_a_finite_step_is_the_optimiser_update_by_hand():
+def test_a_finite_step_is_the_optimiser_update_by_hand(guard):
     state = _state()
     grads = {"w": jnp.array([3.0, 4.0]), "b": jnp.array(0.0)}
     new, norms = apply_gradients(state, grads, jnp.array(1.0), batch_stats={"m": 4.0})
@@ -35,7 +55,7 @@ def test_a_finite_step_is_the_optimiser_update_by_hand():
     assert float(norms["finite"]) == 1.0
 
 
-def test_a_non_finite_loss_or_gradient_keeps_the_state_and_moves_the_step():
+def test_a_non_finite_loss_or_gradient_keeps_the_state_and_moves_the_step(guard):
     state = _state()
     state, _ = apply_gradients(state, {"w": jnp.ones(2), "b": jnp.array(1.0)}, jnp.array(1.0))
     for loss, grad in ((jnp.nan, 1.0), (1.0, jnp.inf), (jnp.inf, 1.0)):
@@ -48,7 +68,7 @@ def test_a_non_finite_loss_or_gradient_keeps_the_state_and_moves_the_step():
         assert float(norms["finite"]) == 0.0 and float(norms["update_norm"]) == 0.0
 
 
-def test_the_jitted_donated_step_keeps_the_state_on_a_nan_batch():
+def test_the_jitted_donated_step_keeps_the_state_on_a_nan_batch(guard):
     data = sp.dataset()
     batch_at = sp.batch_at_factory(data, 16, 0, nan_at=1)
     step = make_train_step(regression_loss(sp.model().apply))
@@ -61,7 +81,7 @@ def test_the_jitted_donated_step_keeps_the_state_on_a_nan_batch():
     assert float(metrics["finite"]) == 1.0 and float(metrics["update_norm"]) > 0.0
 
 
-def test_vmapped_members_guard_each_member_alone():
+def test_vmapped_members_guard_each_member_alone(guard):
     data = sp.dataset()
     good = sp.batch_at_factory(data, 16, 0)(0)
     bad = sp.batch_at_factory(data, 16, 0, nan_at=0)(0)
