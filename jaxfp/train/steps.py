@@ -23,9 +23,9 @@ Step = Callable[[TrainState, Any, jax.Array], tuple[TrainState, Metrics]]
 
 
 # Parameter count from which the finite guard is a `cond` rather than a `where` (below).
-# `experiments/bench/finite_guard.py` on XLA:CPU: the `cond` is 7-14% faster on the ResNets
-# (11-24 M parameters) and no slower from 1 M (MobileNetV2, ShuffleNetV2, FPN); under 0.5 M
-# (iToLoc's nets, the LSTM, ComGAN) the `where` is 2-7% faster.
+# `experiments/bench/finite_guard.py` on XLA:CPU: the `where` is 11-15% slower on the ResNets
+# (11-24 M parameters) and 5-7% on MobileNetV2 and ShuffleNetV2 (2.2 and 1.3 M); on iToLoc's
+# adversarial net (0.45 M) the `cond` is 5% slower, on FPN (2.5 M) 1-6%.
 COND_GUARD_MIN_PARAMS = 1_000_000
 GUARDS = ("cond", "where")
 
