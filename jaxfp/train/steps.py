@@ -43,7 +43,8 @@ def apply_gradients(
     the finite test; "where" computes it and selects `where(finite, new, old)` leaf by leaf, which
     makes XLA:CPU copy every parameter and moment of a donated state to keep the old values; None
     takes "cond" from `COND_GUARD_MIN_PARAMS` parameters on, else "where". Vmapped over members
-    with a batched test, the `cond` becomes the same `where`. Both give the same values.
+    with a batched test, the `cond` becomes the same `where`. Both do the same arithmetic; after the
+    first step their values can differ in the last bits, as XLA fuses the two differently.
     """
     if guard is None:
         size = sum(leaf.size for leaf in jax.tree.leaves(state.params))
