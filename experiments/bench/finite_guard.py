@@ -42,9 +42,8 @@ CASES = (
 )
 
 
-def unguarded(state, grads, loss, batch_stats=None):
-    """No guard: the update whatever the loss (a floor for the guard's cost)."""
-    grad_norm = optax.tree.norm(grads)
+def _updated(state, grads, batch_stats):
+    """The optimiser's update applied whatever the loss, and the updates."""
     updates, opt_state = state.tx.update(grads, state.opt_state, state.params)
     new = state.replace(
         params=optax.apply_updates(state.params, updates),
@@ -53,6 +52,13 @@ def unguarded(state, grads, loss, batch_stats=None):
     )
     if batch_stats is not None:
         new = new.replace(batch_stats=batch_stats)
+    return new, updates
+
+
+def unguarded(state, grads, loss, batch_stats=None):
+    """No guard: the update whatever the loss (a floor for the guard's cost)."""
+    grad_norm = optax.tree.norm(grads)
+    new, updates = _updated(state, grads, batch_stats)
     finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
     return new, {
         "grad_norm": grad_norm,
@@ -64,15 +70,9 @@ def unguarded(state, grads, loss, batch_stats=None):
 
 def bare(state, grads, loss, batch_stats=None):
     """No guard and no norms: the update alone, as the PyTorch twins step."""
-    updates, opt_state = state.tx.update(grads, state.opt_state, state.params)
-    new = state.replace(
-        params=optax.apply_updates(state.params, updates),
-        opt_state=opt_state,
-        step=state.step + 1,
-    )
-    if batch_stats is not None:
-        new = new.replace(batch_stats=batch_stats)
-    return new, {"finite": jnp.isfinite(loss).astype(jnp.float32)}
+    return _updated(state, grads, batch_stats)[0], {
+        "finite": jnp.isfinite(loss).astype(jnp.float32)
+    }
 
 
 GUARDS = {
