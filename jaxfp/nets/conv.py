@@ -5,8 +5,11 @@ every convolution is XLA's own.
 Measured per layer shape with `experiments/bench/conv_paths.py` (docs/performance.md):
 - Where the output image has no more pixels than the kernel (a 3×3 kernel giving the 2×4 and 1×2
   maps of a ResNet's last stages on the 32×64 angle-delay input) XLA's convolution runs 10–60×
-  below its usual rate (forward 55–88 ms, or a backward of 42 ms, against ~2 ms): there it is one
-  matrix product of the image patches (gathered by static slices) with the kernel.
+  below its usual rate (forward 55–88 ms, or a backward of 42 ms, against ~2 ms): there it is
+  matrix products of the image patches (gathered by static slices) with the kernel, one per block
+  of output positions that meet the image with the same window positions, each leaving out the
+  window positions that meet only padding (on these maps most of them: 2/9 of a 3×3 kernel's
+  products remain on a 1×2 map, 5/9 on a 2×4 one).
 - Depthwise convolutions (one filter per channel: MobileNetV2, ShuffleNetV2) run 10–100× slower
   through XLA's grouped convolution than as a sum of kh·kw shifted slices times per-channel
   weights, which XLA fuses into one elementwise loop: that is the depthwise path, at every size.
@@ -58,6 +61,68 @@ def conv_path(
     return "lax"
 
 
+def _live(size: int, kernel: int, stride: int, pad: Sequence[int], outputs: range) -> list[int]:
+    """The kernel offsets that meet the image (not its padding) at some position of `outputs`."""
+    return [k for k in range(kernel) if any(0 <= o * stride + k - pad[0] < size for o in outputs)]
+
+
+def _runs(size: int, kernel: int, stride: int, pad: Sequence[int]) -> list[tuple[range, list[int]]]:
+    """Output positions in runs that read the image with the same kernel offsets: (the run, its
+    offsets)."""
+    outputs = (size + pad[0] + pad[1] - kernel) // stride + 1
+    runs: list[tuple[range, list[int]]] = []
+    for o in range(outputs):
+        live = _live(size, kernel, stride, pad, range(o, o + 1))
+        if runs and runs[-1][1] == live:
+            runs[-1] = (range(runs[-1][0].start, o + 1), live)
+        else:
+            runs.append((range(o, o + 1), live))
+    return runs
+
+
+def live_taps(
+    in_hw: Sequence[int],
+    kernel_hw: Sequence[int],
+    strides: Sequence[int],
+    padding: Sequence[tuple[int, int]],
+) -> tuple[list[int], list[int]]:
+    """The kernel rows and columns that meet the image rather than its padding at some output
+    position: the others only ever multiply padding."""
+    return tuple(
+        _live(n, k, s, p, range((n + p[0] + p[1] - k) // s + 1))
+        for n, k, s, p in zip(in_hw, kernel_hw, strides, padding, strict=True)
+    )
+
+
+def _pick(x: jax.Array, axis: int, index: Sequence[int]) -> jax.Array:
+    """x at the static `index` along `axis`, by one slice when it is a run."""
+    if list(index) == list(range(index[0], index[-1] + 1)):
+        return lax.slice_in_dim(x, index[0], index[-1] + 1, axis=axis)
+    return jnp.concatenate([lax.slice_in_dim(x, i, i + 1, axis=axis) for i in index], axis)
+
+
+def _views(
+    padded: jax.Array,
+    strides: Sequence[int],
+    rows: range,
+    cols: range,
+    taps: Sequence[tuple[int, int]],
+) -> list[jax.Array]:
+    """The strided views of a padded image (B, H', W', C) for output `rows` × `cols`, one per
+    window position in `taps`."""
+    batch, _, _, channels = padded.shape
+    sh, sw = strides
+    return [
+        lax.slice(
+            padded,
+            (0, rows.start * sh + i, cols.start * sw + j, 0),
+            (batch, (rows.stop - 1) * sh + i + 1, (cols.stop - 1) * sw + j + 1, channels),
+            (1, sh, sw, 1),
+        )
+        for i, j in taps
+    ]
+
+
 def shifted_views(
     x: jax.Array,
     kernel_hw: Sequence[int],
@@ -69,39 +134,56 @@ def shifted_views(
     kh, kw = kernel_hw
     pads = ((0, 0), tuple(padding[0]), tuple(padding[1]), (0, 0))
     x = jnp.pad(x, pads, constant_values=pad_value)
-    batch, height, width, channels = x.shape
-    out_h = (height - kh) // strides[0] + 1
-    out_w = (width - kw) // strides[1] + 1
-    return [
-        lax.slice(
-            x,
-            (0, i, j, 0),
-            (batch, i + (out_h - 1) * strides[0] + 1, j + (out_w - 1) * strides[1] + 1, channels),
-            (1, strides[0], strides[1], 1),
-        )
-        for i in range(kh)
-        for j in range(kw)
-    ]
+    out_h = (x.shape[1] - kh) // strides[0] + 1
+    out_w = (x.shape[2] - kw) // strides[1] + 1
+    taps = [(i, j) for i in range(kh) for j in range(kw)]
+    return _views(x, strides, range(out_h), range(out_w), taps)
 
 
 def patches_conv(
     x: jax.Array, kernel: jax.Array, strides: Sequence[int], padding: Sequence[tuple[int, int]]
 ) -> jax.Array:
-    """NHWC × HWIO convolution as one matrix product of the image patches with the kernel."""
+    """NHWC × HWIO convolution as matrix products of the image patches with the kernel. Output
+    positions are taken in blocks that meet the image with the same window positions, and each
+    block's product leaves out the window positions that meet only padding there: on a 1×2 map a
+    3×3 kernel's top and bottom rows never meet the image, on a 2×4 map its top row only meets
+    it from the second output row."""
     kh, kw, cin, cout = kernel.shape
-    # features ordered (i, j, c), like the kernel's reshape
-    patches = jnp.concatenate(shifted_views(x, (kh, kw), strides, padding), axis=-1)
-    return jnp.dot(patches, kernel.reshape(kh * kw * cin, cout))
+    pads = ((0, 0), tuple(padding[0]), tuple(padding[1]), (0, 0))
+    padded = jnp.pad(x, pads)
+    row_runs = _runs(x.shape[1], kh, strides[0], padding[0])
+    col_runs = _runs(x.shape[2], kw, strides[1], padding[1])
+    blocks = []
+    for rows, live_rows in row_runs:
+        row = []
+        for cols, live_cols in col_runs:
+            taps = [(i, j) for i in live_rows for j in live_cols]
+            if not taps:  # every window position of this block meets only padding
+                row.append(jnp.zeros((x.shape[0], len(rows), len(cols), cout), x.dtype))
+                continue
+            # features ordered (tap, c), like the kernel's reshape
+            patches = jnp.concatenate(_views(padded, strides, rows, cols, taps), axis=-1)
+            weights = _pick(_pick(kernel, 0, live_rows), 1, live_cols)
+            row.append(jnp.dot(patches, weights.reshape(len(taps) * cin, cout)))
+        blocks.append(jnp.concatenate(row, 2) if len(row) > 1 else row[0])
+    return jnp.concatenate(blocks, 1) if len(blocks) > 1 else blocks[0]
 
 
 def depthwise_conv(
     x: jax.Array, kernel: jax.Array, strides: Sequence[int], padding: Sequence[tuple[int, int]]
 ) -> jax.Array:
-    """Depthwise NHWC convolution (kernel (kh, kw, 1, C)) as a sum of weighted shifted views."""
+    """Depthwise NHWC convolution (kernel (kh, kw, 1, C)) as a sum of weighted shifted views, over
+    the window positions that meet the image (`live_taps`)."""
     kh, kw = kernel.shape[:2]
-    views = shifted_views(x, (kh, kw), strides, padding)
-    taps = kernel.reshape(kh * kw, -1)
-    return sum(view * taps[t] for t, view in enumerate(views))
+    rows, cols = live_taps(x.shape[1:3], (kh, kw), strides, padding)
+    pads = ((0, 0), tuple(padding[0]), tuple(padding[1]), (0, 0))
+    padded = jnp.pad(x, pads)
+    out_h = (padded.shape[1] - kh) // strides[0] + 1
+    out_w = (padded.shape[2] - kw) // strides[1] + 1
+    taps = [(i, j) for i in rows for j in cols]
+    views = _views(padded, strides, range(out_h), range(out_w), taps)
+    out = sum(view * kernel[i, j, 0] for (i, j), view in zip(taps, views, strict=True))
+    return out if taps else jnp.zeros((x.shape[0], out_h, out_w, x.shape[3]), x.dtype)
 
 
 def conv_general_dilated(

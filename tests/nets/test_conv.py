@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from jax import lax
 
-from jaxfp.nets.conv import Conv, conv_general_dilated, conv_path
+from jaxfp.nets.conv import Conv, _runs, conv_general_dilated, conv_path, live_taps
 
 NHWC = ("NHWC", "HWIO", "NHWC")
 
@@ -22,6 +22,10 @@ NHWC = ("NHWC", "HWIO", "NHWC")
         ("patches", (2, 4), (3, 3), (2, 2), ((1, 1), (1, 1))),
         ("patches", (3, 2), (5, 5), (1, 1), "SAME"),
         ("patches", (1, 3), (3, 3), (1, 2), ((0, 2), (1, 0))),
+        ("patches", (4, 8), (3, 3), (2, 2), ((1, 1), (1, 1))),
+        ("patches", (1, 1), (3, 3), (2, 2), ((2, 2), (1, 1))),  # rows 0 and 2 meet the image
+        ("patches", (1, 2), (3, 3), (1, 1), ((3, 0), (1, 1))),  # the first output: padding only
+        ("depthwise", (1, 2), (3, 3), (1, 1), ((1, 1), (1, 1))),
         ("depthwise", (6, 9), (3, 3), (1, 1), ((1, 1), (1, 1))),
         ("depthwise", (7, 8), (3, 3), (2, 2), ((1, 1), (1, 1))),
         ("depthwise", (2, 3), (5, 5), (1, 1), "SAME"),
@@ -60,6 +64,30 @@ def test_fast_paths_match_lax_in_value_and_gradients(path, image, kernel, stride
         jax.vjp(ours, x, w)[1](cotangent), jax.vjp(plain, x, w)[1](cotangent), strict=True
     ):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
+def test_window_positions_that_meet_only_padding_are_left_out() -> None:
+    # A 3x3 kernel, padding 1, on a 1x2 map: only its middle row meets the image; along the
+    # width, the first output reads columns -1..1 (offsets 1, 2 live), the second 0..2 (0, 1).
+    assert live_taps((1, 2), (3, 3), (1, 1), ((1, 1), (1, 1))) == ([1], [0, 1, 2])
+    assert _runs(2, 3, 1, (1, 1)) == [(range(0, 1), [1, 2]), (range(1, 2), [0, 1])]
+    assert _runs(4, 3, 1, (1, 1)) == [
+        (range(0, 1), [1, 2]),
+        (range(1, 3), [0, 1, 2]),
+        (range(3, 4), [0, 1]),
+    ]
+    # stride 2 over one pixel padded by 2: the outputs read offsets 2 and 0, never 1
+    assert live_taps((1, 1), (3, 3), (2, 2), ((2, 2), (1, 1))) == ([0, 2], [1])
+    assert _runs(1, 3, 2, (2, 2)) == [(range(0, 1), [2]), (range(1, 2), [0])]
+
+    # The products on a 1x2 map contract 2 window positions x 8 channels, not 9 x 8.
+    x, w = jnp.ones((2, 1, 2, 8)), jnp.ones((3, 3, 8, 4))
+    dims = lax.conv_dimension_numbers(x.shape, w.shape, NHWC)
+    jaxpr = jax.make_jaxpr(
+        lambda x, w: conv_general_dilated(x, w, (1, 1), ((1, 1), (1, 1)), dimension_numbers=dims)
+    )(x, w)
+    dots = [e for e in jaxpr.eqns if e.primitive.name == "dot_general"]
+    assert [e.invars[1].aval.shape for e in dots] == [(16, 4), (16, 4)]
 
 
 def test_large_images_grouped_and_nchw_convolutions_stay_with_lax() -> None:
