@@ -129,14 +129,17 @@ def shifted_views(
     strides: Sequence[int],
     padding: Sequence[tuple[int, int]],
     pad_value: float = 0.0,
+    taps: Sequence[tuple[int, int]] | None = None,
 ) -> list[jax.Array]:
-    """The kh·kw strided views of the padded image (B, H', W', C), one per window position."""
+    """The strided views of the padded image (B, H', W', C), one per window position: all kh·kw
+    row-major, or those of `taps`."""
     kh, kw = kernel_hw
     pads = ((0, 0), tuple(padding[0]), tuple(padding[1]), (0, 0))
     x = jnp.pad(x, pads, constant_values=pad_value)
     out_h = (x.shape[1] - kh) // strides[0] + 1
     out_w = (x.shape[2] - kw) // strides[1] + 1
-    taps = [(i, j) for i in range(kh) for j in range(kw)]
+    if taps is None:
+        taps = [(i, j) for i in range(kh) for j in range(kw)]
     return _views(x, strides, range(out_h), range(out_w), taps)
 
 
@@ -159,7 +162,8 @@ def patches_conv(
         for cols, live_cols in col_runs:
             taps = [(i, j) for i in live_rows for j in live_cols]
             if not taps:  # every window position of this block meets only padding
-                row.append(jnp.zeros((x.shape[0], len(rows), len(cols), cout), x.dtype))
+                shape = (x.shape[0], len(rows), len(cols), cout)
+                row.append(jnp.zeros(shape, jnp.result_type(x, kernel)))
                 continue
             # features ordered (tap, c), like the kernel's reshape
             patches = jnp.concatenate(_views(padded, strides, rows, cols, taps), axis=-1)
@@ -176,14 +180,15 @@ def depthwise_conv(
     the window positions that meet the image (`live_taps`)."""
     kh, kw = kernel.shape[:2]
     rows, cols = live_taps(x.shape[1:3], (kh, kw), strides, padding)
-    pads = ((0, 0), tuple(padding[0]), tuple(padding[1]), (0, 0))
-    padded = jnp.pad(x, pads)
-    out_h = (padded.shape[1] - kh) // strides[0] + 1
-    out_w = (padded.shape[2] - kw) // strides[1] + 1
     taps = [(i, j) for i in rows for j in cols]
-    views = _views(padded, strides, range(out_h), range(out_w), taps)
-    out = sum(view * kernel[i, j, 0] for (i, j), view in zip(taps, views, strict=True))
-    return out if taps else jnp.zeros((x.shape[0], out_h, out_w, x.shape[3]), x.dtype)
+    if not taps:  # every window position meets only padding
+        out_hw = [
+            (n + p[0] + p[1] - k) // s + 1
+            for n, k, s, p in zip(x.shape[1:3], (kh, kw), strides, padding, strict=True)
+        ]
+        return jnp.zeros((x.shape[0], *out_hw, x.shape[3]), jnp.result_type(x, kernel))
+    views = shifted_views(x, (kh, kw), strides, padding, taps=taps)
+    return sum(view * kernel[i, j, 0] for (i, j), view in zip(taps, views, strict=True))
 
 
 def conv_general_dilated(

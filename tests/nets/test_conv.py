@@ -26,6 +26,7 @@ NHWC = ("NHWC", "HWIO", "NHWC")
         ("patches", (1, 1), (3, 3), (2, 2), ((2, 2), (1, 1))),  # rows 0 and 2 meet the image
         ("patches", (1, 2), (3, 3), (1, 1), ((3, 0), (1, 1))),  # the first output: padding only
         ("depthwise", (1, 2), (3, 3), (1, 1), ((1, 1), (1, 1))),
+        ("depthwise", (1, 1), (3, 3), (5, 5), ((4, 4), (4, 4))),  # padding only: zeros
         ("depthwise", (6, 9), (3, 3), (1, 1), ((1, 1), (1, 1))),
         ("depthwise", (7, 8), (3, 3), (2, 2), ((1, 1), (1, 1))),
         ("depthwise", (2, 3), (5, 5), (1, 1), "SAME"),
